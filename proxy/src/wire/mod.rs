@@ -1,0 +1,10 @@
+//! The RESP wire protocol as Redis speaks it.
+
+pub mod glob;
+pub mod reply;
+pub mod request;
+pub mod slot;
+
+pub use reply::{Protocol, Reply};
+pub use request::{Limits, ProtocolError, RequestParser};
+pub use slot::{key_slot, SLOTS};

@@ -1,0 +1,14 @@
+//! redraft: a Redis-protocol key-value store replicated with Raft.
+//!
+//! Data path of one write: `server` accepts → `resp::connection` reads a request →
+//! `cmd::parse` → `shard` proposes a `WriteCmd` batch through `raft` (openraft) → the
+//! entry is group-committed by `raft::log_store` on a quorum → `shard::state_machine`
+//! applies it into fjall (`storage`) → the reply goes back in pipeline order.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod cmd;
+pub mod db;
+pub mod raft;
+pub mod shard;
+pub mod storage;

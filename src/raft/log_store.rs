@@ -1,0 +1,1 @@
+//! openraft's `RaftLogStorage` on fjall with group commit.

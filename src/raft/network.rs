@@ -1,0 +1,1 @@
+//! openraft's `RaftNetworkFactory` over the bus.

@@ -1,0 +1,1 @@
+//! openraft's `RaftStateMachine` for a shard group on fjall.
