@@ -12,3 +12,10 @@ pub mod db;
 pub mod raft;
 pub mod shard;
 pub mod storage;
+
+pub mod config;
+pub mod node;
+pub mod resp;
+pub mod server;
+pub mod cli;
+pub mod dev;

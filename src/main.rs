@@ -1,1 +1,88 @@
-fn main(){}
+//! The `redraft` binary: parse the command line, set up logging, run the chosen role until
+//! SIGINT or SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use redraft::bus::FaultTable;
+use redraft::cli::{Cli, Cmd};
+use redraft::dev::LocalCluster;
+use redraft::node::Node;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Quiet by default: warnings, plus redraft's own start-up and leadership lines.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+
+    match cli.command {
+        Cmd::Node(args) => {
+            let config = args.to_config()?;
+            let node = Node::start(config, Arc::new(FaultTable::default())).await?;
+            println!("redraft node {} serving RESP on {}", node.shared.config.id, node.addr().client_addr());
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            node.stop().await;
+        }
+        Cmd::Dev(args) => {
+            let (dir, _tmp) = match &args.dir {
+                Some(d) => (d.clone(), None),
+                None => {
+                    let t = tempdir()?;
+                    (t.0.clone(), Some(t))
+                }
+            };
+            let cluster = LocalCluster::start(dir.clone(), args.base_port, args.replicas, &args.tuning).await?;
+            println!("redraft dev: one group of {} replicas, data in {}", cluster.nodes.len(), dir.display());
+            for n in &cluster.nodes {
+                println!("  node {} on {}", n.shared.config.id, n.addr().client_addr());
+            }
+            match cluster.wait_leader(Duration::from_secs(10)).await {
+                Some(l) => println!("leader: {}  (try: redis-cli -p {} set hello world)", l.client_addr(), l.client_port),
+                None => println!("no leader elected yet"),
+            }
+            shutdown_signal().await;
+            cluster.stop().await;
+        }
+    }
+    Ok(())
+}
+
+/// A temporary directory removed when the guard drops.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> std::io::Result<TempDir> {
+    let p = std::env::temp_dir().join(format!("redraft-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&p)?;
+    Ok(TempDir(p))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,5 +1,7 @@
 //! Commands: one table, one parser entry point, and the three ways a command runs.
 
+pub mod session;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,155 @@
+//! The `redraft` command line. Every flag can also be set as `REDRAFT_<FLAG>`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{NodeConfig, RaftTimings};
+use crate::raft::{NodeAddr, NodeId};
+
+#[derive(Parser, Debug)]
+#[command(name = "redraft", version, about = "A Redis-compatible key-value store replicated with Raft")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run one replica of one Raft group.
+    Node(NodeArgs),
+    /// Run a whole local deployment in one process, for a first try.
+    Dev(DevArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// This node's id, unique in the deployment.
+    #[arg(long, env = "REDRAFT_ID")]
+    pub id: NodeId,
+    /// The Raft group this node is a replica of.
+    #[arg(long, env = "REDRAFT_GROUP", default_value_t = 1)]
+    pub group: u64,
+    /// Client (RESP) port.
+    #[arg(long, env = "REDRAFT_PORT")]
+    pub port: u16,
+    /// Bus port (Raft and node-to-node RPC); default: port + 10000.
+    #[arg(long, env = "REDRAFT_BUS_PORT")]
+    pub bus_port: Option<u16>,
+    /// Address to bind.
+    #[arg(long, env = "REDRAFT_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Data directory.
+    #[arg(long, env = "REDRAFT_DIR")]
+    pub dir: PathBuf,
+    /// Every initial member of the group, itself included:
+    /// `<id>=<host>:<client-port>[@<bus-port>],...`.
+    #[arg(long, env = "REDRAFT_PEERS", value_parser = parse_peers)]
+    pub peers: BTreeMap<NodeId, NodeAddr>,
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Tuning {
+    /// Raft heartbeat interval (ms); also openraft 0.9's replication RPC timeout.
+    #[arg(long, env = "REDRAFT_HEARTBEAT_MS", default_value_t = 100)]
+    pub heartbeat_ms: u64,
+    /// Raft election timeout, lower bound (ms).
+    #[arg(long, env = "REDRAFT_ELECTION_MIN_MS", default_value_t = 300)]
+    pub election_min_ms: u64,
+    /// Raft election timeout, upper bound (ms).
+    #[arg(long, env = "REDRAFT_ELECTION_MAX_MS", default_value_t = 600)]
+    pub election_max_ms: u64,
+    /// Snapshot after this many log entries.
+    #[arg(long, env = "REDRAFT_SNAPSHOT_LOGS", default_value_t = 20_000)]
+    pub snapshot_logs: u64,
+    /// Most client connections.
+    #[arg(long, env = "REDRAFT_MAXCLIENTS", default_value_t = 10_000)]
+    pub maxclients: usize,
+}
+
+impl Tuning {
+    pub fn apply(&self, c: &mut NodeConfig) {
+        c.timings = RaftTimings {
+            heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
+            election_min: std::time::Duration::from_millis(self.election_min_ms),
+            election_max: std::time::Duration::from_millis(self.election_max_ms),
+            snapshot_logs: self.snapshot_logs,
+        };
+        c.maxclients = self.maxclients;
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Data directory (default: a fresh temporary directory, removed on exit).
+    #[arg(long, env = "REDRAFT_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Client port of the first replica; the others follow.
+    #[arg(long, env = "REDRAFT_BASE_PORT", default_value_t = 7001)]
+    pub base_port: u16,
+    /// Replicas in the group.
+    #[arg(long, env = "REDRAFT_REPLICAS", default_value_t = 3)]
+    pub replicas: u16,
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+impl NodeArgs {
+    pub fn to_config(&self) -> anyhow::Result<NodeConfig> {
+        let me = self
+            .peers
+            .get(&self.id)
+            .ok_or_else(|| anyhow::anyhow!("--peers must include this node's id {}", self.id))?;
+        let mut addr = me.clone();
+        addr.client_port = self.port;
+        addr.bus_port = self.bus_port.unwrap_or_else(|| me.bus_port);
+        let mut c = NodeConfig::new(self.id, self.group, addr, self.dir.clone(), self.peers.clone());
+        c.bind = self.bind.clone();
+        self.tuning.apply(&mut c);
+        Ok(c)
+    }
+}
+
+/// `1=127.0.0.1:7001,2=127.0.0.1:7002@17002` → id → address (bus port defaults to +10000).
+pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, NodeAddr>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("peer '{part}': expected <id>=<host>:<port>"))?;
+        let id: NodeId = id.parse().map_err(|_| format!("peer '{part}': bad id"))?;
+        let (hostport, bus) = match addr.split_once('@') {
+            Some((hp, b)) => (hp, Some(b.parse::<u16>().map_err(|_| format!("peer '{part}': bad bus port"))?)),
+            None => (addr, None),
+        };
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("peer '{part}': expected <host>:<port>"))?;
+        let port: u16 = port.parse().map_err(|_| format!("peer '{part}': bad port"))?;
+        let bus_port = match bus {
+            Some(b) => b,
+            None => port.checked_add(10000).ok_or_else(|| format!("peer '{part}': port + 10000 overflows; give @<bus-port>"))?,
+        };
+        if out.insert(id, NodeAddr { host: host.to_string(), client_port: port, bus_port }).is_some() {
+            return Err(format!("peer id {id} given twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no peers".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse() {
+        let p = parse_peers("1=127.0.0.1:7001,2=h:7002@9000").expect("valid");
+        assert_eq!(p[&1], NodeAddr { host: "127.0.0.1".into(), client_port: 7001, bus_port: 17001 });
+        assert_eq!(p[&2].bus_port, 9000);
+        assert!(parse_peers("1=x").is_err());
+        assert!(parse_peers("1=h:1,1=h:2").is_err());
+        assert!(parse_peers("").is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! CLIENT ID | SETNAME name | GETNAME | SETINFO LIB-NAME|LIB-VER value | INFO |
+//! LIST [TYPE normal|master|replica|pubsub] [ID id ...] | HELP
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::node::NodeShared;
+use crate::resp::session::Session;
+use redraft_proxy::wire::Reply;
+
+/// Client names and library info may not contain spaces or control bytes: CLIENT LIST
+/// lines are split on spaces.
+pub fn check_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        Ok(())
+    } else {
+        Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."))
+    }
+}
+
+pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) -> Reply {
+    let sub = argv[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"id" => Reply::Int(session.id() as i64),
+        b"setname" => match check_name(&argv[2]) {
+            Ok(()) => {
+                let name = argv[2].clone();
+                session.client.state.update(|i| i.name = name);
+                Reply::ok()
+            }
+            Err(e) => e,
+        },
+        b"getname" => {
+            let name = session.client.state.info().name;
+            if name.is_empty() {
+                Reply::Null
+            } else {
+                Reply::Bulk(name)
+            }
+        }
+        b"setinfo" => {
+            let attr = argv[2].to_ascii_lowercase();
+            let value = argv[3].clone();
+            if !value.iter().all(|b| (0x21..=0x7e).contains(b)) {
+                return Reply::err(format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    String::from_utf8_lossy(&argv[2])
+                ));
+            }
+            match attr.as_slice() {
+                b"lib-name" => session.client.state.update(|i| i.lib_name = value),
+                b"lib-ver" => session.client.state.update(|i| i.lib_ver = value),
+                _ => return Reply::err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&argv[2]))),
+            }
+            Reply::ok()
+        }
+        b"info" => Reply::Verbatim(Bytes::from(format!("{}\n", session.client.state.line()))),
+        b"list" => list(argv, node),
+        b"help" => Reply::Array(
+            [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ID",
+                "    Return the ID of the current connection.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "SETINFO <option> <value>",
+                "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "LIST [TYPE <type>] [ID <id> [<id> ...]]",
+                "    Return information about client connections.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|s| Reply::status(s))
+            .collect(),
+        ),
+        _ => Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+        )),
+    }
+}
+
+fn list(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut only_normal = true;
+    let mut i = 2;
+    while i < argv.len() {
+        let opt = argv[i].to_ascii_lowercase();
+        if opt == b"type" && i + 1 < argv.len() {
+            let t = argv[i + 1].to_ascii_lowercase();
+            only_normal = match t.as_slice() {
+                b"normal" => true,
+                b"master" | b"replica" | b"slave" | b"pubsub" => false,
+                _ => return Reply::err(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&argv[i + 1]))),
+            };
+            i += 2;
+        } else if opt == b"id" && i + 1 < argv.len() {
+            let mut v = Vec::new();
+            for a in &argv[i + 1..] {
+                match std::str::from_utf8(a).ok().and_then(|s| s.parse::<u64>().ok()).filter(|&n| n > 0) {
+                    Some(n) => v.push(n),
+                    None => return Reply::err("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(v);
+            i = argv.len();
+        } else {
+            return Reply::syntax_error();
+        }
+    }
+    let mut text = String::new();
+    if only_normal {
+        for c in node.clients.all() {
+            if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
+                text.push_str(&c.line());
+                text.push('\n');
+            }
+        }
+    }
+    Reply::Verbatim(Bytes::from(text))
+}

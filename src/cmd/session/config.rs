@@ -1,0 +1,145 @@
+//! CONFIG GET parameter [parameter ...] | CONFIG SET parameter value [parameter value ...] |
+//! CONFIG HELP
+//!
+//! The parameters redraft has, plus the ones clients read at connect (`save`, `appendonly`:
+//! redis-benchmark). Durability is the Raft log, fsync'd on a quorum before any reply, which
+//! is what `appendonly yes` + `appendfsync always` promise.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::node::NodeShared;
+use redraft_proxy::wire::glob::glob_match;
+use redraft_proxy::wire::Reply;
+
+/// Canonical parameter names, in the order CONFIG GET * lists them.
+pub struct ConfigTable;
+
+const PARAMS: &[&str] = &[
+    "appendfsync",
+    "appendonly",
+    "bind",
+    "cluster-enabled",
+    "databases",
+    "dir",
+    "maxclients",
+    "maxmemory",
+    "port",
+    "proto-max-bulk-len",
+    "raft-election-timeout-max",
+    "raft-election-timeout-min",
+    "raft-heartbeat-interval",
+    "save",
+    "timeout",
+];
+
+/// Parameters CONFIG SET may change at run time.
+const MUTABLE: &[&str] = &["maxclients"];
+
+impl ConfigTable {
+    pub fn get(node: &NodeShared, name: &str) -> Option<String> {
+        let c = &node.config;
+        Some(match name {
+            "appendfsync" => "always".into(),
+            "appendonly" => "yes".into(),
+            "bind" => c.bind.clone(),
+            "cluster-enabled" => "no".into(),
+            "databases" => "1".into(),
+            "dir" => c.dir.display().to_string(),
+            "maxclients" => node.maxclients.load(Ordering::Relaxed).to_string(),
+            "maxmemory" => "0".into(),
+            "port" => node.addr.client_port.to_string(),
+            "proto-max-bulk-len" => "536870912".into(),
+            "raft-election-timeout-max" => c.timings.election_max.as_millis().to_string(),
+            "raft-election-timeout-min" => c.timings.election_min.as_millis().to_string(),
+            "raft-heartbeat-interval" => c.timings.heartbeat.as_millis().to_string(),
+            "save" => String::new(),
+            "timeout" => "0".into(),
+            _ => return None,
+        })
+    }
+}
+
+pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
+    match argv[1].to_ascii_lowercase().as_slice() {
+        b"get" => get(&argv[2..], node),
+        b"set" => set(&argv[2..], node),
+        b"help" => Reply::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|s| Reply::status(s))
+            .collect(),
+        ),
+        _ => Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+        )),
+    }
+}
+
+fn get(patterns: &[Bytes], node: &NodeShared) -> Reply {
+    let mut out: Vec<(Reply, Reply)> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for p in patterns {
+        let is_glob = p.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+        for name in PARAMS {
+            let hit = if is_glob { glob_match(p, name.as_bytes(), true) } else { p.eq_ignore_ascii_case(name.as_bytes()) };
+            if hit && !seen.contains(name) {
+                seen.push(name);
+                // A plain name echoes the name as sent (CONFIG GET SAVE → "SAVE").
+                let key = if is_glob { Reply::bulk_str(name) } else { Reply::Bulk(p.clone()) };
+                out.push((key, Reply::bulk(ConfigTable::get(node, name).unwrap_or_default())));
+            }
+        }
+    }
+    Reply::Map(out)
+}
+
+fn set(args: &[Bytes], node: &NodeShared) -> Reply {
+    if args.len() % 2 != 0 {
+        return Reply::syntax_error();
+    }
+    let mut changes = Vec::new();
+    for pair in args.chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+        let fail = |why: &str| {
+            Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
+                String::from_utf8_lossy(&pair[0])
+            ))
+        };
+        let Some(canonical) = PARAMS.iter().find(|p| **p == name) else {
+            return Reply::err(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                String::from_utf8_lossy(&pair[0])
+            ));
+        };
+        if changes.iter().any(|(n, _)| n == canonical) {
+            return fail("duplicate parameter");
+        }
+        if !MUTABLE.contains(canonical) {
+            return fail("can't set immutable config");
+        }
+        let value = match std::str::from_utf8(&pair[1]).ok().and_then(|s| s.parse::<usize>().ok()) {
+            Some(v) if v >= 1 => v,
+            _ => return fail("argument couldn't be parsed into an integer"),
+        };
+        changes.push((*canonical, value));
+    }
+    for (name, value) in changes {
+        if name == "maxclients" {
+            node.maxclients.store(value, Ordering::Relaxed);
+        }
+    }
+    Reply::ok()
+}

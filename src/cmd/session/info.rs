@@ -1,0 +1,170 @@
+//! INFO [section [section ...]]
+//!
+//! Redis's sections and field names where clients read them (ioredis waits on `loading`,
+//! redis-cli and test suites read `role`, `used_memory`, ...), plus a `raft` section.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::db::DbRead;
+use crate::node::NodeShared;
+use redraft_proxy::wire::Reply;
+
+/// Sections in Redis's fixed order; `true` when `INFO` / `INFO default` includes it.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("cluster", true),
+    ("keyspace", true),
+    ("raft", true),
+];
+
+pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
+    let asked: Vec<String> = argv[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    let wanted = |name: &str, default: bool| {
+        if asked.is_empty() {
+            return default;
+        }
+        asked.iter().any(|a| a == name || a == "all" || a == "everything" || (a == "default" && default))
+    };
+    let mut parts = Vec::new();
+    for &(name, default) in SECTIONS {
+        if wanted(name, default) {
+            parts.push(section(name, node));
+        }
+    }
+    Reply::Verbatim(Bytes::from(parts.join("\r\n")))
+}
+
+fn section(name: &str, node: &NodeShared) -> String {
+    let mut s = String::new();
+    let m = node.group.metrics();
+    let leader = m.current_leader == Some(m.id);
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    match name {
+        "server" => {
+            s.push_str("# Server\r\n");
+            let _ = write!(
+                s,
+                "redis_version:{}\r\nredraft_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n",
+                crate::node::REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::process::id(),
+                node.run_id,
+                node.addr.client_port,
+                node.started.elapsed().as_secs(),
+                node.started.elapsed().as_secs() / 86400,
+            );
+        }
+        "clients" => {
+            s.push_str("# Clients\r\n");
+            let _ = write!(
+                s,
+                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
+                node.clients.connected(),
+                node.maxclients.load(Ordering::Relaxed)
+            );
+        }
+        "memory" => {
+            let rss = resident_bytes();
+            s.push_str("# Memory\r\n");
+            let _ = write!(
+                s,
+                "used_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmem_allocator:libc\r\n",
+                rss as f64 / 1048576.0
+            );
+        }
+        "persistence" => {
+            s.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n");
+        }
+        "stats" => {
+            s.push_str("# Stats\r\n");
+            let _ = write!(
+                s,
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                node.clients.total_connections.load(Ordering::Relaxed),
+                node.clients.total_commands.load(Ordering::Relaxed),
+                node.clients.rejected.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            s.push_str("# Replication\r\n");
+            let replid = format!("{:040x}", node.config.gid);
+            if leader {
+                let followers: Vec<_> = m.membership_config.membership().nodes().filter(|(id, _)| **id != m.id).collect();
+                let _ = write!(s, "role:master\r\nconnected_slaves:{}\r\n", followers.len());
+                for (i, (id, addr)) in followers.iter().enumerate() {
+                    let offset = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).cloned().flatten())
+                        .map(|l| l.index)
+                        .unwrap_or(0);
+                    let _ = write!(
+                        s,
+                        "slave{i}:ip={},port={},state=online,offset={offset},lag=0\r\n",
+                        addr.host, addr.client_port
+                    );
+                }
+                let _ = write!(s, "master_replid:{replid}\r\nmaster_repl_offset:{applied}\r\n");
+            } else {
+                let leader_addr = m.current_leader.and_then(|l| node.group.node_addr(l));
+                let (host, port, status) = match &leader_addr {
+                    Some(a) => (a.host.clone(), a.client_port, "up"),
+                    None => (String::new(), 0, "down"),
+                };
+                let _ = write!(
+                    s,
+                    "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{status}\r\nslave_repl_offset:{applied}\r\nslave_read_only:1\r\nconnected_slaves:0\r\nmaster_replid:{replid}\r\nmaster_repl_offset:{applied}\r\n"
+                );
+            }
+        }
+        "cpu" => s.push_str("# CPU\r\n"),
+        "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "keyspace" => {
+            s.push_str("# Keyspace\r\n");
+            let reader = node.group.reader();
+            let keys = reader.key_count();
+            if keys > 0 {
+                let _ = write!(s, "db0:keys={keys},expires={},avg_ttl=0\r\n", reader.expires_count());
+            }
+        }
+        "raft" => {
+            s.push_str("# Raft\r\n");
+            let _ = write!(
+                s,
+                "raft_group:{}\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{applied}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_members:{}\r\n",
+                node.config.gid,
+                m.id,
+                m.state,
+                m.current_term,
+                m.current_leader.map(|l| l.to_string()).unwrap_or_else(|| "none".into()),
+                m.last_log_index.unwrap_or(0),
+                node.group.committed_index(),
+                m.snapshot.map(|l| l.index).unwrap_or(0),
+                m.purged.map(|l| l.index).unwrap_or(0),
+                m.membership_config.membership().voter_ids().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            );
+        }
+        _ => {}
+    }
+    s
+}
+
+/// Resident set size from /proc (0 where there is none).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}

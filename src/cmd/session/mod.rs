@@ -1,0 +1,39 @@
+//! Commands that need the connection or the node rather than the keyspace:
+//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE. `cmd::parse` has checked their arity already.
+
+mod client;
+mod config;
+mod hello;
+mod info;
+mod role;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::node::NodeShared;
+use crate::resp::session::Session;
+use redraft_proxy::wire::Reply;
+
+pub use config::ConfigTable;
+
+pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeShared>) -> Reply {
+    let name = argv[0].to_ascii_lowercase();
+    match name.as_slice() {
+        b"hello" => hello::execute(&argv, session, node),
+        b"quit" => {
+            session.quit = true;
+            Reply::ok()
+        }
+        b"client" => client::execute(&argv, session, node),
+        b"config" => config::execute(&argv, node),
+        b"info" => info::execute(&argv, node),
+        b"role" => role::execute(node),
+        _ => Reply::err(format!("ERR unknown command '{}'", String::from_utf8_lossy(&argv[0]))),
+    }
+}
+
+/// Upper-cased argument for subcommand errors.
+fn upper(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_uppercase()
+}

@@ -1,0 +1,85 @@
+//! Node configuration: addresses, data directory, Raft timings and client limits.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::raft::{Gid, NodeAddr, NodeId};
+
+/// Raft timings. openraft 0.9 uses the heartbeat interval as the replication RPC timeout,
+/// so it must not be too short on a loaded 2-core machine (DEPENDENCIES.md); the election
+/// timeout is what bounds failover time after a leader dies.
+#[derive(Clone, Debug)]
+pub struct RaftTimings {
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    /// Take a snapshot (and purge the log behind it) after this many applied entries.
+    pub snapshot_logs: u64,
+}
+
+impl Default for RaftTimings {
+    fn default() -> Self {
+        RaftTimings {
+            heartbeat: Duration::from_millis(100),
+            election_min: Duration::from_millis(300),
+            election_max: Duration::from_millis(600),
+            snapshot_logs: 20_000,
+        }
+    }
+}
+
+impl RaftTimings {
+    pub fn openraft_config(&self, cluster: &str) -> openraft::Config {
+        openraft::Config {
+            cluster_name: cluster.to_string(),
+            heartbeat_interval: self.heartbeat.as_millis() as u64,
+            election_timeout_min: self.election_min.as_millis() as u64,
+            election_timeout_max: self.election_max.as_millis() as u64,
+            install_snapshot_timeout: 5_000,
+            max_payload_entries: 1000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
+            max_in_snapshot_log_to_keep: 1000,
+            purge_batch_size: 256,
+            ..Default::default()
+        }
+    }
+}
+
+/// Everything a node process needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub gid: Gid,
+    /// Address the client and bus listeners bind to.
+    pub bind: String,
+    /// This node's advertised address (host, client port, bus port); port 0 binds an
+    /// ephemeral port and advertises the one bound (tests).
+    pub addr: NodeAddr,
+    pub dir: PathBuf,
+    /// Every initial member of the group, this node included.
+    pub peers: BTreeMap<NodeId, NodeAddr>,
+    pub timings: RaftTimings,
+    pub maxclients: usize,
+    /// How long a command waits for a leader before `-CLUSTERDOWN`.
+    pub leader_wait: Duration,
+    /// How long a write waits for its commit before giving up with an error.
+    pub write_timeout: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId, gid: Gid, addr: NodeAddr, dir: PathBuf, peers: BTreeMap<NodeId, NodeAddr>) -> Self {
+        NodeConfig {
+            id,
+            gid,
+            bind: addr.host.clone(),
+            addr,
+            dir,
+            peers,
+            timings: RaftTimings::default(),
+            maxclients: 10_000,
+            leader_wait: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! A node process: one fjall database, one bus endpoint, the hosted Raft group, and the
+//! client listener. `Node::start` wires them together; `Node::stop` takes them down.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::bus::{Bus, BusHandler, BusRequest, BusResponse, FaultTable};
+use crate::config::NodeConfig;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{self, Network};
+use crate::raft::{Gid, NodeAddr, NodeId, ShardRaft};
+use crate::shard::state_machine::ShardStateMachine;
+use crate::shard::ShardGroup;
+use crate::storage::Storage;
+
+/// The Redis version redraft reports (HELLO, INFO): the command set it follows.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// What connections and commands share: config, the group, the client registry.
+pub struct NodeShared {
+    pub config: NodeConfig,
+    /// The advertised address, with the ports actually bound.
+    pub addr: NodeAddr,
+    pub group: ShardGroup,
+    pub clients: Arc<crate::resp::session::Clients>,
+    pub maxclients: AtomicUsize,
+    pub started: Instant,
+    pub run_id: String,
+}
+
+/// Routes bus requests to the hosted groups' Rafts.
+#[derive(Default)]
+pub struct GroupRegistry {
+    groups: RwLock<BTreeMap<Gid, ShardRaft>>,
+}
+
+impl GroupRegistry {
+    pub fn insert(&self, gid: Gid, raft: ShardRaft) {
+        self.groups.write().unwrap_or_else(|e| e.into_inner()).insert(gid, raft);
+    }
+    fn get(&self, gid: Gid) -> Option<ShardRaft> {
+        self.groups.read().unwrap_or_else(|e| e.into_inner()).get(&gid).cloned()
+    }
+}
+
+impl BusHandler for GroupRegistry {
+    fn handle(&self, _from: NodeId, req: BusRequest) -> BoxFuture<'static, BusResponse> {
+        match req {
+            BusRequest::Raft { gid, rpc, body } => match self.get(gid) {
+                Some(raft) => Box::pin(async move { BusResponse::Raft(network::serve(&raft, rpc, &body).await) }),
+                None => Box::pin(async move { BusResponse::Error(format!("group {gid} is not hosted here")) }),
+            },
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    pub shared: Arc<NodeShared>,
+    raft: ShardRaft,
+    bus: Bus,
+    server: JoinHandle<()>,
+}
+
+impl Node {
+    /// Binds the configured ports and starts.
+    pub async fn start(config: NodeConfig, faults: Arc<FaultTable>) -> anyhow::Result<Node> {
+        let client = TcpListener::bind((config.bind.as_str(), config.addr.client_port)).await?;
+        let bus = std::net::TcpListener::bind((config.bind.as_str(), config.addr.bus_port))?;
+        Self::start_with(config, client, bus, faults).await
+    }
+
+    /// Starts on listeners the caller bound (tests bind `:0` first to learn every port).
+    pub async fn start_with(
+        mut config: NodeConfig,
+        client: TcpListener,
+        bus_listener: std::net::TcpListener,
+        faults: Arc<FaultTable>,
+    ) -> anyhow::Result<Node> {
+        config.addr.client_port = client.local_addr()?.port();
+        config.addr.bus_port = bus_listener.local_addr()?.port();
+        std::fs::create_dir_all(&config.dir)?;
+        let storage = Storage::open(&config.dir, config.id)?;
+        let log = LogStore::open(&storage, config.gid)?;
+        let sm = ShardStateMachine::open(&storage, config.gid, &config.dir)?;
+        let reader = sm.reader();
+
+        let registry = Arc::new(GroupRegistry::default());
+        bus_listener.set_nonblocking(true)?;
+        let bus = Bus::start_with(config.id, tokio::net::TcpListener::from_std(bus_listener)?, registry.clone(), faults).await?;
+        let net = Network::new(bus.clone(), config.gid);
+        let raft_config = Arc::new(config.timings.openraft_config(&format!("redraft-g{}", config.gid)).validate()?);
+        let raft = openraft::Raft::new(config.id, raft_config, net, log, sm).await?;
+        registry.insert(config.gid, raft.clone());
+
+        if config.peers.keys().next() == Some(&config.id) && !raft.is_initialized().await? {
+            let members: BTreeMap<NodeId, NodeAddr> = config.peers.clone();
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(gid = config.gid, "initialised a new group"),
+                Err(e) => tracing::debug!("initialize: {e}"),
+            }
+        }
+
+        let group = ShardGroup::start(config.gid, config.id, raft.clone(), reader, config.leader_wait, config.write_timeout);
+        let shared = Arc::new(NodeShared {
+            addr: config.addr.clone(),
+            maxclients: AtomicUsize::new(config.maxclients),
+            config,
+            group,
+            clients: Arc::default(),
+            started: Instant::now(),
+            run_id: run_id(),
+        });
+        let server = tokio::spawn(crate::server::run(client, shared.clone()));
+        tracing::info!(id = shared.config.id, addr = %shared.addr, "node started");
+        Ok(Node { shared, raft, bus, server })
+    }
+
+    pub fn addr(&self) -> &NodeAddr {
+        &self.shared.addr
+    }
+
+    pub fn group(&self) -> &ShardGroup {
+        &self.shared.group
+    }
+
+    /// Stops everything: client connections close, the bus goes silent, Raft stops.
+    /// Nothing is flushed beyond what Raft already made durable, so tests use this as
+    /// the in-process equivalent of kill -9.
+    pub async fn stop(self) {
+        self.server.abort();
+        let _ = self.server.await;
+        self.bus.shutdown().await;
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// 40 hex characters, as Redis's run_id.
+fn run_id() -> String {
+    let seed = crate::db::keys::fnv1a64(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
+    format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32)
+}

@@ -1,0 +1,4 @@
+//! The client side of a node: per-connection sessions and the request/reply loop.
+
+pub mod connection;
+pub mod session;

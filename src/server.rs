@@ -1,0 +1,44 @@
+//! The client-port accept loop: enforces `maxclients` and owns every connection task, so
+//! stopping the loop drops (and so closes) every client connection.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::node::NodeShared;
+use crate::resp::connection;
+
+pub async fn run(listener: TcpListener, node: Arc<NodeShared>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let max = node.maxclients.load(Ordering::Relaxed);
+                match node.clients.register(peer.to_string(), laddr, max) {
+                    Some(guard) => {
+                        conns.spawn(connection::serve(stream, node.clone(), guard));
+                    }
+                    None => {
+                        conns.spawn(async move {
+                            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                        });
+                    }
+                }
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! TestCluster: a Raft group of in-process nodes on ephemeral loopback ports that tests can
+//! kill, restart, wipe and partition, plus helpers that wait on conditions (never on time).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redraft::bus::FaultTable;
+use redraft::config::NodeConfig;
+use redraft::db::{DbRead, Value};
+use redraft::node::Node;
+use redraft::raft::{NodeAddr, NodeId};
+
+pub const GID: u64 = 1;
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub faults: Arc<FaultTable>,
+    pub peers: BTreeMap<NodeId, NodeAddr>,
+    pub nodes: BTreeMap<NodeId, Option<Node>>,
+    tweak: fn(&mut NodeConfig),
+}
+
+/// Polls `f` until it returns Some, panicking with `what` after `timeout`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestCluster {
+    pub async fn start(n: u64) -> TestCluster {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Starts `n` replicas; `tweak` adjusts every node's config (e.g. snapshot frequency).
+    pub async fn start_with(n: u64, tweak: fn(&mut NodeConfig)) -> TestCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut listeners = BTreeMap::new();
+        let mut peers = BTreeMap::new();
+        for id in 1..=n {
+            let client = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let bus = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            peers.insert(
+                id,
+                NodeAddr {
+                    host: "127.0.0.1".into(),
+                    client_port: client.local_addr().expect("addr").port(),
+                    bus_port: bus.local_addr().expect("addr").port(),
+                },
+            );
+            listeners.insert(id, (client, bus));
+        }
+        let mut c = TestCluster { dir, faults: Arc::new(FaultTable::default()), peers, nodes: BTreeMap::new(), tweak };
+        for (id, (client, bus)) in listeners {
+            let node = Node::start_with(c.config(id), client, bus, c.faults.clone()).await.expect("start node");
+            c.nodes.insert(id, Some(node));
+        }
+        c
+    }
+
+    pub fn config(&self, id: NodeId) -> NodeConfig {
+        let mut cfg = NodeConfig::new(
+            id,
+            GID,
+            self.peers[&id].clone(),
+            self.dir.path().join(format!("node{id}")),
+            self.peers.clone(),
+        );
+        (self.tweak)(&mut cfg);
+        cfg
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        self.nodes[&id].as_ref().expect("node is running")
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values().flatten()
+    }
+
+    pub fn url(&self, id: NodeId) -> String {
+        format!("redis://{}/", self.peers[&id].client_addr())
+    }
+
+    pub async fn client(&self, id: NodeId) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url(id)).expect("client");
+        client.get_multiplexed_async_connection().await.expect("connect")
+    }
+
+    /// Waits until every running node names the same leader, which is running itself.
+    pub async fn leader(&self) -> NodeId {
+        wait_until(Duration::from_secs(10), "a leader all running nodes agree on", || async {
+            let leaders: Vec<_> = self.running().map(|n| n.group().current_leader()).collect();
+            let l = leaders.first().copied().flatten()?;
+            (leaders.iter().all(|x| *x == Some(l)) && self.nodes.get(&l).is_some_and(|n| n.is_some())).then_some(l)
+        })
+        .await
+    }
+
+    /// Stops a node abruptly: connections drop, nothing more is flushed.
+    pub async fn kill(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id).and_then(Option::take) {
+            node.stop().await;
+        }
+    }
+
+    pub async fn restart(&mut self, id: NodeId) {
+        assert!(self.nodes[&id].is_none(), "node {id} is running");
+        let addr = &self.peers[&id];
+        // The port was ours a moment ago; another process may briefly hold it on a busy box.
+        let client = wait_until(Duration::from_secs(5), "client port free", || async {
+            tokio::net::TcpListener::bind(("127.0.0.1", addr.client_port)).await.ok()
+        })
+        .await;
+        let bus = wait_until(Duration::from_secs(5), "bus port free", || async {
+            std::net::TcpListener::bind(("127.0.0.1", addr.bus_port)).ok()
+        })
+        .await;
+        let node = Node::start_with(self.config(id), client, bus, self.faults.clone()).await.expect("restart node");
+        self.nodes.insert(id, Some(node));
+    }
+
+    /// Deletes a (stopped) node's data directory: a replaced disk.
+    pub fn wipe(&self, id: NodeId) {
+        assert!(self.nodes[&id].is_none(), "stop node {id} first");
+        std::fs::remove_dir_all(self.dir.path().join(format!("node{id}"))).expect("wipe");
+    }
+
+    /// Every key and value a node's state machine holds, in storage order.
+    pub fn dump(&self, id: NodeId) -> Vec<(Bytes, Value)> {
+        let reader = self.node(id).group().reader();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (page, next) = reader.scan(pos, 1000);
+            out.extend(page);
+            if next == 0 {
+                return out;
+            }
+            pos = next;
+        }
+    }
+
+    pub fn applied(&self, id: NodeId) -> u64 {
+        self.node(id).group().metrics().last_applied.map(|l| l.index).unwrap_or(0)
+    }
+
+    /// Waits until every running node has applied the leader's last log entry and all
+    /// hold the same data.
+    pub async fn converged(&self) -> Vec<(Bytes, Value)> {
+        let leader = self.leader().await;
+        wait_until(Duration::from_secs(20), "replicas to converge", || async {
+            let target = self.node(leader).group().metrics().last_log_index.unwrap_or(0);
+            if self.running().any(|n| n.group().metrics().last_applied.map(|l| l.index).unwrap_or(0) < target) {
+                return None;
+            }
+            let first = self.dump(leader);
+            self.nodes.keys().filter(|id| self.nodes[id].is_some()).all(|id| self.dump(*id) == first).then_some(first)
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        let ids: Vec<_> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.kill(id).await;
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary (one link on a 2-core machine): a real Raft group of
+//! in-process nodes on loopback, driven through the `redis` crate and raw RESP bytes.
+
+mod fixture;
+mod raw;
+
+mod commands;
+mod expiry;
+mod failover;
+mod partition;
+mod protocol;
+mod recovery;
