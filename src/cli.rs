@@ -77,6 +77,7 @@ impl Tuning {
             election_min: std::time::Duration::from_millis(self.election_min_ms),
             election_max: std::time::Duration::from_millis(self.election_max_ms),
             snapshot_logs: self.snapshot_logs,
+            keep_logs: c.timings.keep_logs,
         };
         c.maxclients = self.maxclients;
     }

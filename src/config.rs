@@ -16,6 +16,9 @@ pub struct RaftTimings {
     pub election_max: Duration,
     /// Take a snapshot (and purge the log behind it) after this many applied entries.
     pub snapshot_logs: u64,
+    /// Log entries kept behind a snapshot, so a briefly lagging follower catches up from the
+    /// log instead of a snapshot.
+    pub keep_logs: u64,
 }
 
 impl Default for RaftTimings {
@@ -25,6 +28,7 @@ impl Default for RaftTimings {
             election_min: Duration::from_millis(300),
             election_max: Duration::from_millis(600),
             snapshot_logs: 20_000,
+            keep_logs: 1000,
         }
     }
 }
@@ -39,7 +43,7 @@ impl RaftTimings {
             install_snapshot_timeout: 5_000,
             max_payload_entries: 1000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: self.keep_logs,
             purge_batch_size: 256,
             ..Default::default()
         }

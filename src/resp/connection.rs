@@ -33,7 +33,7 @@ enum Slot {
 pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientGuard) {
     let _ = stream.set_nodelay(true);
     let mut session = Session { client, proto: Protocol::Resp2, quit: false };
-    let mut parser = RequestParser::new(Limits::default());
+    let mut parser = RequestParser::new(Limits { max_multibulk_len: 1024 * 1024, ..Limits::default() });
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# redraft (leader of a 3-replica group, every write fsync'd on a quorum) against a local
+# redis-server (appendonly no; appendonly yes + appendfsync always) in the same run, with
+# redis-benchmark. Prints req/s and the redraft/redis ratios. Not a test: figures only.
+#
+#   benches/redis_benchmark.sh [-n requests] [-c clients]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=200000
+C=50
+while getopts "n:c:" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; *) exit 2 ;; esac; done
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need redis-benchmark redis-tools
+need redis-server redis-server
+
+cargo build --release -q
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+./target/release/redraft dev --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+pids+=($!)
+redis-server --port 7201 --save '' --appendonly no --dir "$work" --daemonize no >/dev/null 2>&1 &
+pids+=($!)
+mkdir -p "$work/aof"
+redis-server --port 7202 --save '' --appendonly yes --appendfsync always --dir "$work/aof" --daemonize no >/dev/null 2>&1 &
+pids+=($!)
+
+leader=""
+for _ in $(seq 1 100); do
+  for p in 7101 7102 7103; do
+    if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master"; then leader=$p; break 2; fi
+  done
+  sleep 0.1
+done
+[ -n "$leader" ] || { echo "no redraft leader"; cat "$work/dev.log"; exit 1; }
+for p in 7201 7202; do until redis-cli -p $p PING >/dev/null 2>&1; do sleep 0.1; done; done
+
+# rps PORT PIPELINE TESTS... → "name rps" lines
+rps() {
+  local port=$1 pipe=$2; shift 2
+  redis-benchmark -p "$port" -c "$C" -n "$N" -r 100000 -d 64 -P "$pipe" -q "$@" 2>/dev/null |
+    tr '\r' '\n' | grep "requests per second" | sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1 \2/'
+}
+run_all() { # PORT PIPELINE
+  rps "$1" "$2" -t set,get,incr
+  rps "$1" "$2" APPEND "append:__rand_int__" xxxxxxxx | sed 's/^APPEND.*\( [0-9.]*\)$/APPEND\1/'
+}
+
+printf "%-8s %-4s %12s %14s %16s %8s %8s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always"
+for P in 1 16; do
+  paste <(run_all "$leader" "$P") <(run_all 7201 "$P") <(run_all 7202 "$P") |
+    while read -r name a _ b _ c; do
+      awk -v n="$name" -v p="$P" -v a="$a" -v b="$b" -v c="$c" \
+        'BEGIN { printf "%-8s %-4s %12.0f %14.0f %16.0f %8.2f %8.2f\n", n, p, a, b, c, a/b, a/c }'
+    done
+done
