@@ -873,3 +873,437 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::testing::{log_id, membership_ent, StoreBuilder, Suite};
+    use openraft::{Entry, RaftSnapshotBuilder};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::cmd::WriteCmd;
+    use crate::db::mem::MemDb;
+    use crate::raft::log_store::LogStore;
+    use crate::shard::request::ShardRequest;
+    use redraft_proxy::wire::Reply;
+
+    struct FjallBuilder;
+
+    impl StoreBuilder<ShardTC, LogStore<ShardTC>, ShardStateMachine, TempDir> for FjallBuilder {
+        async fn build(&self) -> RaftRes<(TempDir, LogStore<ShardTC>, ShardStateMachine)> {
+            let dir = tempfile::tempdir().map_err(snap_err)?;
+            let storage = Storage::open(dir.path(), 0).map_err(snap_err)?;
+            let log = LogStore::open(&storage, 1).map_err(snap_err)?;
+            let sm = ShardStateMachine::open(&storage, 1).map_err(snap_err)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[test]
+    fn openraft_storage_suite() {
+        Suite::test_all(FjallBuilder).unwrap();
+    }
+
+    fn open(dir: &Path) -> (Storage, ShardStateMachine) {
+        let storage = Storage::open(dir, 1).unwrap();
+        let sm = ShardStateMachine::open(&storage, 1).unwrap();
+        (storage, sm)
+    }
+
+    fn normal(index: u64, now_ms: u64, cmds: Vec<WriteCmd>) -> Entry<ShardTC> {
+        Entry {
+            log_id: log_id(1, 1, index),
+            payload: EntryPayload::Normal(ShardRequest { now_ms, cmds }),
+        }
+    }
+
+    fn ttl_value(s: &str, expire_at: Option<u64>) -> Value {
+        Value {
+            expire_at,
+            ..Value::string(s.to_string())
+        }
+    }
+
+    fn full_scan(db: &dyn DbRead, count: usize) -> Vec<(Vec<(Bytes, Value)>, u64)> {
+        let mut pages = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (page, next) = db.scan(pos, count);
+            pages.push((page, next));
+            if next == 0 {
+                return pages;
+            }
+            pos = next;
+        }
+    }
+
+    /// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_batches_commands_and_keeps_counters_and_ttl_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"a", ttl_value("1", None));
+            db.put(b"b", ttl_value("2", Some(100)));
+            db.put(b"c", ttl_value("3", Some(200)));
+            // Reads see the batch's own writes.
+            assert_eq!(db.get_raw(b"b"), Some(ttl_value("2", Some(100))));
+            assert!(db.delete(b"a"));
+            assert!(!db.delete(b"a"));
+            assert_eq!(db.get_raw(b"a"), None);
+            db.put(b"a", ttl_value("1", None));
+            db.put(b"c", ttl_value("3", Some(300)));
+            assert_eq!((db.key_count(), db.expires_count()), (3, 2));
+        });
+        assert_eq!((reader.key_count(), reader.expires_count()), (3, 2));
+        assert_eq!(reader.expired_keys(250, 10), vec![Bytes::from_static(b"b")]);
+        assert_eq!(
+            reader.expired_keys(1000, 10),
+            vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]
+        );
+        assert_eq!(reader.expired_keys(1000, 1).len(), 1);
+        assert_eq!(reader.expired_keys(99, 10), Vec::<Bytes>::new());
+
+        let replies = sm
+            .apply([
+                normal(
+                    2,
+                    150,
+                    vec![
+                        WriteCmd::DeleteExpired(vec![
+                            Bytes::from_static(b"b"),
+                            Bytes::from_static(b"a"),
+                            Bytes::from_static(b"zz"),
+                        ]),
+                        WriteCmd::DeleteExpired(vec![Bytes::from_static(b"b")]),
+                    ],
+                ),
+                openraft::testing::blank_ent::<ShardTC>(1, 1, 3),
+                membership_ent::<ShardTC>(1, 1, 4, vec![BTreeSet::from([1, 2])]),
+                normal(
+                    5,
+                    400,
+                    vec![WriteCmd::DeleteExpired(vec![Bytes::from_static(b"c")])],
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            replies,
+            vec![
+                vec![Reply::Int(1), Reply::Int(0)],
+                vec![],
+                vec![],
+                vec![Reply::Int(1)]
+            ]
+        );
+        assert_eq!((reader.key_count(), reader.expires_count()), (1, 0));
+        assert_eq!(reader.expired_keys(u64::MAX, 10), Vec::<Bytes>::new());
+        assert_eq!(reader.get_raw(b"a"), Some(ttl_value("1", None)));
+        assert_eq!(reader.applied_index(), Some(5));
+        let (applied, membership) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 1, 5)));
+        assert_eq!(membership.log_id(), &Some(log_id(1, 1, 4)));
+    }
+
+    #[tokio::test]
+    async fn clear_starts_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"x", ttl_value("1", Some(5)));
+            db.put(b"y", ttl_value("2", None));
+        });
+        sm.write_with(log_id(1, 1, 2), |db| {
+            db.put(b"z", ttl_value("0", None));
+            db.clear();
+            assert_eq!(db.get_raw(b"x"), None);
+            assert_eq!(db.scan(0, 10).0, vec![]);
+            db.put(b"w", ttl_value("3", Some(7)));
+        });
+        assert_eq!((reader.key_count(), reader.expires_count()), (1, 1));
+        assert_eq!(reader.get_raw(b"x"), None);
+        assert_eq!(reader.get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        assert_eq!(reader.expired_keys(100, 10), vec![Bytes::from_static(b"w")]);
+        assert_eq!(
+            storage.keyspace_names("g1.data."),
+            vec!["g1.data.1".to_string()]
+        );
+        drop((sm, reader));
+        let (_storage, sm) = open_again(storage, dir.path());
+        assert_eq!(sm.reader().get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        assert_eq!(sm.reader().key_count(), 1);
+    }
+
+    fn open_again(storage: Storage, dir: &Path) -> (Storage, ShardStateMachine) {
+        drop(storage);
+        open(dir)
+    }
+
+    #[tokio::test]
+    async fn scan_matches_mem_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let mut mem = MemDb::new();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut ops = Vec::new();
+        for _ in 0..400 {
+            let key = format!("k{}", rng.next() % 300).into_bytes();
+            let expire = (rng.next() % 3 == 0).then(|| rng.next() % 1000);
+            ops.push((key, rng.next() % 5 == 0, expire));
+        }
+        let apply_ops = |db: &mut dyn DbWrite, ops: &[(Vec<u8>, bool, Option<u64>)]| {
+            for (k, del, exp) in ops {
+                if *del {
+                    db.delete(k);
+                } else {
+                    db.put(k, ttl_value("v", *exp));
+                }
+            }
+        };
+        apply_ops(&mut mem, &ops[..300]);
+        sm.write_with(log_id(1, 1, 1), |db| apply_ops(db, &ops[..300]));
+        let reader = sm.reader();
+        for count in [1, 2, 3, 7, 50, 1000] {
+            assert_eq!(
+                full_scan(&reader, count),
+                full_scan(&mem, count),
+                "count {count}"
+            );
+        }
+        assert_eq!(reader.key_count(), mem.key_count());
+        assert_eq!(reader.expires_count(), mem.expires_count());
+
+        // The overlay merges uncommitted writes (including deletes) with the base.
+        apply_ops(&mut mem, &ops[300..]);
+        sm.write_with(log_id(1, 1, 2), |db| {
+            apply_ops(db, &ops[300..]);
+            for count in [1, 3, 10, 1000] {
+                assert_eq!(
+                    full_scan(db, count),
+                    full_scan(&mem, count),
+                    "overlay count {count}"
+                );
+            }
+            assert_eq!(db.key_count(), mem.key_count());
+            assert_eq!(db.expires_count(), mem.expires_count());
+        });
+        assert_eq!(full_scan(&reader, 4), full_scan(&mem, 4));
+        let mut want: Vec<(u64, Bytes)> = full_scan(&mem, 1000)
+            .into_iter()
+            .flat_map(|(p, _)| p)
+            .filter_map(|(k, v)| v.expire_at.filter(|t| *t <= 500).map(|t| (t, k)))
+            .collect();
+        want.sort_by(|a, b| (a.0, data_key(&a.1)).cmp(&(b.0, data_key(&b.1))));
+        let want: Vec<Bytes> = want.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(reader.expired_keys(500, usize::MAX), want);
+    }
+
+    #[tokio::test]
+    async fn state_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (storage, mut sm) = open(dir.path());
+            let mut log = LogStore::<ShardTC>::open(&storage, 1).unwrap();
+            use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+            log.blocking_append([membership_ent::<ShardTC>(
+                1,
+                1,
+                1,
+                vec![BTreeSet::from([1])],
+            )])
+            .await
+            .unwrap();
+            log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
+            sm.apply([membership_ent::<ShardTC>(
+                1,
+                1,
+                1,
+                vec![BTreeSet::from([1])],
+            )])
+            .await
+            .unwrap();
+            sm.write_with(log_id(1, 1, 2), |db| db.put(b"k", ttl_value("v", Some(9))));
+        }
+        let (storage, mut sm) = open(dir.path());
+        let (applied, membership) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 1, 2)));
+        assert_eq!(membership.log_id(), &Some(log_id(1, 1, 1)));
+        let r = sm.reader();
+        assert_eq!(r.get_raw(b"k"), Some(ttl_value("v", Some(9))));
+        assert_eq!((r.key_count(), r.expires_count()), (1, 1));
+        assert_eq!(r.expired_keys(9, 10), vec![Bytes::from_static(b"k")]);
+        let mut log = LogStore::<ShardTC>::open(&storage, 1).unwrap();
+        use openraft::storage::RaftLogStorage;
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(openraft::Vote::new(1, 1))
+        );
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 1, 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn snapshot_round_trip_into_a_fresh_store() {
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let (_sa, mut a) = open(dir_a.path());
+        a.apply([membership_ent::<ShardTC>(
+            1,
+            1,
+            1,
+            vec![BTreeSet::from([1, 2])],
+        )])
+        .await
+        .unwrap();
+        a.write_with(log_id(1, 1, 2), |db| {
+            for i in 0..5000u64 {
+                db.put(
+                    format!("key{i}").as_bytes(),
+                    ttl_value("value", (i % 4 == 0).then_some(i)),
+                );
+            }
+        });
+        let snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id(1, 1, 2)));
+        // Later applies are not in the snapshot.
+        a.write_with(log_id(1, 1, 3), |db| db.put(b"later", ttl_value("x", None)));
+
+        let (sb, mut b) = open(dir_b.path());
+        let rb = b.reader();
+        b.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"stale", ttl_value("x", Some(1)))
+        });
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        let mut src = a.get_current_snapshot().await.unwrap().unwrap();
+        tokio::io::copy(&mut *src.snapshot, &mut *file)
+            .await
+            .unwrap();
+        b.install_snapshot(&src.meta, file).await.unwrap();
+
+        assert_eq!(rb.get_raw(b"stale"), None);
+        assert_eq!(rb.get_raw(b"later"), None);
+        assert_eq!((rb.key_count(), rb.expires_count()), (5000, 1250));
+        assert_eq!(rb.expired_keys(40, 100).len(), 11);
+        assert_eq!(
+            b.applied_state().await.unwrap(),
+            (snap.meta.last_log_id, snap.meta.last_membership.clone())
+        );
+        let ra = a.reader();
+        a.write_with(log_id(1, 1, 4), |db| {
+            db.delete(b"later");
+        });
+        assert_eq!(full_scan(&rb, 100), full_scan(&ra, 100));
+        assert_eq!(
+            b.get_current_snapshot().await.unwrap().unwrap().meta,
+            snap.meta
+        );
+        assert_eq!(sb.keyspace_names("g1.data."), vec!["g1.data.1".to_string()]);
+        // Only the installed snapshot file is left.
+        let files: Vec<_> = std::fs::read_dir(sb.snapshot_dir()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+
+        // Applies continue on the new generation, and everything survives a restart.
+        b.write_with(log_id(1, 1, 3), |db| db.put(b"after", ttl_value("y", None)));
+        drop((b, rb));
+        let (_sb, mut b) = open_again(sb, dir_b.path());
+        assert_eq!(b.reader().key_count(), 5001);
+        assert_eq!(b.reader().get_raw(b"after"), Some(ttl_value("y", None)));
+        assert_eq!(
+            b.get_current_snapshot().await.unwrap().unwrap().meta,
+            snap.meta
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_snapshot_is_rejected_and_state_kept() {
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let (_sa, mut a) = open(dir_a.path());
+        a.write_with(log_id(1, 1, 2), |db| {
+            for i in 0..100u64 {
+                db.put(format!("key{i}").as_bytes(), ttl_value("value", None));
+            }
+        });
+        let mut snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut *snap.snapshot, &mut bytes)
+            .await
+            .unwrap();
+        bytes.truncate(bytes.len() - 3);
+
+        let (sb, mut b) = open(dir_b.path());
+        b.write_with(log_id(1, 1, 1), |db| db.put(b"mine", ttl_value("x", None)));
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut *file, &bytes)
+            .await
+            .unwrap();
+        assert!(b.install_snapshot(&snap.meta, file).await.is_err());
+        assert_eq!(b.reader().get_raw(b"mine"), Some(ttl_value("x", None)));
+        assert_eq!(b.reader().key_count(), 1);
+        assert_eq!(sb.keyspace_names("g1.data."), vec!["g1.data.0".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn stray_generation_and_files_are_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (storage, mut sm) = open(dir.path());
+            sm.write_with(log_id(1, 1, 1), |db| db.put(b"k", ttl_value("v", None)));
+            // As if an install crashed after filling generation 1 but before the flip.
+            let stray = Generation::open(&storage, 1, 1).unwrap();
+            stray
+                .data
+                .insert(
+                    data_key(b"ghost"),
+                    postcard::to_stdvec(&ttl_value("g", None)).unwrap(),
+                )
+                .unwrap();
+            stray
+                .ttl
+                .insert(ttl_key(5, &data_key(b"ghost")), Vec::new())
+                .unwrap();
+            std::fs::write(storage.snapshot_dir().join("g1-recv-1.tmp"), b"partial").unwrap();
+            std::fs::write(storage.snapshot_dir().join("g2-keep.snap"), b"other group").unwrap();
+        }
+        let (storage, sm) = open(dir.path());
+        assert_eq!(
+            storage.keyspace_names("g1.data."),
+            vec!["g1.data.0".to_string()]
+        );
+        assert_eq!(
+            storage.keyspace_names("g1.ttl."),
+            vec!["g1.ttl.0".to_string()]
+        );
+        assert_eq!(sm.reader().get_raw(b"ghost"), None);
+        assert_eq!(sm.reader().get_raw(b"k"), Some(ttl_value("v", None)));
+        assert!(!storage.snapshot_dir().join("g1-recv-1.tmp").exists());
+        assert!(storage.snapshot_dir().join("g2-keep.snap").exists());
+    }
+}
