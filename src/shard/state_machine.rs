@@ -214,37 +214,6 @@ impl ShardStateMachine {
         }
     }
 
-    fn apply_entries(
-        &mut self,
-        entries: impl Iterator<Item = openraft::Entry<ShardTC>>,
-    ) -> RaftRes<Vec<ShardResponse>> {
-        let gen = self.shared.generation();
-        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
-        let mut replies = Vec::new();
-        let mut last = None;
-        let mut membership = None;
-        for e in entries {
-            match e.payload {
-                EntryPayload::Blank => replies.push(Vec::new()),
-                EntryPayload::Normal(req) => replies.push(
-                    req.cmds
-                        .iter()
-                        .map(|c| c.apply(&mut ov, req.now_ms))
-                        .collect(),
-                ),
-                EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(e.log_id.clone()), m));
-                    replies.push(Vec::new());
-                }
-            }
-            last = Some(e.log_id);
-        }
-        let Some(last) = last else { return Ok(replies) };
-        self.commit(ov, &gen, &last, membership)
-            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
-        Ok(replies)
-    }
-
     /// Writes an apply's effects, last applied and membership in one batch. After a
     /// `clear()` the surviving writes go into a fresh generation flipped in by that batch.
     fn commit(
@@ -781,12 +750,38 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         Ok((applied, membership))
     }
 
+    /// One fjall batch for all `entries`, with last applied and membership; one response
+    /// per entry (empty for blank and membership entries).
     async fn apply<I>(&mut self, entries: I) -> RaftRes<Vec<ShardResponse>>
     where
         I: IntoIterator<Item = openraft::Entry<ShardTC>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.apply_entries(entries.into_iter())
+        let gen = self.shared.generation();
+        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        let mut replies = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for e in entries {
+            match e.payload {
+                EntryPayload::Blank => replies.push(Vec::new()),
+                EntryPayload::Normal(req) => replies.push(
+                    req.cmds
+                        .iter()
+                        .map(|c| c.apply(&mut ov, req.now_ms))
+                        .collect(),
+                ),
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m));
+                    replies.push(Vec::new());
+                }
+            }
+            last = Some(e.log_id);
+        }
+        let Some(last) = last else { return Ok(replies) };
+        self.commit(ov, &gen, &last, membership)
+            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
+        Ok(replies)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -1063,8 +1058,8 @@ mod tests {
         let mut ops = Vec::new();
         for _ in 0..400 {
             let key = format!("k{}", rng.next() % 300).into_bytes();
-            let expire = (rng.next() % 3 == 0).then(|| rng.next() % 1000);
-            ops.push((key, rng.next() % 5 == 0, expire));
+            let expire = (rng.next().is_multiple_of(3)).then(|| rng.next() % 1000);
+            ops.push((key, rng.next().is_multiple_of(5), expire));
         }
         let apply_ops = |db: &mut dyn DbWrite, ops: &[(Vec<u8>, bool, Option<u64>)]| {
             for (k, del, exp) in ops {
@@ -1108,7 +1103,7 @@ mod tests {
             .flat_map(|(p, _)| p)
             .filter_map(|(k, v)| v.expire_at.filter(|t| *t <= 500).map(|t| (t, k)))
             .collect();
-        want.sort_by(|a, b| (a.0, data_key(&a.1)).cmp(&(b.0, data_key(&b.1))));
+        want.sort_by_key(|a| (a.0, data_key(&a.1)));
         let want: Vec<Bytes> = want.into_iter().map(|(_, k)| k).collect();
         assert_eq!(reader.expired_keys(500, usize::MAX), want);
     }
