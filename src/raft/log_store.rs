@@ -279,6 +279,7 @@ mod tests {
         }
         let fsyncs = storage.persist_count() - before;
         let appends = groups * per_group;
+        println!("{appends} appends, {fsyncs} fsyncs");
         assert!(
             fsyncs * 4 < appends,
             "{fsyncs} fsyncs for {appends} appends"

@@ -276,7 +276,9 @@ impl ShardStateMachine {
 }
 
 /// Commits `batch` (which sets the current generation to `new`) and switches readers to
-/// `new` atomically with it, then drops `old`.
+/// `new` atomically with it, then drops `old` once the flip is on disk: fjall records
+/// keyspace deletions durably at once, while the flip sits in the journal until the next
+/// fsync, so deleting earlier could lose both generations in a crash.
 fn flip(
     sh: &Shared,
     batch: fjall::OwnedWriteBatch,
@@ -288,9 +290,18 @@ fn flip(
         batch.commit()?;
         *cur = new;
     }
-    for name in Generation::names(sh.gid, old.id) {
-        sh.storage.delete_keyspace(&name)?;
-    }
+    // A database handle, not a `Storage`: the flusher must not own its own handle.
+    let db = sh.storage.db().clone();
+    let names = Generation::names(sh.gid, old.id);
+    let gid = sh.gid;
+    sh.storage.flush_then(move || {
+        for name in names {
+            if let Err(e) = crate::storage::delete_keyspace(&db, &name) {
+                // Harmless: a stray generation is dropped at the next open.
+                tracing::warn!(gid, keyspace = %name, error = %e, "dropping old generation");
+            }
+        }
+    });
     Ok(())
 }
 
@@ -1034,6 +1045,8 @@ mod tests {
         assert_eq!(reader.get_raw(b"x"), None);
         assert_eq!(reader.get_raw(b"w"), Some(ttl_value("3", Some(7))));
         assert_eq!(reader.expired_keys(100, 10), vec![Bytes::from_static(b"w")]);
+        // The old generation goes after the flusher's next fsync.
+        storage.persist().await;
         assert_eq!(
             storage.keyspace_names("g1.data."),
             vec!["g1.data.1".to_string()]

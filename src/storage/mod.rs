@@ -129,11 +129,7 @@ impl Storage {
 
     /// Deletes a keyspace if it exists. Its files go once the last handle is dropped.
     pub(crate) fn delete_keyspace(&self, name: &str) -> Result<(), StorageError> {
-        if self.inner.db.keyspace_exists(name) {
-            let ks = self.keyspace(name)?;
-            self.inner.db.delete_keyspace(ks)?;
-        }
-        Ok(())
+        delete_keyspace(&self.inner.db, name)
     }
 
     /// Names of all keyspaces that start with `prefix`.
@@ -168,6 +164,15 @@ impl Storage {
     pub fn persist_count(&self) -> u64 {
         self.inner.flusher.persist_count()
     }
+}
+
+/// Deletes keyspace `name` if it exists. Its files go once the last handle is dropped.
+pub(crate) fn delete_keyspace(db: &Database, name: &str) -> Result<(), StorageError> {
+    if db.keyspace_exists(name) {
+        let ks = db.keyspace(name, KeyspaceCreateOptions::default)?;
+        db.delete_keyspace(ks)?;
+    }
+    Ok(())
 }
 
 /// Converts a storage failure into openraft's error, which shuts the Raft group down.
