@@ -908,6 +908,14 @@ mod tests {
     }
 
     #[test]
+    fn handles_are_shareable() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<ShardReader>();
+        shareable::<Storage>();
+        shareable::<LogStore<ShardTC>>();
+    }
+
+    #[test]
     fn openraft_storage_suite() {
         Suite::test_all(FjallBuilder).unwrap();
     }
