@@ -88,7 +88,7 @@ impl Node {
         std::fs::create_dir_all(&config.dir)?;
         let storage = Storage::open(&config.dir, config.id)?;
         let log = LogStore::open(&storage, config.gid)?;
-        let sm = ShardStateMachine::open(&storage, config.gid, &config.dir)?;
+        let sm = ShardStateMachine::open(&storage, config.gid)?;
         let reader = sm.reader();
 
         let registry = Arc::new(GroupRegistry::default());

@@ -1,30 +1,1325 @@
-//! openraft's `RaftStateMachine` for a shard group on fjall. (placeholder until merge)
+//! openraft's `RaftStateMachine` for a shard group on fjall.
+//!
+//! Keyspaces per group (see [`crate::storage`]):
+//! - `g<gid>.sm`: last applied, membership, key/expiry counters, current data generation,
+//!   current snapshot pointer.
+//! - `g<gid>.data.<gen>`: storage key ([`crate::db::keys::data_key`]) → postcard [`Value`].
+//! - `g<gid>.ttl.<gen>`: `expire_at (u64 BE) ++ storage key` → empty, for the expiry task.
+//!
+//! Data lives in numbered *generations* so that replacing the whole state (snapshot install,
+//! FLUSHALL) is atomic without a range delete: the new state is written into generation
+//! g+1, one batch flips the current generation together with last-applied and counters, and
+//! generation g is dropped. A crash in between leaves a stray generation, deleted on open.
+//!
+//! `apply` never fsyncs: the log is durable, so a lost tail of applies is replayed.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
+use fjall::{Keyspace, Readable};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError as RaftStorageError, StoredMembership,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncSeekExt;
 
-use crate::db::{DbRead, Value};
+use crate::db::keys::{data_key, pos_start, scan_pos, user_key};
+use crate::db::{DbRead, DbWrite, Value};
+use crate::raft::{Gid, NodeAddr, NodeId, ShardTC};
+use crate::shard::request::ShardResponse;
+use crate::storage::record::{read_record, write_record};
+use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
 
+const APPLIED: &[u8] = b"applied";
+const MEMBERSHIP: &[u8] = b"membership";
+const KEYS: &[u8] = b"keys";
+const EXPIRES: &[u8] = b"expires";
+const GEN: &[u8] = b"gen";
+const SNAPSHOT: &[u8] = b"snapshot";
+
+/// Snapshot file format version, in the header record.
+const SNAPSHOT_VERSION: u32 = 1;
+/// Bound on one install batch, so a large snapshot never sits in memory whole.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+const INSTALL_BATCH_ITEMS: usize = 16_384;
+
+type Membership = StoredMembership<NodeId, NodeAddr>;
+type Meta = SnapshotMeta<NodeId, NodeAddr>;
+type RaftRes<T> = Result<T, RaftStorageError<NodeId>>;
+
+/// The records of a snapshot file, in order: one header, the data entries in storage order,
+/// one end marker (a file without it is truncated).
+#[derive(Serialize, Deserialize)]
+enum SnapRecord {
+    Header { version: u32, meta: Meta },
+    Kv(Bytes, Bytes),
+    End { entries: u64 },
+}
+
+/// Where the current snapshot is: persisted with the state it describes.
+#[derive(Clone, Serialize, Deserialize)]
+struct CurrentSnapshot {
+    meta: Meta,
+    file: String,
+}
+
+/// One generation of a group's data: the data keyspace and its ttl index.
 #[derive(Clone)]
-pub struct ShardReader {}
+struct Generation {
+    id: u64,
+    data: Keyspace,
+    ttl: Keyspace,
+}
 
-impl ShardReader {
-    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
-        let _ = (now_ms, limit);
-        todo!()
+impl Generation {
+    fn names(gid: Gid, id: u64) -> [String; 2] {
+        [
+            keyspace_name(gid, &format!("data.{id}")),
+            keyspace_name(gid, &format!("ttl.{id}")),
+        ]
+    }
+
+    fn open(storage: &Storage, gid: Gid, id: u64) -> Result<Generation, StorageError> {
+        let [data, ttl] = Self::names(gid, id);
+        Ok(Generation {
+            id,
+            data: storage.keyspace(&data)?,
+            ttl: storage.keyspace(&ttl)?,
+        })
+    }
+
+    /// An empty generation `id`, discarding leftovers of an earlier failed attempt.
+    fn create_empty(storage: &Storage, gid: Gid, id: u64) -> Result<Generation, StorageError> {
+        for name in Self::names(gid, id) {
+            storage.delete_keyspace(&name)?;
+        }
+        Self::open(storage, gid, id)
     }
 }
 
-impl DbRead for ShardReader {
-    fn get_raw(&self, _key: &[u8]) -> Option<Value> {
-        todo!()
+fn ttl_key(expire_at: u64, data_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + data_key.len());
+    k.extend_from_slice(&expire_at.to_be_bytes());
+    k.extend_from_slice(data_key);
+    k
+}
+
+/// State shared by the state machine, its readers and its snapshot builders.
+struct Shared {
+    storage: Storage,
+    gid: Gid,
+    meta: Keyspace,
+    /// The current generation. Held for writing across the commit that flips it, so a
+    /// snapshot builder never pairs new meta with old data.
+    gen: RwLock<Generation>,
+    /// Serializes snapshot builds and installs, and so the snapshot files and pointer.
+    snap_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn generation(&self) -> Generation {
+        self.gen
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
-    fn scan(&self, _pos: u64, _count: usize) -> (Vec<(Bytes, Value)>, u64) {
-        todo!()
+
+    fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.meta.get(key)? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
     }
+
+    fn get_counter(&self, key: &[u8]) -> Result<u64, StorageError> {
+        self.meta.get(key)?.map_or(Ok(0), |v| decode_u64(&v))
+    }
+
+    fn applied(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        Ok(self.get_meta::<Option<LogId<NodeId>>>(APPLIED)?.flatten())
+    }
+
+    fn snapshot_path(&self, file: &str) -> PathBuf {
+        self.storage.snapshot_dir().join(file)
+    }
+
+    /// Removes this group's snapshot files except the current one (temp files of builds and
+    /// receives that a crash or an install left behind).
+    fn clean_snapshot_files(&self) -> Result<(), StorageError> {
+        let keep = self.get_meta::<CurrentSnapshot>(SNAPSHOT)?.map(|c| c.file);
+        let prefix = format!("g{}-", self.gid);
+        for entry in std::fs::read_dir(self.storage.snapshot_dir())? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && Some(&name) != keep.as_ref() {
+                std::fs::remove_file(self.snapshot_path(&name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A shard group's state machine. Reads go through [`ShardReader`]s.
+pub struct ShardStateMachine {
+    shared: Arc<Shared>,
+    /// Counters of the committed state, the base of the next apply.
+    keys: u64,
+    expires: u64,
+}
+
+impl ShardStateMachine {
+    /// Opens (or creates) the state machine of group `gid`, dropping stray generations and
+    /// snapshot files that a crash mid-install or mid-build left behind.
+    pub fn open(storage: &Storage, gid: Gid) -> Result<Self, StorageError> {
+        let meta = storage.keyspace(&keyspace_name(gid, "sm"))?;
+        let gen_id = meta.get(GEN)?.map_or(Ok(0), |v| decode_u64(&v))?;
+        let gen = Generation::open(storage, gid, gen_id)?;
+        let current = Generation::names(gid, gen_id);
+        for part in ["data.", "ttl."] {
+            for name in storage.keyspace_names(&keyspace_name(gid, part)) {
+                if !current.contains(&name) {
+                    tracing::info!(gid, keyspace = %name, "dropping stray data generation");
+                    storage.delete_keyspace(&name)?;
+                }
+            }
+        }
+        let shared = Arc::new(Shared {
+            storage: storage.clone(),
+            gid,
+            meta,
+            gen: RwLock::new(gen),
+            snap_lock: tokio::sync::Mutex::new(()),
+        });
+        shared.clean_snapshot_files()?;
+        let keys = shared.get_counter(KEYS)?;
+        let expires = shared.get_counter(EXPIRES)?;
+        Ok(ShardStateMachine {
+            shared,
+            keys,
+            expires,
+        })
+    }
+
+    /// A read handle on the committed state; follows generation flips.
+    pub fn reader(&self) -> ShardReader {
+        ShardReader {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Writes an apply's effects, last applied and membership in one batch. After a
+    /// `clear()` the surviving writes go into a fresh generation flipped in by that batch.
+    fn commit(
+        &mut self,
+        ov: Overlay<'_>,
+        gen: &Generation,
+        last: &LogId<NodeId>,
+        membership: Option<Membership>,
+    ) -> Result<(), StorageError> {
+        if let Some(e) = ov.error.into_inner() {
+            return Err(e);
+        }
+        let sh = &self.shared;
+        let target = match ov.base {
+            Some(_) => gen.clone(),
+            None => Generation::create_empty(&sh.storage, sh.gid, gen.id + 1)?,
+        };
+        let fresh = target.id != gen.id;
+        let mut batch = sh.storage.db().batch();
+        for (k, v) in ov.writes {
+            match v {
+                Some(v) => batch.insert(&target.data, k, postcard::to_stdvec(&v)?),
+                None if !fresh => batch.remove(&target.data, k),
+                None => {}
+            }
+        }
+        for (k, insert) in ov.ttl {
+            if insert {
+                batch.insert(&target.ttl, k, Vec::new());
+            } else if !fresh {
+                batch.remove(&target.ttl, k);
+            }
+        }
+        batch.insert(&sh.meta, APPLIED, postcard::to_stdvec(&Some(last))?);
+        if let Some(m) = membership {
+            batch.insert(&sh.meta, MEMBERSHIP, postcard::to_stdvec(&m)?);
+        }
+        batch.insert(&sh.meta, KEYS, ov.keys.to_be_bytes());
+        batch.insert(&sh.meta, EXPIRES, ov.expires.to_be_bytes());
+        if fresh {
+            batch.insert(&sh.meta, GEN, target.id.to_be_bytes());
+            flip(sh, batch, target, gen)?;
+        } else {
+            batch.commit()?;
+        }
+        self.keys = ov.keys;
+        self.expires = ov.expires;
+        Ok(())
+    }
+
+    /// Test hook: runs `f` against an overlay and commits it as the apply of `log_id`, for
+    /// commands that do not exist yet.
+    #[cfg(test)]
+    fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
+        let gen = self.shared.generation();
+        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        f(&mut ov);
+        self.commit(ov, &gen, &log_id, None).unwrap();
+    }
+}
+
+/// Commits `batch` (which sets the current generation to `new`) and switches readers to
+/// `new` atomically with it, then drops `old` once the flip is on disk: fjall records
+/// keyspace deletions durably at once, while the flip sits in the journal until the next
+/// fsync, so deleting earlier could lose both generations in a crash.
+fn flip(
+    sh: &Shared,
+    batch: fjall::OwnedWriteBatch,
+    new: Generation,
+    old: &Generation,
+) -> Result<(), StorageError> {
+    {
+        let mut cur = sh.gen.write().unwrap_or_else(PoisonError::into_inner);
+        batch.commit()?;
+        *cur = new;
+    }
+    // A database handle, not a `Storage`: the flusher must not own its own handle.
+    let db = sh.storage.db().clone();
+    let names = Generation::names(sh.gid, old.id);
+    let gid = sh.gid;
+    sh.storage.flush_then(move || {
+        for name in names {
+            if let Err(e) = crate::storage::delete_keyspace(&db, &name) {
+                // Harmless: a stray generation is dropped at the next open.
+                tracing::warn!(gid, keyspace = %name, error = %e, "dropping old generation");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The keyspace as an apply sees it: the committed generation plus this apply's earlier
+/// writes. Keeps the ttl index and counters in step with every write. The last write of a
+/// key wins, so the batch holds one operation per key (fjall gives a batch one seqno).
+struct Overlay<'a> {
+    /// None after `clear()`: nothing committed is visible any more.
+    base: Option<&'a Keyspace>,
+    writes: BTreeMap<Vec<u8>, Option<Value>>,
+    /// ttl index key → insert (true) or remove (false).
+    ttl: BTreeMap<Vec<u8>, bool>,
+    keys: u64,
+    expires: u64,
+    /// The first read failure; `DbRead` is infallible, so the apply fails at commit.
+    error: RefCell<Option<StorageError>>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(base: &'a Keyspace, keys: u64, expires: u64) -> Self {
+        Overlay {
+            base: Some(base),
+            writes: BTreeMap::new(),
+            ttl: BTreeMap::new(),
+            keys,
+            expires,
+            error: RefCell::new(None),
+        }
+    }
+
+    fn fail(&self, e: impl Into<StorageError>) {
+        self.error.borrow_mut().get_or_insert(e.into());
+    }
+
+    fn lookup(&self, dk: &[u8]) -> Option<Value> {
+        if let Some(w) = self.writes.get(dk) {
+            return w.clone();
+        }
+        match self.base?.get(dk) {
+            Ok(Some(v)) => postcard::from_bytes(&v).map_err(|e| self.fail(e)).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    /// Accounts for `dk` going from `old` to `new` in counters and ttl index.
+    fn account(&mut self, dk: &[u8], old: Option<&Value>, new: Option<&Value>) {
+        match (old.is_some(), new.is_some()) {
+            (false, true) => self.keys += 1,
+            (true, false) => self.keys = self.keys.saturating_sub(1),
+            _ => {}
+        }
+        if let Some(t) = old.and_then(|v| v.expire_at) {
+            self.expires = self.expires.saturating_sub(1);
+            self.ttl.insert(ttl_key(t, dk), false);
+        }
+        if let Some(t) = new.and_then(|v| v.expire_at) {
+            self.expires += 1;
+            self.ttl.insert(ttl_key(t, dk), true);
+        }
+    }
+}
+
+impl DbRead for Overlay<'_> {
+    fn get_raw(&self, key: &[u8]) -> Option<Value> {
+        self.lookup(&data_key(key))
+    }
+
+    fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
+        let start = pos_start(pos).to_vec();
+        let mut base = self
+            .base
+            .into_iter()
+            .flat_map(|b| b.range(start.clone()..))
+            .filter_map(|kv| match kv.into_inner() {
+                Ok((k, v)) => match postcard::from_bytes::<Value>(&v) {
+                    Ok(v) => Some((k.to_vec(), Some(v))),
+                    Err(e) => {
+                        self.fail(e);
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.fail(e);
+                    None
+                }
+            })
+            .peekable();
+        let mut over = self
+            .writes
+            .range(pos_start(pos).to_vec()..)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .peekable();
+        let merged = std::iter::from_fn(move || loop {
+            let order = match (base.peek(), over.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(b), Some(o)) => b.0.cmp(&o.0),
+            };
+            let item = match order {
+                Ordering::Less => base.next(),
+                Ordering::Greater => over.next(),
+                Ordering::Equal => {
+                    base.next();
+                    over.next()
+                }
+            };
+            if let Some((k, Some(v))) = item {
+                return Some((k, v));
+            }
+        });
+        collect_scan(merged, count)
+    }
+
     fn key_count(&self) -> u64 {
-        todo!()
+        self.keys
     }
+
     fn expires_count(&self) -> u64 {
-        todo!()
+        self.expires
+    }
+}
+
+impl DbWrite for Overlay<'_> {
+    fn put(&mut self, key: &[u8], value: Value) {
+        let dk = data_key(key);
+        let old = self.lookup(&dk);
+        self.account(&dk, old.as_ref(), Some(&value));
+        self.writes.insert(dk, Some(value));
+    }
+
+    fn delete(&mut self, key: &[u8]) -> bool {
+        let dk = data_key(key);
+        let Some(old) = self.lookup(&dk) else {
+            return false;
+        };
+        self.account(&dk, Some(&old), None);
+        self.writes.insert(dk, None);
+        true
+    }
+
+    /// O(1): the commit starts a fresh generation instead of deleting key by key.
+    fn clear(&mut self) {
+        self.base = None;
+        self.writes.clear();
+        self.ttl.clear();
+        self.keys = 0;
+        self.expires = 0;
+    }
+}
+
+/// One SCAN page from entries in storage order: the same grouping as `MemDb::scan`.
+fn collect_scan<K: AsRef<[u8]>>(
+    entries: impl Iterator<Item = (K, Value)>,
+    count: usize,
+) -> (Vec<(Bytes, Value)>, u64) {
+    let mut out = Vec::new();
+    let mut last_pos = None;
+    for (k, v) in entries {
+        let k = k.as_ref();
+        let p = scan_pos(k);
+        if out.len() >= count.max(1) && Some(p) != last_pos {
+            return (out, p);
+        }
+        last_pos = Some(p);
+        out.push((Bytes::copy_from_slice(user_key(k)), v));
+    }
+    (out, 0)
+}
+
+/// Reads of a group's committed state, for the leader after a read barrier and for the
+/// expiry task. Cheap to clone.
+#[derive(Clone)]
+pub struct ShardReader {
+    shared: Arc<Shared>,
+}
+
+impl ShardReader {
+    /// Up to `limit` user keys whose expiry time is ≤ `now_ms`, soonest first.
+    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        let gen = self.shared.generation();
+        let end = match now_ms.checked_add(1) {
+            Some(e) => std::ops::Bound::Excluded(e.to_be_bytes().to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in gen
+            .ttl
+            .range::<Vec<u8>, _>((std::ops::Bound::Unbounded, end))
+            .take(limit)
+        {
+            match kv.key() {
+                Ok(k) if k.len() >= 8 => out.push(Bytes::copy_from_slice(user_key(&k[8..]))),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(gid = self.shared.gid, error = %e, "reading the ttl index");
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The index of the last applied log entry.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.logged(self.shared.applied())
+            .flatten()
+            .map(|l| l.index)
+    }
+
+    fn logged<T>(&self, r: Result<T, StorageError>) -> Option<T> {
+        r.map_err(|e| tracing::error!(gid = self.shared.gid, error = %e, "state machine read"))
+            .ok()
+    }
+}
+
+/// Read failures (I/O errors, corruption) are logged and read as absent: `DbRead` is
+/// infallible, and fjall poisons itself on write failures anyway.
+impl DbRead for ShardReader {
+    fn get_raw(&self, key: &[u8]) -> Option<Value> {
+        let gen = self.shared.generation();
+        let v = self.logged(gen.data.get(data_key(key)).map_err(StorageError::from))??;
+        self.logged(postcard::from_bytes(&v).map_err(StorageError::from))
+    }
+
+    fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
+        let gen = self.shared.generation();
+        let entries = gen.data.range(pos_start(pos)..).map_while(|kv| {
+            let (k, v) = self.logged(kv.into_inner().map_err(StorageError::from))?;
+            let v = self.logged(postcard::from_bytes::<Value>(&v).map_err(StorageError::from))?;
+            Some((k, v))
+        });
+        collect_scan(entries, count)
+    }
+
+    fn key_count(&self) -> u64 {
+        self.logged(self.shared.get_counter(KEYS)).unwrap_or(0)
+    }
+
+    fn expires_count(&self) -> u64 {
+        self.logged(self.shared.get_counter(EXPIRES)).unwrap_or(0)
+    }
+}
+
+/// Builds snapshot files from a consistent fjall snapshot of the group.
+pub struct ShardSnapshotBuilder {
+    shared: Arc<Shared>,
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Keeps a snapshot id (chosen by whichever leader built it) safe as part of a file name.
+fn file_name(gid: Gid, snapshot_id: &str) -> String {
+    let id: String = snapshot_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("g{gid}-{id}.snap")
+}
+
+/// Streams the state as of one fjall snapshot into a new file; returns its meta and name.
+fn write_snapshot_file(sh: &Shared) -> Result<CurrentSnapshot, StorageError> {
+    let (gen, snap) = {
+        let g = sh.gen.read().unwrap_or_else(PoisonError::into_inner);
+        (g.clone(), sh.storage.db().snapshot())
+    };
+    let read =
+        |key: &[u8]| -> Result<Option<fjall::Slice>, StorageError> { Ok(snap.get(&sh.meta, key)?) };
+    let last_log_id: Option<LogId<NodeId>> = match read(APPLIED)? {
+        Some(v) => postcard::from_bytes(&v)?,
+        None => None,
+    };
+    let last_membership: Membership = match read(MEMBERSHIP)? {
+        Some(v) => postcard::from_bytes(&v)?,
+        None => Membership::default(),
+    };
+    let snapshot_id = match &last_log_id {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, unique_suffix()),
+        None => format!("none-{}", unique_suffix()),
+    };
+    let meta = Meta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    };
+    let file = file_name(sh.gid, &meta.snapshot_id);
+    let path = sh.snapshot_path(&file);
+    let tmp = path.with_extension("snap.tmp");
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    write_record(
+        &mut w,
+        &SnapRecord::Header {
+            version: SNAPSHOT_VERSION,
+            meta: meta.clone(),
+        },
+    )?;
+    let mut entries = 0u64;
+    for kv in snap.iter(&gen.data) {
+        let (k, v) = kv.into_inner()?;
+        write_record(&mut w, &SnapRecord::Kv(k.into(), v.into()))?;
+        entries += 1;
+    }
+    write_record(&mut w, &SnapRecord::End { entries })?;
+    w.flush()?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(&sh.storage.snapshot_dir())?;
+    Ok(CurrentSnapshot { meta, file })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+async fn open_snapshot(
+    sh: &Shared,
+    cur: CurrentSnapshot,
+) -> Result<Snapshot<ShardTC>, StorageError> {
+    let f = tokio::fs::File::open(sh.snapshot_path(&cur.file)).await?;
+    Ok(Snapshot {
+        meta: cur.meta,
+        snapshot: Box::new(f),
+    })
+}
+
+fn snap_err(e: impl Into<StorageError>) -> RaftStorageError<NodeId> {
+    raft_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e)
+}
+
+fn join_err(e: tokio::task::JoinError) -> StorageError {
+    StorageError::Io(std::io::Error::other(e))
+}
+
+impl RaftSnapshotBuilder<ShardTC> for ShardSnapshotBuilder {
+    /// Writes the file, then makes the state machine (not synced by apply) and the pointer
+    /// durable before returning: openraft purges the log behind the snapshot.
+    async fn build_snapshot(&mut self) -> RaftRes<Snapshot<ShardTC>> {
+        let sh = self.shared.clone();
+        let _guard = sh.snap_lock.lock().await;
+        let built = {
+            let sh = sh.clone();
+            tokio::task::spawn_blocking(move || write_snapshot_file(&sh))
+                .await
+                .map_err(|e| snap_err(join_err(e)))?
+                .map_err(snap_err)?
+        };
+        sh.meta
+            .insert(SNAPSHOT, postcard::to_stdvec(&built).map_err(snap_err)?)
+            .map_err(snap_err)?;
+        sh.storage.persist().await;
+        sh.clean_snapshot_files().map_err(snap_err)?;
+        tracing::info!(gid = sh.gid, id = %built.meta.snapshot_id, "built snapshot");
+        open_snapshot(&sh, built).await.map_err(snap_err)
+    }
+}
+
+/// Streams a snapshot file into a fresh generation in bounded batches, then flips it in
+/// with last applied, membership, counters and the snapshot pointer in one batch.
+/// Returns the new counters.
+fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), StorageError> {
+    let mut r =
+        BufReader::with_capacity(1 << 20, std::fs::File::open(sh.snapshot_path(&cur.file))?);
+    let mut buf = Vec::new();
+    match read_record(&mut r, &mut buf)? {
+        Some(SnapRecord::Header {
+            version: SNAPSHOT_VERSION,
+            meta,
+        }) if meta.last_log_id == cur.meta.last_log_id => {}
+        _ => {
+            return Err(StorageError::Corrupt(
+                "snapshot header does not match".into(),
+            ))
+        }
+    }
+    let old = sh.generation();
+    let new = Generation::create_empty(&sh.storage, sh.gid, old.id + 1)?;
+    let db = sh.storage.db();
+    let mut fill = || -> Result<(fjall::OwnedWriteBatch, u64, u64), StorageError> {
+        let (mut batch, mut bytes, mut keys, mut expires) = (db.batch(), 0usize, 0u64, 0u64);
+        loop {
+            match read_record(&mut r, &mut buf)? {
+                Some(SnapRecord::Kv(k, v)) => {
+                    let value: Value = postcard::from_bytes(&v)?;
+                    if let Some(t) = value.expire_at {
+                        batch.insert(&new.ttl, ttl_key(t, &k), Vec::new());
+                        expires += 1;
+                    }
+                    keys += 1;
+                    bytes += k.len() + v.len();
+                    batch.insert(&new.data, k, v);
+                    if bytes >= INSTALL_BATCH_BYTES || batch.len() >= INSTALL_BATCH_ITEMS {
+                        std::mem::replace(&mut batch, db.batch()).commit()?;
+                        bytes = 0;
+                    }
+                }
+                Some(SnapRecord::End { entries }) if entries == keys => {
+                    return Ok((batch, keys, expires))
+                }
+                _ => return Err(StorageError::Corrupt("snapshot file is truncated".into())),
+            }
+        }
+    };
+    let (mut batch, keys, expires) = match fill() {
+        Ok(x) => x,
+        Err(e) => {
+            for name in Generation::names(sh.gid, new.id) {
+                sh.storage.delete_keyspace(&name)?;
+            }
+            return Err(e);
+        }
+    };
+    batch.insert(&sh.meta, GEN, new.id.to_be_bytes());
+    batch.insert(
+        &sh.meta,
+        APPLIED,
+        postcard::to_stdvec(&cur.meta.last_log_id)?,
+    );
+    batch.insert(
+        &sh.meta,
+        MEMBERSHIP,
+        postcard::to_stdvec(&cur.meta.last_membership)?,
+    );
+    batch.insert(&sh.meta, KEYS, keys.to_be_bytes());
+    batch.insert(&sh.meta, EXPIRES, expires.to_be_bytes());
+    batch.insert(&sh.meta, SNAPSHOT, postcard::to_stdvec(cur)?);
+    flip(sh, batch, new, &old)?;
+    Ok((keys, expires))
+}
+
+impl RaftStateMachine<ShardTC> for ShardStateMachine {
+    type SnapshotBuilder = ShardSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> RaftRes<(Option<LogId<NodeId>>, Membership)> {
+        let err = |e| raft_err(ErrorSubject::StateMachine, ErrorVerb::Read, e);
+        let applied = self.shared.applied().map_err(err)?;
+        let membership = self
+            .shared
+            .get_meta(MEMBERSHIP)
+            .map_err(err)?
+            .unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    /// One fjall batch for all `entries`, with last applied and membership; one response
+    /// per entry (empty for blank and membership entries).
+    async fn apply<I>(&mut self, entries: I) -> RaftRes<Vec<ShardResponse>>
+    where
+        I: IntoIterator<Item = openraft::Entry<ShardTC>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let gen = self.shared.generation();
+        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        let mut replies = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for e in entries {
+            match e.payload {
+                EntryPayload::Blank => replies.push(Vec::new()),
+                EntryPayload::Normal(req) => replies.push(
+                    req.cmds
+                        .iter()
+                        .map(|c| c.apply(&mut ov, req.now_ms))
+                        .collect(),
+                ),
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m));
+                    replies.push(Vec::new());
+                }
+            }
+            last = Some(e.log_id);
+        }
+        let Some(last) = last else { return Ok(replies) };
+        self.commit(ov, &gen, &last, membership)
+            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        ShardSnapshotBuilder {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A fresh temp file; openraft writes the received chunks into it.
+    async fn begin_receiving_snapshot(&mut self) -> RaftRes<Box<tokio::fs::File>> {
+        let name = format!("g{}-recv-{}.tmp", self.shared.gid, unique_suffix());
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.shared.snapshot_path(&name))
+            .await
+            .map_err(snap_err)?;
+        Ok(Box::new(f))
+    }
+
+    /// Copies the received data to the snapshot's own file (the handle may not be the one
+    /// `begin_receiving_snapshot` gave out), installs it atomically, and keeps it as the
+    /// current snapshot.
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> RaftRes<()> {
+        let sh = self.shared.clone();
+        let _guard = sh.snap_lock.lock().await;
+        let cur = CurrentSnapshot {
+            meta: meta.clone(),
+            file: file_name(sh.gid, &meta.snapshot_id),
+        };
+        let path = sh.snapshot_path(&cur.file);
+        let tmp = path.with_extension("snap.tmp");
+        let copy = async {
+            snapshot.seek(SeekFrom::Start(0)).await?;
+            let mut out = tokio::fs::File::create(&tmp).await?;
+            tokio::io::copy(&mut *snapshot, &mut out).await?;
+            out.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        };
+        copy.await.map_err(snap_err)?;
+        let (keys, expires) = {
+            let sh = sh.clone();
+            let cur = cur.clone();
+            tokio::task::spawn_blocking(move || install_file(&sh, &cur))
+                .await
+                .map_err(|e| snap_err(join_err(e)))?
+                .map_err(snap_err)?
+        };
+        self.keys = keys;
+        self.expires = expires;
+        sh.storage.persist().await;
+        sh.clean_snapshot_files().map_err(snap_err)?;
+        tracing::info!(gid = sh.gid, id = %meta.snapshot_id, keys, "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> RaftRes<Option<Snapshot<ShardTC>>> {
+        let err = |e| raft_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e);
+        // A concurrent build may replace the file between reading the pointer and opening it.
+        let mut attempts = 0;
+        loop {
+            let Some(cur) = self
+                .shared
+                .get_meta::<CurrentSnapshot>(SNAPSHOT)
+                .map_err(err)?
+            else {
+                return Ok(None);
+            };
+            match open_snapshot(&self.shared, cur).await {
+                Ok(s) => return Ok(Some(s)),
+                Err(StorageError::Io(e))
+                    if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::testing::{log_id, membership_ent, StoreBuilder, Suite};
+    use openraft::{Entry, RaftSnapshotBuilder};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::cmd::WriteCmd;
+    use crate::db::mem::MemDb;
+    use crate::raft::log_store::LogStore;
+    use crate::shard::request::ShardRequest;
+    use redraft_proxy::wire::Reply;
+
+    struct FjallBuilder;
+
+    impl StoreBuilder<ShardTC, LogStore<ShardTC>, ShardStateMachine, TempDir> for FjallBuilder {
+        async fn build(&self) -> RaftRes<(TempDir, LogStore<ShardTC>, ShardStateMachine)> {
+            let dir = tempfile::tempdir().map_err(snap_err)?;
+            let storage = Storage::open(dir.path(), 0).map_err(snap_err)?;
+            let log = LogStore::open(&storage, 1).map_err(snap_err)?;
+            let sm = ShardStateMachine::open(&storage, 1).map_err(snap_err)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    #[test]
+    fn handles_are_shareable() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<ShardReader>();
+        shareable::<Storage>();
+        shareable::<LogStore<ShardTC>>();
+    }
+
+    #[test]
+    fn openraft_storage_suite() {
+        Suite::test_all(FjallBuilder).unwrap();
+    }
+
+    fn open(dir: &Path) -> (Storage, ShardStateMachine) {
+        let storage = Storage::open(dir, 1).unwrap();
+        let sm = ShardStateMachine::open(&storage, 1).unwrap();
+        (storage, sm)
+    }
+
+    fn normal(index: u64, now_ms: u64, cmds: Vec<WriteCmd>) -> Entry<ShardTC> {
+        Entry {
+            log_id: log_id(1, 1, index),
+            payload: EntryPayload::Normal(ShardRequest { now_ms, cmds }),
+        }
+    }
+
+    fn ttl_value(s: &str, expire_at: Option<u64>) -> Value {
+        Value {
+            expire_at,
+            ..Value::string(s.to_string())
+        }
+    }
+
+    fn full_scan(db: &dyn DbRead, count: usize) -> Vec<(Vec<(Bytes, Value)>, u64)> {
+        let mut pages = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (page, next) = db.scan(pos, count);
+            pages.push((page, next));
+            if next == 0 {
+                return pages;
+            }
+            pos = next;
+        }
+    }
+
+    /// Deterministic pseudo-random numbers (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_batches_commands_and_keeps_counters_and_ttl_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"a", ttl_value("1", None));
+            db.put(b"b", ttl_value("2", Some(100)));
+            db.put(b"c", ttl_value("3", Some(200)));
+            // Reads see the batch's own writes.
+            assert_eq!(db.get_raw(b"b"), Some(ttl_value("2", Some(100))));
+            assert!(db.delete(b"a"));
+            assert!(!db.delete(b"a"));
+            assert_eq!(db.get_raw(b"a"), None);
+            db.put(b"a", ttl_value("1", None));
+            db.put(b"c", ttl_value("3", Some(300)));
+            assert_eq!((db.key_count(), db.expires_count()), (3, 2));
+        });
+        assert_eq!((reader.key_count(), reader.expires_count()), (3, 2));
+        assert_eq!(reader.expired_keys(250, 10), vec![Bytes::from_static(b"b")]);
+        assert_eq!(
+            reader.expired_keys(1000, 10),
+            vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]
+        );
+        assert_eq!(reader.expired_keys(1000, 1).len(), 1);
+        assert_eq!(reader.expired_keys(99, 10), Vec::<Bytes>::new());
+
+        let replies = sm
+            .apply([
+                normal(
+                    2,
+                    150,
+                    vec![
+                        WriteCmd::DeleteExpired(vec![
+                            Bytes::from_static(b"b"),
+                            Bytes::from_static(b"a"),
+                            Bytes::from_static(b"zz"),
+                        ]),
+                        WriteCmd::DeleteExpired(vec![Bytes::from_static(b"b")]),
+                    ],
+                ),
+                openraft::testing::blank_ent::<ShardTC>(1, 1, 3),
+                membership_ent::<ShardTC>(1, 1, 4, vec![BTreeSet::from([1, 2])]),
+                normal(
+                    5,
+                    400,
+                    vec![WriteCmd::DeleteExpired(vec![Bytes::from_static(b"c")])],
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            replies,
+            vec![
+                vec![Reply::Int(1), Reply::Int(0)],
+                vec![],
+                vec![],
+                vec![Reply::Int(1)]
+            ]
+        );
+        assert_eq!((reader.key_count(), reader.expires_count()), (1, 0));
+        assert_eq!(reader.expired_keys(u64::MAX, 10), Vec::<Bytes>::new());
+        assert_eq!(reader.get_raw(b"a"), Some(ttl_value("1", None)));
+        assert_eq!(reader.applied_index(), Some(5));
+        let (applied, membership) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 1, 5)));
+        assert_eq!(membership.log_id(), &Some(log_id(1, 1, 4)));
+    }
+
+    #[tokio::test]
+    async fn clear_starts_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"x", ttl_value("1", Some(5)));
+            db.put(b"y", ttl_value("2", None));
+        });
+        sm.write_with(log_id(1, 1, 2), |db| {
+            db.put(b"z", ttl_value("0", None));
+            db.clear();
+            assert_eq!(db.get_raw(b"x"), None);
+            assert_eq!(db.scan(0, 10).0, vec![]);
+            db.put(b"w", ttl_value("3", Some(7)));
+        });
+        assert_eq!((reader.key_count(), reader.expires_count()), (1, 1));
+        assert_eq!(reader.get_raw(b"x"), None);
+        assert_eq!(reader.get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        assert_eq!(reader.expired_keys(100, 10), vec![Bytes::from_static(b"w")]);
+        // The old generation goes after the flusher's next fsync.
+        storage.persist().await;
+        assert_eq!(
+            storage.keyspace_names("g1.data."),
+            vec!["g1.data.1".to_string()]
+        );
+        drop((sm, reader));
+        let (_storage, sm) = open_again(storage, dir.path());
+        assert_eq!(sm.reader().get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        assert_eq!(sm.reader().key_count(), 1);
+    }
+
+    fn open_again(storage: Storage, dir: &Path) -> (Storage, ShardStateMachine) {
+        drop(storage);
+        open(dir)
+    }
+
+    #[tokio::test]
+    async fn scan_matches_mem_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let mut mem = MemDb::new();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut ops = Vec::new();
+        for _ in 0..400 {
+            let key = format!("k{}", rng.next() % 300).into_bytes();
+            let expire = (rng.next().is_multiple_of(3)).then(|| rng.next() % 1000);
+            ops.push((key, rng.next().is_multiple_of(5), expire));
+        }
+        let apply_ops = |db: &mut dyn DbWrite, ops: &[(Vec<u8>, bool, Option<u64>)]| {
+            for (k, del, exp) in ops {
+                if *del {
+                    db.delete(k);
+                } else {
+                    db.put(k, ttl_value("v", *exp));
+                }
+            }
+        };
+        apply_ops(&mut mem, &ops[..300]);
+        sm.write_with(log_id(1, 1, 1), |db| apply_ops(db, &ops[..300]));
+        let reader = sm.reader();
+        for count in [1, 2, 3, 7, 50, 1000] {
+            assert_eq!(
+                full_scan(&reader, count),
+                full_scan(&mem, count),
+                "count {count}"
+            );
+        }
+        assert_eq!(reader.key_count(), mem.key_count());
+        assert_eq!(reader.expires_count(), mem.expires_count());
+
+        // The overlay merges uncommitted writes (including deletes) with the base.
+        apply_ops(&mut mem, &ops[300..]);
+        sm.write_with(log_id(1, 1, 2), |db| {
+            apply_ops(db, &ops[300..]);
+            for count in [1, 3, 10, 1000] {
+                assert_eq!(
+                    full_scan(db, count),
+                    full_scan(&mem, count),
+                    "overlay count {count}"
+                );
+            }
+            assert_eq!(db.key_count(), mem.key_count());
+            assert_eq!(db.expires_count(), mem.expires_count());
+        });
+        assert_eq!(full_scan(&reader, 4), full_scan(&mem, 4));
+        let mut want: Vec<(u64, Bytes)> = full_scan(&mem, 1000)
+            .into_iter()
+            .flat_map(|(p, _)| p)
+            .filter_map(|(k, v)| v.expire_at.filter(|t| *t <= 500).map(|t| (t, k)))
+            .collect();
+        want.sort_by_key(|a| (a.0, data_key(&a.1)));
+        let want: Vec<Bytes> = want.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(reader.expired_keys(500, usize::MAX), want);
+    }
+
+    #[tokio::test]
+    async fn state_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (storage, mut sm) = open(dir.path());
+            let mut log = LogStore::<ShardTC>::open(&storage, 1).unwrap();
+            use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
+            log.blocking_append([membership_ent::<ShardTC>(
+                1,
+                1,
+                1,
+                vec![BTreeSet::from([1])],
+            )])
+            .await
+            .unwrap();
+            log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
+            sm.apply([membership_ent::<ShardTC>(
+                1,
+                1,
+                1,
+                vec![BTreeSet::from([1])],
+            )])
+            .await
+            .unwrap();
+            sm.write_with(log_id(1, 1, 2), |db| db.put(b"k", ttl_value("v", Some(9))));
+        }
+        let (storage, mut sm) = open(dir.path());
+        let (applied, membership) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 1, 2)));
+        assert_eq!(membership.log_id(), &Some(log_id(1, 1, 1)));
+        let r = sm.reader();
+        assert_eq!(r.get_raw(b"k"), Some(ttl_value("v", Some(9))));
+        assert_eq!((r.key_count(), r.expires_count()), (1, 1));
+        assert_eq!(r.expired_keys(9, 10), vec![Bytes::from_static(b"k")]);
+        let mut log = LogStore::<ShardTC>::open(&storage, 1).unwrap();
+        use openraft::storage::RaftLogStorage;
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(openraft::Vote::new(1, 1))
+        );
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 1, 1))
+        );
+    }
+
+    #[tokio::test]
+    async fn snapshot_round_trip_into_a_fresh_store() {
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let (_sa, mut a) = open(dir_a.path());
+        a.apply([membership_ent::<ShardTC>(
+            1,
+            1,
+            1,
+            vec![BTreeSet::from([1, 2])],
+        )])
+        .await
+        .unwrap();
+        a.write_with(log_id(1, 1, 2), |db| {
+            for i in 0..5000u64 {
+                db.put(
+                    format!("key{i}").as_bytes(),
+                    ttl_value("value", (i % 4 == 0).then_some(i)),
+                );
+            }
+        });
+        let snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id(1, 1, 2)));
+        // Later applies are not in the snapshot.
+        a.write_with(log_id(1, 1, 3), |db| db.put(b"later", ttl_value("x", None)));
+
+        let (sb, mut b) = open(dir_b.path());
+        let rb = b.reader();
+        b.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"stale", ttl_value("x", Some(1)))
+        });
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        let mut src = a.get_current_snapshot().await.unwrap().unwrap();
+        tokio::io::copy(&mut *src.snapshot, &mut *file)
+            .await
+            .unwrap();
+        b.install_snapshot(&src.meta, file).await.unwrap();
+
+        assert_eq!(rb.get_raw(b"stale"), None);
+        assert_eq!(rb.get_raw(b"later"), None);
+        assert_eq!((rb.key_count(), rb.expires_count()), (5000, 1250));
+        assert_eq!(rb.expired_keys(40, 100).len(), 11);
+        assert_eq!(
+            b.applied_state().await.unwrap(),
+            (snap.meta.last_log_id, snap.meta.last_membership.clone())
+        );
+        let ra = a.reader();
+        a.write_with(log_id(1, 1, 4), |db| {
+            db.delete(b"later");
+        });
+        assert_eq!(full_scan(&rb, 100), full_scan(&ra, 100));
+        assert_eq!(
+            b.get_current_snapshot().await.unwrap().unwrap().meta,
+            snap.meta
+        );
+        assert_eq!(sb.keyspace_names("g1.data."), vec!["g1.data.1".to_string()]);
+        // Only the installed snapshot file is left.
+        let files: Vec<_> = std::fs::read_dir(sb.snapshot_dir()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+
+        // Applies continue on the new generation, and everything survives a restart.
+        b.write_with(log_id(1, 1, 3), |db| db.put(b"after", ttl_value("y", None)));
+        drop((b, rb));
+        let (_sb, mut b) = open_again(sb, dir_b.path());
+        assert_eq!(b.reader().key_count(), 5001);
+        assert_eq!(b.reader().get_raw(b"after"), Some(ttl_value("y", None)));
+        assert_eq!(
+            b.get_current_snapshot().await.unwrap().unwrap().meta,
+            snap.meta
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_snapshot_is_rejected_and_state_kept() {
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let (_sa, mut a) = open(dir_a.path());
+        a.write_with(log_id(1, 1, 2), |db| {
+            for i in 0..100u64 {
+                db.put(format!("key{i}").as_bytes(), ttl_value("value", None));
+            }
+        });
+        let mut snap = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut *snap.snapshot, &mut bytes)
+            .await
+            .unwrap();
+        bytes.truncate(bytes.len() - 3);
+
+        let (sb, mut b) = open(dir_b.path());
+        b.write_with(log_id(1, 1, 1), |db| db.put(b"mine", ttl_value("x", None)));
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut *file, &bytes)
+            .await
+            .unwrap();
+        assert!(b.install_snapshot(&snap.meta, file).await.is_err());
+        assert_eq!(b.reader().get_raw(b"mine"), Some(ttl_value("x", None)));
+        assert_eq!(b.reader().key_count(), 1);
+        assert_eq!(sb.keyspace_names("g1.data."), vec!["g1.data.0".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn stray_generation_and_files_are_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (storage, mut sm) = open(dir.path());
+            sm.write_with(log_id(1, 1, 1), |db| db.put(b"k", ttl_value("v", None)));
+            // As if an install crashed after filling generation 1 but before the flip.
+            let stray = Generation::open(&storage, 1, 1).unwrap();
+            stray
+                .data
+                .insert(
+                    data_key(b"ghost"),
+                    postcard::to_stdvec(&ttl_value("g", None)).unwrap(),
+                )
+                .unwrap();
+            stray
+                .ttl
+                .insert(ttl_key(5, &data_key(b"ghost")), Vec::new())
+                .unwrap();
+            std::fs::write(storage.snapshot_dir().join("g1-recv-1.tmp"), b"partial").unwrap();
+            std::fs::write(storage.snapshot_dir().join("g2-keep.snap"), b"other group").unwrap();
+        }
+        let (storage, sm) = open(dir.path());
+        assert_eq!(
+            storage.keyspace_names("g1.data."),
+            vec!["g1.data.0".to_string()]
+        );
+        assert_eq!(
+            storage.keyspace_names("g1.ttl."),
+            vec!["g1.ttl.0".to_string()]
+        );
+        assert_eq!(sm.reader().get_raw(b"ghost"), None);
+        assert_eq!(sm.reader().get_raw(b"k"), Some(ttl_value("v", None)));
+        assert!(!storage.snapshot_dir().join("g1-recv-1.tmp").exists());
+        assert!(storage.snapshot_dir().join("g2-keep.snap").exists());
     }
 }
