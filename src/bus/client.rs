@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::fault::{FaultTable, Verdict};
 use super::message::{
     BusRequest, BusResponse, Hello, HelloReply, RequestFrame, ResponseFrame, BUS_VERSION,
+    MAX_FRAME_LEN,
 };
 use super::{codec, BusError};
 use crate::raft::NodeId;
@@ -220,6 +221,13 @@ impl Conn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = postcard::to_stdvec(&RequestFrame { id, req })
             .map_err(|e| BusError::Codec(e.to_string()))?;
+        // The codec would fail the write and with it every call on the connection.
+        if frame.len() > MAX_FRAME_LEN {
+            return Err(BusError::TooLarge {
+                size: frame.len(),
+                max: MAX_FRAME_LEN,
+            });
+        }
         let (tx, rx) = oneshot::channel();
         match lock(&self.pending).as_mut() {
             Some(pending) => pending.insert(id, tx),

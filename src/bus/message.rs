@@ -15,6 +15,10 @@ pub const BUS_VERSION: u32 = 1;
 /// Largest frame accepted either way; a snapshot chunk (3 MiB by default) fits with room.
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
+/// Largest opaque body ([`BusRequest::Raft::body`]) guaranteed to fit in a frame with
+/// its envelope (request id, variant tags, group id, length prefix).
+pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - 1024;
+
 /// First frame a client sends. `to` lets the server reject a caller that dialled the wrong
 /// node: openraft panics if a leader ends up replicating to itself through a stale address.
 /// Its layout is frozen across versions, so a version mismatch is always detected.

@@ -33,7 +33,8 @@ use server::ServerCtx;
 
 pub use fault::{FaultTable, Verdict};
 pub use message::{
-    BusRequest, BusResponse, Hello, HelloReply, RaftRpcKind, BUS_VERSION, MAX_FRAME_LEN,
+    BusRequest, BusResponse, Hello, HelloReply, RaftRpcKind, BUS_VERSION, MAX_BODY_LEN,
+    MAX_FRAME_LEN,
 };
 
 /// Why a bus call failed.
@@ -52,6 +53,10 @@ pub enum BusError {
     /// The peer answered with [`BusResponse::Error`] (unknown group, undecodable request).
     #[error("node {target} could not handle the request: {message}")]
     Remote { target: NodeId, message: String },
+    /// The encoded request exceeds [`MAX_FRAME_LEN`]; it was not sent and the connection
+    /// stays up. Raft splits AppendEntries before this happens (see `raft::network`).
+    #[error("request of {size} bytes exceeds the bus frame limit of {max}")]
+    TooLarge { size: usize, max: usize },
     /// A message could not be encoded or decoded.
     #[error("bus codec: {0}")]
     Codec(String),

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec;
 use super::fault::{FaultTable, Verdict};
-use super::message::{BusRequest, BusResponse, Hello, HelloReply, ResponseFrame, BUS_VERSION};
+use super::message::{
+    BusRequest, BusResponse, Hello, HelloReply, ResponseFrame, BUS_VERSION, MAX_FRAME_LEN,
+};
 use super::BusHandler;
 use crate::raft::NodeId;
 
@@ -163,13 +165,23 @@ async fn reply(ctx: &ServerCtx, to: NodeId, tx: &mpsc::Sender<Bytes>, id: u64, r
             ResponseFrame::Response { id, resp }
         }
     };
-    match postcard::to_stdvec(&frame) {
-        // A send error means the connection is gone; the caller sees that already.
-        Ok(bytes) => {
-            let _ = tx.send(Bytes::from(bytes)).await;
+    let bytes = match postcard::to_stdvec(&frame) {
+        // An oversized frame would fail the write and close the connection for everyone.
+        Ok(bytes) if bytes.len() > MAX_FRAME_LEN => {
+            let resp = BusResponse::Error(format!(
+                "response of {} bytes exceeds the bus frame limit of {MAX_FRAME_LEN}",
+                bytes.len()
+            ));
+            match postcard::to_stdvec(&ResponseFrame::Response { id, resp }) {
+                Ok(bytes) => bytes,
+                Err(e) => return tracing::error!(error = %e, "cannot encode bus response"),
+            }
         }
-        Err(e) => tracing::error!(error = %e, "cannot encode bus response"),
-    }
+        Ok(bytes) => bytes,
+        Err(e) => return tracing::error!(error = %e, "cannot encode bus response"),
+    };
+    // A send error means the connection is gone; the caller sees that already.
+    let _ = tx.send(Bytes::from(bytes)).await;
 }
 
 /// Writes responses, flushing once per burst.

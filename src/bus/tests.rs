@@ -93,6 +93,19 @@ async fn round_trip() {
 }
 
 #[tokio::test]
+async fn oversized_request_is_refused_without_breaking_the_connection() {
+    let (_f, a, b) = pair().await;
+    assert!(a.call(2, &addr(&b), req(7, b"x"), T).await.is_ok());
+    let huge = vec![0; MAX_FRAME_LEN];
+    match a.call(2, &addr(&b), req(7, &huge), T).await {
+        Err(BusError::TooLarge { size, max }) => assert!(size > max),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(a.call(2, &addr(&b), req(7, b"x"), T).await.is_ok());
+    assert_eq!(b.accepted_connections(), 1);
+}
+
+#[tokio::test]
 async fn remote_error_surfaces_as_remote() {
     let (_f, a, b) = pair().await;
     match a.call(2, &addr(&b), req(UNKNOWN_GID, b""), T).await {

@@ -10,7 +10,8 @@
 use std::marker::PhantomData;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -22,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Gid, NodeAddr, NodeId};
-use crate::bus::{Bus, BusError, BusRequest, BusResponse, RaftRpcKind};
+use crate::bus::{Bus, BusError, BusRequest, BusResponse, RaftRpcKind, MAX_BODY_LEN};
 
 /// The RPC error openraft expects from a network call, with API error `E`.
 pub type RpcError<E = openraft::error::Infallible> =
@@ -81,21 +82,19 @@ pub struct NetworkClient<C> {
 }
 
 impl<C> NetworkClient<C> {
-    /// Sends one RPC and decodes the remote `Result`. The bus timeout is the option's soft
-    /// TTL, so our own `Timeout` error wins over openraft's outer timer on the hard TTL.
-    async fn rpc<Req, Resp, E>(
+    /// Sends one encoded RPC and decodes the remote `Result`. The bus timeout is the
+    /// option's soft TTL, so our own `Timeout` error wins over openraft's outer timer on
+    /// the hard TTL.
+    async fn rpc<Resp, E>(
         &self,
         kind: RaftRpcKind,
-        req: &Req,
+        body: Vec<u8>,
         option: &RPCOption,
     ) -> Result<Resp, RpcError<E>>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body =
-            postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let req = BusRequest::Raft {
             gid: self.gid,
             rpc: kind,
@@ -135,7 +134,18 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        self.rpc(RaftRpcKind::AppendEntries, &rpc, &option).await
+        let body = encode_request(&rpc)?;
+        // Ask openraft to split the batch rather than fail the frame; the hint is the
+        // number of entries that would fit if they are of similar size.
+        let n = rpc.entries.len() as u64;
+        if body.len() > MAX_BODY_LEN && n > 1 {
+            let fit = n.saturating_mul(MAX_BODY_LEN as u64) / body.len() as u64;
+            let hint = fit.clamp(1, n - 1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
+        self.rpc(RaftRpcKind::AppendEntries, body, &option).await
     }
 
     async fn install_snapshot(
@@ -143,7 +153,8 @@ where
         rpc: InstallSnapshotRequest<C>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
-        self.rpc(RaftRpcKind::InstallSnapshot, &rpc, &option).await
+        let body = encode_request(&rpc)?;
+        self.rpc(RaftRpcKind::InstallSnapshot, body, &option).await
     }
 
     async fn vote(
@@ -151,8 +162,13 @@ where
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
-        self.rpc(RaftRpcKind::Vote, &rpc, &option).await
+        let body = encode_request(&rpc)?;
+        self.rpc(RaftRpcKind::Vote, body, &option).await
     }
+}
+
+fn encode_request<Req: Serialize, E: std::error::Error>(req: &Req) -> Result<Vec<u8>, RpcError<E>> {
+    postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
 
 /// Maps a bus failure onto openraft's retry semantics. Everything that means "the peer is
@@ -173,8 +189,11 @@ pub fn rpc_error<E: std::error::Error>(
         BusError::Codec(_) => RPCError::Network(NetworkError::new(&err)),
         // Remote: the peer runs but does not host the group (yet, or any more).
         // Handshake: wrong node at that address; already logged loudly by the bus.
+        // TooLarge: retrying at once cannot help; only AppendEntries can be split, and
+        // `append_entries` does that before it gets here.
         BusError::Unreachable { .. }
         | BusError::Handshake { .. }
+        | BusError::TooLarge { .. }
         | BusError::Remote { .. }
         | BusError::Shutdown => RPCError::Unreachable(Unreachable::new(&err)),
     }
@@ -353,6 +372,7 @@ mod tests {
             message: "unknown group".into()
         }));
         assert!(unreachable(BusError::Shutdown));
+        assert!(unreachable(BusError::TooLarge { size: 2, max: 1 }));
         let timeout = Duration::from_millis(75);
         match rpc_error::<Infallible>(
             BusError::Timeout { target: 2, timeout },
@@ -459,6 +479,39 @@ mod tests {
             .await
             .expect("snapshot");
         assert_eq!(resp.vote, Vote::new_committed(3, 1));
+    }
+
+    #[tokio::test]
+    async fn oversized_append_asks_openraft_to_split() {
+        let faults = Arc::new(FaultTable::new());
+        let (a, b) = (bus(1, &faults).await, bus(2, &faults).await);
+        let mut c = client(&a, OK_GID, &b).await;
+        // Four entries of ~20 MiB each: 80 MiB does not fit a frame, three of them might not
+        // either, so the hint is a split that fits.
+        let big = |i: u64| {
+            let mut nodes = BTreeMap::new();
+            nodes.insert(
+                1,
+                NodeAddr {
+                    host: "h".repeat(20 << 20),
+                    client_port: 1,
+                    bus_port: 2,
+                },
+            );
+            Entry {
+                log_id: log_id(3, i),
+                payload: EntryPayload::Membership(Membership::new(
+                    vec![BTreeSet::from([1])],
+                    nodes,
+                )),
+            }
+        };
+        let mut req = append_request();
+        req.entries = (10..14).map(big).collect();
+        match c.append_entries(req, opt()).await {
+            Err(RPCError::PayloadTooLarge(e)) => assert_eq!(e.entries_hint(), 3),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[tokio::test]
