@@ -167,6 +167,8 @@ where
     }
 }
 
+// The error type is openraft's; every trait method returns it by value anyway.
+#[allow(clippy::result_large_err)]
 fn encode_request<Req: Serialize, E: std::error::Error>(req: &Req) -> Result<Vec<u8>, RpcError<E>> {
     postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
