@@ -4,12 +4,13 @@
 //! its own task so a slow snapshot chunk never holds up a vote, and responses go out as
 //! they complete, matched to their request by id.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -140,7 +141,13 @@ async fn read_loop(
         match postcard::from_bytes::<BusRequest>(rest) {
             Ok(req) => {
                 tokio::spawn(async move {
-                    let resp = ctx.handler.handle(from, req).await;
+                    // A panicking handler answers with an error instead of leaving the
+                    // caller to time out; nothing is shared with it, so unwinding is safe.
+                    let handled = AssertUnwindSafe(ctx.handler.handle(from, req)).catch_unwind();
+                    let resp = handled.await.unwrap_or_else(|_| {
+                        tracing::error!(from, "bus handler panicked");
+                        BusResponse::Error("handler panicked".into())
+                    });
                     reply(&ctx, from, &tx, id, resp).await;
                 });
             }

@@ -16,6 +16,8 @@ use super::*;
 const SLOW_GID: u64 = 1;
 /// Group the handler does not host.
 const UNKNOWN_GID: u64 = 999;
+/// Group whose handler panics.
+const PANIC_GID: u64 = 666;
 const T: Duration = Duration::from_secs(5);
 
 /// Answers `Raft(node ++ from ++ body)`, so a test can check who answered whom with what.
@@ -28,6 +30,7 @@ impl BusHandler for Echo {
         let node = self.node;
         Box::pin(async move {
             let BusRequest::Raft { gid, body, .. } = req;
+            assert_ne!(gid, PANIC_GID, "test handler panics on purpose");
             if gid == UNKNOWN_GID {
                 return BusResponse::Error(format!("unknown group {gid}"));
             }
@@ -112,6 +115,11 @@ async fn remote_error_surfaces_as_remote() {
         Err(BusError::Remote { target: 2, message }) => assert!(message.contains("unknown group")),
         other => panic!("unexpected {other:?}"),
     }
+    match a.call(2, &addr(&b), req(PANIC_GID, b""), T).await {
+        Err(BusError::Remote { message, .. }) => assert!(message.contains("panicked")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(a.call(2, &addr(&b), req(7, b""), T).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
