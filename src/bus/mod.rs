@@ -12,10 +12,10 @@
 //! Place in the data path: `raft::network` → [`Bus::call`] → peer's `server` →
 //! [`BusHandler`] (the node's group registry) → `raft::network::serve` → openraft.
 
-pub mod client;
+mod client;
 pub mod fault;
 pub mod message;
-pub mod server;
+mod server;
 
 use std::io;
 use std::net::SocketAddr;
