@@ -9,7 +9,11 @@ use crate::config::{NodeConfig, RaftTimings};
 use crate::raft::{NodeAddr, NodeId};
 
 #[derive(Parser, Debug)]
-#[command(name = "redraft", version, about = "A Redis-compatible key-value store replicated with Raft")]
+#[command(
+    name = "redraft",
+    version,
+    about = "A Redis-compatible key-value store replicated with Raft"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -107,7 +111,13 @@ impl NodeArgs {
         let mut addr = me.clone();
         addr.client_port = self.port;
         addr.bus_port = self.bus_port.unwrap_or_else(|| me.bus_port);
-        let mut c = NodeConfig::new(self.id, self.group, addr, self.dir.clone(), self.peers.clone());
+        let mut c = NodeConfig::new(
+            self.id,
+            self.group,
+            addr,
+            self.dir.clone(),
+            self.peers.clone(),
+        );
         c.bind = self.bind.clone();
         self.tuning.apply(&mut c);
         Ok(c)
@@ -118,19 +128,43 @@ impl NodeArgs {
 pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, NodeAddr>, String> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part.split_once('=').ok_or_else(|| format!("peer '{part}': expected <id>=<host>:<port>"))?;
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("peer '{part}': expected <id>=<host>:<port>"))?;
         let id: NodeId = id.parse().map_err(|_| format!("peer '{part}': bad id"))?;
         let (hostport, bus) = match addr.split_once('@') {
-            Some((hp, b)) => (hp, Some(b.parse::<u16>().map_err(|_| format!("peer '{part}': bad bus port"))?)),
+            Some((hp, b)) => (
+                hp,
+                Some(
+                    b.parse::<u16>()
+                        .map_err(|_| format!("peer '{part}': bad bus port"))?,
+                ),
+            ),
             None => (addr, None),
         };
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| format!("peer '{part}': expected <host>:<port>"))?;
-        let port: u16 = port.parse().map_err(|_| format!("peer '{part}': bad port"))?;
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .ok_or_else(|| format!("peer '{part}': expected <host>:<port>"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("peer '{part}': bad port"))?;
         let bus_port = match bus {
             Some(b) => b,
-            None => port.checked_add(10000).ok_or_else(|| format!("peer '{part}': port + 10000 overflows; give @<bus-port>"))?,
+            None => port.checked_add(10000).ok_or_else(|| {
+                format!("peer '{part}': port + 10000 overflows; give @<bus-port>")
+            })?,
         };
-        if out.insert(id, NodeAddr { host: host.to_string(), client_port: port, bus_port }).is_some() {
+        if out
+            .insert(
+                id,
+                NodeAddr {
+                    host: host.to_string(),
+                    client_port: port,
+                    bus_port,
+                },
+            )
+            .is_some()
+        {
             return Err(format!("peer id {id} given twice"));
         }
     }
@@ -147,7 +181,14 @@ mod tests {
     #[test]
     fn peers_parse() {
         let p = parse_peers("1=127.0.0.1:7001,2=h:7002@9000").expect("valid");
-        assert_eq!(p[&1], NodeAddr { host: "127.0.0.1".into(), client_port: 7001, bus_port: 17001 });
+        assert_eq!(
+            p[&1],
+            NodeAddr {
+                host: "127.0.0.1".into(),
+                client_port: 7001,
+                bus_port: 17001
+            }
+        );
         assert_eq!(p[&2].bus_port, 9000);
         assert!(parse_peers("1=x").is_err());
         assert!(parse_peers("1=h:1,1=h:2").is_err());

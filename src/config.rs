@@ -72,7 +72,13 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    pub fn new(id: NodeId, gid: Gid, addr: NodeAddr, dir: PathBuf, peers: BTreeMap<NodeId, NodeAddr>) -> Self {
+    pub fn new(
+        id: NodeId,
+        gid: Gid,
+        addr: NodeAddr,
+        dir: PathBuf,
+        peers: BTreeMap<NodeId, NodeAddr>,
+    ) -> Self {
         NodeConfig {
             id,
             gid,

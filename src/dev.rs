@@ -18,17 +18,35 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    pub async fn start(dir: PathBuf, base_port: u16, replicas: u16, tuning: &Tuning) -> anyhow::Result<LocalCluster> {
+    pub async fn start(
+        dir: PathBuf,
+        base_port: u16,
+        replicas: u16,
+        tuning: &Tuning,
+    ) -> anyhow::Result<LocalCluster> {
         let peers: BTreeMap<NodeId, NodeAddr> = (0..replicas)
             .map(|i| {
                 let port = base_port + i;
-                (u64::from(i) + 1, NodeAddr { host: "127.0.0.1".into(), client_port: port, bus_port: port + 10000 })
+                (
+                    u64::from(i) + 1,
+                    NodeAddr {
+                        host: "127.0.0.1".into(),
+                        client_port: port,
+                        bus_port: port + 10000,
+                    },
+                )
             })
             .collect();
         let faults = Arc::new(FaultTable::default());
         let mut nodes = Vec::new();
         for (id, addr) in &peers {
-            let mut c = NodeConfig::new(*id, 1, addr.clone(), dir.join(format!("node{id}")), peers.clone());
+            let mut c = NodeConfig::new(
+                *id,
+                1,
+                addr.clone(),
+                dir.join(format!("node{id}")),
+                peers.clone(),
+            );
             tuning.apply(&mut c);
             nodes.push(Node::start(c, faults.clone()).await?);
         }
@@ -38,7 +56,13 @@ impl LocalCluster {
     /// Waits until some node leads the group and returns its address.
     pub async fn wait_leader(&self, timeout: Duration) -> Option<NodeAddr> {
         let first = self.nodes.first()?;
-        let m = first.group().raft().wait(Some(timeout)).metrics(|m| m.current_leader.is_some(), "leader").await.ok()?;
+        let m = first
+            .group()
+            .raft()
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "leader")
+            .await
+            .ok()?;
         m.current_leader.and_then(|l| first.group().node_addr(l))
     }
 

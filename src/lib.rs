@@ -13,9 +13,9 @@ pub mod raft;
 pub mod shard;
 pub mod storage;
 
+pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod node;
 pub mod resp;
 pub mod server;
-pub mod cli;
-pub mod dev;

@@ -17,13 +17,20 @@ async fn main() -> anyhow::Result<()> {
     // Quiet by default: warnings, plus redraft's own start-up and leadership lines.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 
     match cli.command {
         Cmd::Node(args) => {
             let config = args.to_config()?;
             let node = Node::start(config, Arc::new(FaultTable::default())).await?;
-            println!("redraft node {} serving RESP on {}", node.shared.config.id, node.addr().client_addr());
+            println!(
+                "redraft node {} serving RESP on {}",
+                node.shared.config.id,
+                node.addr().client_addr()
+            );
             shutdown_signal().await;
             tracing::info!("shutting down");
             node.stop().await;
@@ -36,13 +43,27 @@ async fn main() -> anyhow::Result<()> {
                     (t.0.clone(), Some(t))
                 }
             };
-            let cluster = LocalCluster::start(dir.clone(), args.base_port, args.replicas, &args.tuning).await?;
-            println!("redraft dev: one group of {} replicas, data in {}", cluster.nodes.len(), dir.display());
+            let cluster =
+                LocalCluster::start(dir.clone(), args.base_port, args.replicas, &args.tuning)
+                    .await?;
+            println!(
+                "redraft dev: one group of {} replicas, data in {}",
+                cluster.nodes.len(),
+                dir.display()
+            );
             for n in &cluster.nodes {
-                println!("  node {} on {}", n.shared.config.id, n.addr().client_addr());
+                println!(
+                    "  node {} on {}",
+                    n.shared.config.id,
+                    n.addr().client_addr()
+                );
             }
             match cluster.wait_leader(Duration::from_secs(10)).await {
-                Some(l) => println!("leader: {}  (try: redis-cli -p {} set hello world)", l.client_addr(), l.client_port),
+                Some(l) => println!(
+                    "leader: {}  (try: redis-cli -p {} set hello world)",
+                    l.client_addr(),
+                    l.client_port
+                ),
                 None => println!("no leader elected yet"),
             }
             shutdown_signal().await;
@@ -71,13 +92,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

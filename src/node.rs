@@ -42,10 +42,17 @@ pub struct GroupRegistry {
 
 impl GroupRegistry {
     pub fn insert(&self, gid: Gid, raft: ShardRaft) {
-        self.groups.write().unwrap_or_else(|e| e.into_inner()).insert(gid, raft);
+        self.groups
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gid, raft);
     }
     fn get(&self, gid: Gid) -> Option<ShardRaft> {
-        self.groups.read().unwrap_or_else(|e| e.into_inner()).get(&gid).cloned()
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&gid)
+            .cloned()
     }
 }
 
@@ -53,8 +60,10 @@ impl BusHandler for GroupRegistry {
     fn handle(&self, _from: NodeId, req: BusRequest) -> BoxFuture<'static, BusResponse> {
         match req {
             BusRequest::Raft { gid, rpc, body } => match self.get(gid) {
-                Some(raft) => Box::pin(async move { BusResponse::Raft(network::serve(&raft, rpc, &body).await) }),
-                None => Box::pin(async move { BusResponse::Error(format!("group {gid} is not hosted here")) }),
+                Some(raft) => Box::pin(async move { network::serve(&raft, rpc, &body).await }),
+                None => Box::pin(async move {
+                    BusResponse::Error(format!("group {gid} is not hosted here"))
+                }),
             },
         }
     }
@@ -88,14 +97,25 @@ impl Node {
         std::fs::create_dir_all(&config.dir)?;
         let storage = Storage::open(&config.dir, config.id)?;
         let log = LogStore::open(&storage, config.gid)?;
+        let committed = log.committed_index();
         let sm = ShardStateMachine::open(&storage, config.gid)?;
         let reader = sm.reader();
 
         let registry = Arc::new(GroupRegistry::default());
         bus_listener.set_nonblocking(true)?;
-        let bus = Bus::start_with(config.id, tokio::net::TcpListener::from_std(bus_listener)?, registry.clone(), faults).await?;
+        let bus = Bus::start_with(
+            config.id,
+            tokio::net::TcpListener::from_std(bus_listener)?,
+            registry.clone(),
+            faults,
+        )?;
         let net = Network::new(bus.clone(), config.gid);
-        let raft_config = Arc::new(config.timings.openraft_config(&format!("redraft-g{}", config.gid)).validate()?);
+        let raft_config = Arc::new(
+            config
+                .timings
+                .openraft_config(&format!("redraft-g{}", config.gid))
+                .validate()?,
+        );
         let raft = openraft::Raft::new(config.id, raft_config, net, log, sm).await?;
         registry.insert(config.gid, raft.clone());
 
@@ -107,7 +127,15 @@ impl Node {
             }
         }
 
-        let group = ShardGroup::start(config.gid, config.id, raft.clone(), reader, config.leader_wait, config.write_timeout);
+        let group = ShardGroup::start(
+            config.gid,
+            config.id,
+            raft.clone(),
+            reader,
+            committed,
+            config.leader_wait,
+            config.write_timeout,
+        );
         let shared = Arc::new(NodeShared {
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),
@@ -119,7 +147,12 @@ impl Node {
         });
         let server = tokio::spawn(crate::server::run(client, shared.clone()));
         tracing::info!(id = shared.config.id, addr = %shared.addr, "node started");
-        Ok(Node { shared, raft, bus, server })
+        Ok(Node {
+            shared,
+            raft,
+            bus,
+            server,
+        })
     }
 
     pub fn addr(&self) -> &NodeAddr {
@@ -143,6 +176,12 @@ impl Node {
 
 /// 40 hex characters, as Redis's run_id.
 fn run_id() -> String {
-    let seed = crate::db::keys::fnv1a64(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
-    format!("{:016x}{:016x}{:08x}", seed, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15, seed as u32)
+    let seed =
+        crate::db::keys::fnv1a64(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
+    format!(
+        "{:016x}{:016x}{:08x}",
+        seed,
+        seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+        seed as u32
+    )
 }

@@ -107,6 +107,16 @@ impl Bus {
         faults: Arc<FaultTable>,
     ) -> io::Result<Bus> {
         let listener = TcpListener::bind(bind).await?;
+        Self::start_with(node_id, listener, handler, faults)
+    }
+
+    /// Starts on a listener the caller bound (tests bind `:0` first to learn every port).
+    pub fn start_with(
+        node_id: NodeId,
+        listener: TcpListener,
+        handler: Arc<dyn BusHandler>,
+        faults: Arc<FaultTable>,
+    ) -> io::Result<Bus> {
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let accepted = Arc::new(AtomicU64::new(0));

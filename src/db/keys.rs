@@ -65,7 +65,9 @@ mod tests {
 
     #[test]
     fn scan_pos_orders_like_storage_keys() {
-        let mut keys: Vec<Vec<u8>> = (0..2000).map(|i| data_key(format!("k{i}").as_bytes())).collect();
+        let mut keys: Vec<Vec<u8>> = (0..2000)
+            .map(|i| data_key(format!("k{i}").as_bytes()))
+            .collect();
         keys.sort();
         let pos: Vec<u64> = keys.iter().map(|k| scan_pos(k)).collect();
         assert!(pos.windows(2).all(|w| w[0] <= w[1]));

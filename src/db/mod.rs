@@ -34,7 +34,10 @@ pub struct Value {
 
 impl Value {
     pub fn string(b: impl Into<Bytes>) -> Value {
-        Value { data: Data::Str(b.into()), expire_at: None }
+        Value {
+            data: Data::Str(b.into()),
+            expire_at: None,
+        }
     }
     /// Expired values read as absent on every replica.
     pub fn is_expired(&self, now_ms: u64) -> bool {

@@ -26,6 +26,9 @@ const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 type Res<T, C> = Result<T, RaftStorageError<<C as RaftTypeConfig>::NodeId>>;
 
 /// One group's Raft log. Cloning is cheap; the clone is the log reader replication uses.
@@ -33,6 +36,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     storage: Storage,
     log: Keyspace,
     meta: Keyspace,
+    /// The last index openraft reported committed, for INFO.
+    committed: Arc<AtomicU64>,
     _c: PhantomData<fn() -> C>,
 }
 
@@ -42,6 +47,7 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
             storage: self.storage.clone(),
             log: self.log.clone(),
             meta: self.meta.clone(),
+            committed: self.committed.clone(),
             _c: PhantomData,
         }
     }
@@ -54,8 +60,14 @@ impl<C: RaftTypeConfig> LogStore<C> {
             storage: storage.clone(),
             log: storage.keyspace(&keyspace_name(gid, "log"))?,
             meta: storage.keyspace(&keyspace_name(gid, "raft"))?,
+            committed: Arc::default(),
             _c: PhantomData,
         })
+    }
+
+    /// A live view of the committed index (updated as openraft saves it).
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -167,6 +179,10 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     /// Not synced: the next append's fsync covers it, and a lost value only means that
     /// entries are re-applied once the leader commits them again.
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Res<(), C> {
+        self.committed.store(
+            committed.as_ref().map(|l| l.index).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         self.put_meta(COMMITTED, &committed)
             .map_err(|e| raft_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }

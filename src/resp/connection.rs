@@ -32,8 +32,15 @@ enum Slot {
 /// Serves one client until it disconnects, sends QUIT or a malformed request.
 pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientGuard) {
     let _ = stream.set_nodelay(true);
-    let mut session = Session { client, proto: Protocol::Resp2, quit: false };
-    let mut parser = RequestParser::new(Limits { max_multibulk_len: 1024 * 1024, ..Limits::default() });
+    let mut session = Session {
+        client,
+        proto: Protocol::Resp2,
+        quit: false,
+    };
+    let mut parser = RequestParser::new(Limits {
+        max_multibulk_len: 1024 * 1024,
+        ..Limits::default()
+    });
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -78,7 +85,12 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
 }
 
 /// Runs a batch of requests and appends their replies, in order, to `out`.
-async fn run_batch(reqs: Vec<Vec<bytes::Bytes>>, session: &mut Session, node: &Arc<NodeShared>, out: &mut BytesMut) {
+async fn run_batch(
+    reqs: Vec<Vec<bytes::Bytes>>,
+    session: &mut Session,
+    node: &Arc<NodeShared>,
+    out: &mut BytesMut,
+) {
     let group = &node.group;
     let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
     let mut reads: Vec<(usize, ReadCmd)> = Vec::new();

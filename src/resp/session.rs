@@ -74,7 +74,12 @@ pub struct Clients {
 
 impl Clients {
     /// Registers a client, or None when `maxclients` are already connected.
-    pub fn register(self: &Arc<Self>, addr: String, laddr: String, maxclients: usize) -> Option<ClientGuard> {
+    pub fn register(
+        self: &Arc<Self>,
+        addr: String,
+        laddr: String,
+        maxclients: usize,
+    ) -> Option<ClientGuard> {
         if self.connected.fetch_add(1, Ordering::SeqCst) >= maxclients {
             self.connected.fetch_sub(1, Ordering::SeqCst);
             self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -97,8 +102,14 @@ impl Clients {
                 proto: Protocol::Resp2,
             }),
         });
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id, state.clone());
-        Some(ClientGuard { clients: self.clone(), state })
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, state.clone());
+        Some(ClientGuard {
+            clients: self.clone(),
+            state,
+        })
     }
 
     pub fn connected(&self) -> usize {
@@ -106,7 +117,12 @@ impl Clients {
     }
 
     pub fn all(&self) -> Vec<Arc<ClientState>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -118,7 +134,11 @@ pub struct ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.clients.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.state.id);
+        self.clients
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.state.id);
         self.clients.connected.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -27,7 +27,11 @@ struct State {
 
 impl ReadBarrier {
     pub fn new(raft: ShardRaft, timeout: Duration) -> Self {
-        ReadBarrier { raft, timeout, state: Arc::default() }
+        ReadBarrier {
+            raft,
+            timeout,
+            state: Arc::default(),
+        }
     }
 
     /// Resolves once a barrier round that started after this call has confirmed leadership
@@ -42,7 +46,8 @@ impl ReadBarrier {
         if start {
             tokio::spawn(run(self.raft.clone(), self.state.clone(), self.timeout));
         }
-        rx.await.unwrap_or_else(|_| Err(ShardError::Fatal("read barrier stopped".into())))
+        rx.await
+            .unwrap_or_else(|_| Err(ShardError::Fatal("read barrier stopped".into())))
     }
 }
 

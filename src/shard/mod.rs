@@ -48,10 +48,16 @@ impl ShardError {
     /// The one mapping from shard errors to the redirects clients understand.
     pub fn to_reply(&self, slot: u16) -> Reply {
         match self {
-            ShardError::NotLeader { leader: Some(addr) } => Reply::err(format!("MOVED {slot} {}", addr.client_addr())),
+            ShardError::NotLeader { leader: Some(addr) } => {
+                Reply::err(format!("MOVED {slot} {}", addr.client_addr()))
+            }
             ShardError::NotLeader { leader: None } => Reply::err("CLUSTERDOWN The cluster is down"),
-            ShardError::Unknown(why) => Reply::err(format!("CLUSTERDOWN The cluster is down ({why})")),
-            ShardError::Fatal(why) => Reply::err(format!("CLUSTERDOWN The cluster is down ({why})")),
+            ShardError::Unknown(why) => {
+                Reply::err(format!("CLUSTERDOWN The cluster is down ({why})"))
+            }
+            ShardError::Fatal(why) => {
+                Reply::err(format!("CLUSTERDOWN The cluster is down ({why})"))
+            }
         }
     }
 }
@@ -77,17 +83,29 @@ struct Inner {
     proposals: mpsc::UnboundedSender<Proposal>,
     barrier: barrier::ReadBarrier,
     leader_wait: Duration,
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Wall-clock unix milliseconds: what the leader stamps into entries and reads compare with.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl ShardGroup {
     /// Wraps a started Raft and spawns the proposer and expiry tasks (they end when the
     /// Raft shuts down or the last handle is dropped).
-    pub fn start(gid: Gid, id: NodeId, raft: ShardRaft, reader: ShardReader, leader_wait: Duration, write_timeout: Duration) -> ShardGroup {
+    pub fn start(
+        gid: Gid,
+        id: NodeId,
+        raft: ShardRaft,
+        reader: ShardReader,
+        committed: Arc<std::sync::atomic::AtomicU64>,
+        leader_wait: Duration,
+        write_timeout: Duration,
+    ) -> ShardGroup {
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             gid,
@@ -97,6 +115,7 @@ impl ShardGroup {
             proposals: tx,
             barrier: barrier::ReadBarrier::new(raft.clone(), write_timeout),
             leader_wait,
+            committed,
         });
         tokio::spawn(propose_loop(raft, rx, write_timeout));
         let group = ShardGroup { inner };
@@ -131,7 +150,9 @@ impl ShardGroup {
     }
 
     pub async fn write(&self, cmd: WriteCmd) -> WriteResult {
-        self.submit(cmd).await.unwrap_or_else(|_| Err(ShardError::Fatal("group stopped".into())))
+        self.submit(cmd)
+            .await
+            .unwrap_or_else(|_| Err(ShardError::Fatal("group stopped".into())))
     }
 
     /// Waits until this node may serve a linearizable read (it is the leader and has
@@ -159,7 +180,9 @@ impl ShardGroup {
         };
         match leader {
             Some(l) if l == self.inner.id => Ok(()),
-            Some(l) => Err(ShardError::NotLeader { leader: self.node_addr(l) }),
+            Some(l) => Err(ShardError::NotLeader {
+                leader: self.node_addr(l),
+            }),
             None => Err(ShardError::NotLeader { leader: None }),
         }
     }
@@ -185,11 +208,17 @@ impl ShardGroup {
 }
 
 /// Drains queued writes into log entries, at most `MAX_IN_FLIGHT` entries outstanding.
-async fn propose_loop(raft: ShardRaft, mut rx: mpsc::UnboundedReceiver<Proposal>, write_timeout: Duration) {
+async fn propose_loop(
+    raft: ShardRaft,
+    mut rx: mpsc::UnboundedReceiver<Proposal>,
+    write_timeout: Duration,
+) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -198,11 +227,13 @@ async fn propose_loop(raft: ShardRaft, mut rx: mpsc::UnboundedReceiver<Proposal>
             }
         }
         let (cmds, txs): (Vec<_>, Vec<_>) = batch.drain(..).map(|p| (p.cmd, p.tx)).unzip();
-                let not_leader = {
+        let not_leader = {
             let m = raft.metrics();
             let m = m.borrow();
             match m.current_leader {
-                Some(l) if l != m.id => Some(m.membership_config.membership().get_node(&l).cloned()),
+                Some(l) if l != m.id => {
+                    Some(m.membership_config.membership().get_node(&l).cloned())
+                }
                 None => Some(None),
                 _ => None,
             }
@@ -213,7 +244,10 @@ async fn propose_loop(raft: ShardRaft, mut rx: mpsc::UnboundedReceiver<Proposal>
             fail_all(txs, ShardError::NotLeader { leader });
             continue;
         }
-        let req = ShardRequest { now_ms: now_ms(), cmds };
+        let req = ShardRequest {
+            now_ms: now_ms(),
+            cmds,
+        };
         let responder = match raft.client_write_ff(req).await {
             Ok(r) => r,
             Err(e) => {
@@ -228,17 +262,25 @@ async fn propose_loop(raft: ShardRaft, mut rx: mpsc::UnboundedReceiver<Proposal>
                 Ok(Ok(Ok(resp))) => {
                     let mut replies = resp.data.into_iter();
                     for tx in txs {
-                        let reply = replies.next().unwrap_or_else(|| Reply::err("ERR internal: missing reply"));
+                        let reply = replies
+                            .next()
+                            .unwrap_or_else(|| Reply::err("ERR internal: missing reply"));
                         let _ = tx.send(Ok(reply));
                     }
                 }
                 Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => {
                     // Leadership changed after the entry reached Raft: it may still be
                     // committed by the next leader, so the outcome is unknown, not a redirect.
-                    fail_all(txs, ShardError::Unknown("leadership changed before commit".into()))
+                    fail_all(
+                        txs,
+                        ShardError::Unknown("leadership changed before commit".into()),
+                    )
                 }
                 Ok(Ok(Err(e))) => fail_all(txs, ShardError::Unknown(e.to_string())),
-                Ok(Err(_)) => fail_all(txs, ShardError::Unknown("raft stopped before commit".into())),
+                Ok(Err(_)) => fail_all(
+                    txs,
+                    ShardError::Unknown("raft stopped before commit".into()),
+                ),
                 Err(_) => fail_all(txs, ShardError::Unknown("commit timed out".into())),
             }
         });
@@ -254,16 +296,23 @@ fn fail_all(txs: Vec<oneshot::Sender<WriteResult>>, e: ShardError) {
 /// Maps a read-barrier failure to a `ShardError`.
 fn barrier_error(e: RaftError<NodeId, CheckIsLeaderError<NodeId, NodeAddr>>) -> ShardError {
     match e {
-        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => ShardError::NotLeader { leader: f.leader_node },
-        RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => ShardError::NotLeader { leader: None },
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => ShardError::NotLeader {
+            leader: f.leader_node,
+        },
+        RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => {
+            ShardError::NotLeader { leader: None }
+        }
         RaftError::Fatal(f) => ShardError::Fatal(f.to_string()),
     }
 }
 
 impl ShardGroup {
-    /// The highest log index known committed (falls back to applied before the first commit
-    /// is recorded).
+    /// The highest log index known committed here (never below applied).
     pub fn committed_index(&self) -> u64 {
-        self.metrics().last_applied.map(|l| l.index).unwrap_or(0)
+        let applied = self.metrics().last_applied.map(|l| l.index).unwrap_or(0);
+        self.inner
+            .committed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(applied)
     }
 }

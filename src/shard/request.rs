@@ -19,6 +19,11 @@ pub type ShardResponse = Vec<Reply>;
 
 impl std::fmt::Display for ShardRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ShardRequest(now={}, {} cmds)", self.now_ms, self.cmds.len())
+        write!(
+            f,
+            "ShardRequest(now={}, {} cmds)",
+            self.now_ms,
+            self.cmds.len()
+        )
     }
 }

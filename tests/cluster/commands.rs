@@ -115,7 +115,10 @@ fn matches(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
         Some((head, rest)) => {
-            s.starts_with(head) && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && matches(rest, &s[head.len() + i..]))
+            s.starts_with(head)
+                && (0..=s.len() - head.len()).any(|i| {
+                    s.is_char_boundary(head.len() + i) && matches(rest, &s[head.len() + i..])
+                })
         }
     }
 }
@@ -133,7 +136,10 @@ async fn every_command_through_raft() {
             line.split(' ').map(str::as_bytes).collect()
         };
         let got = String::from_utf8_lossy(&r.cmd(&args).await).into_owned();
-        assert!(matches(want, &got), "{line}\n  want {want:?}\n   got {got:?}");
+        assert!(
+            matches(want, &got),
+            "{line}\n  want {want:?}\n   got {got:?}"
+        );
     }
     assert!(r.closed().await, "QUIT closes the connection");
 
@@ -153,17 +159,29 @@ async fn redis_crate_client_round_trips() {
     }
     let _: () = pipe.query_async(&mut con).await.expect("pipeline");
     let keys: Vec<String> = (0..1000).map(|i| format!("key:{i}")).collect();
-    let vals: Vec<i64> = redis::cmd("MGET").arg(&keys).query_async(&mut con).await.expect("mget");
+    let vals: Vec<i64> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(&mut con)
+        .await
+        .expect("mget");
     assert_eq!(vals, (0..1000).collect::<Vec<i64>>());
-    let n: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.expect("dbsize");
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("dbsize");
     assert_eq!(n, 1000);
 
     // SCAN with a small COUNT visits every key at least once.
     let mut seen = std::collections::HashSet::new();
     let mut cursor = 0u64;
     loop {
-        let (next, page): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(7).query_async(&mut con).await.expect("scan");
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(7)
+            .query_async(&mut con)
+            .await
+            .expect("scan");
         seen.extend(page);
         if next == 0 {
             break;

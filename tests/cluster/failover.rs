@@ -17,7 +17,12 @@ pub struct Outcomes {
 
 /// A writer appending `<w>-<n>,` to its own key, one command at a time, moving to another
 /// node on any error. It never retries a token, so a duplicate can only come from the server.
-pub async fn appender(w: usize, urls: Vec<String>, stop: Arc<AtomicBool>, acked_total: Arc<AtomicUsize>) -> Outcomes {
+pub async fn appender(
+    w: usize,
+    urls: Vec<String>,
+    stop: Arc<AtomicBool>,
+    acked_total: Arc<AtomicUsize>,
+) -> Outcomes {
     let mut out = Outcomes::default();
     let mut target = 0;
     let mut con: Option<redis::aio::MultiplexedConnection> = None;
@@ -25,7 +30,12 @@ pub async fn appender(w: usize, urls: Vec<String>, stop: Arc<AtomicBool>, acked_
     while !stop.load(Ordering::Relaxed) {
         if con.is_none() {
             let client = redis::Client::open(urls[target % urls.len()].as_str()).expect("url");
-            match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+            match tokio::time::timeout(
+                Duration::from_secs(2),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+            {
                 Ok(Ok(c)) => con = Some(c),
                 _ => {
                     target += 1;
@@ -36,7 +46,10 @@ pub async fn appender(w: usize, urls: Vec<String>, stop: Arc<AtomicBool>, acked_
         }
         let Some(c) = con.as_mut() else { continue };
         n += 1;
-        let cmd = redis::cmd("APPEND").arg(format!("log{w}")).arg(format!("{n},")).clone();
+        let cmd = redis::cmd("APPEND")
+            .arg(format!("log{w}"))
+            .arg(format!("{n},"))
+            .clone();
         match tokio::time::timeout(Duration::from_secs(10), cmd.query_async::<i64>(c)).await {
             Ok(Ok(_)) => {
                 out.acked.insert(n);
@@ -59,15 +72,32 @@ pub async fn appender(w: usize, urls: Vec<String>, stop: Arc<AtomicBool>, acked_
 
 /// Checks a writer's final value against what it saw.
 pub fn check_log(w: usize, value: &str, seen: &Outcomes) {
-    let tokens: Vec<u64> = value.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().expect("token")).collect();
+    let tokens: Vec<u64> = value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("token"))
+        .collect();
     let set: BTreeSet<u64> = tokens.iter().copied().collect();
-    assert_eq!(set.len(), tokens.len(), "writer {w}: a write was applied twice: {tokens:?}");
-    assert!(tokens.windows(2).all(|p| p[0] < p[1]), "writer {w}: writes applied out of order");
+    assert_eq!(
+        set.len(),
+        tokens.len(),
+        "writer {w}: a write was applied twice: {tokens:?}"
+    );
+    assert!(
+        tokens.windows(2).all(|p| p[0] < p[1]),
+        "writer {w}: writes applied out of order"
+    );
     for a in &seen.acked {
-        assert!(set.contains(a), "writer {w}: acknowledged write {a} is lost");
+        assert!(
+            set.contains(a),
+            "writer {w}: acknowledged write {a} is lost"
+        );
     }
     for t in &set {
-        assert!(seen.acked.contains(t) || seen.unknown.contains(t), "writer {w}: {t} applied but was refused");
+        assert!(
+            seen.acked.contains(t) || seen.unknown.contains(t),
+            "writer {w}: {t} applied but was refused"
+        );
     }
 }
 
@@ -82,14 +112,21 @@ async fn leader_killed_under_concurrent_writers() {
         .map(|w| tokio::spawn(appender(w, urls.clone(), stop.clone(), acked.clone())))
         .collect();
 
-    wait_until(Duration::from_secs(30), "300 acknowledged writes", || async { (acked.load(Ordering::Relaxed) >= 300).then_some(()) }).await;
+    wait_until(
+        Duration::from_secs(30),
+        "300 acknowledged writes",
+        || async { (acked.load(Ordering::Relaxed) >= 300).then_some(()) },
+    )
+    .await;
     c.kill(first_leader).await;
     let before = acked.load(Ordering::Relaxed);
     let new_leader = c.leader().await;
     assert_ne!(new_leader, first_leader);
-    wait_until(Duration::from_secs(30), "300 more writes on the new leader", || async {
-        (acked.load(Ordering::Relaxed) >= before + 300).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "300 more writes on the new leader",
+        || async { (acked.load(Ordering::Relaxed) >= before + 300).then_some(()) },
+    )
     .await;
     stop.store(true, Ordering::Relaxed);
     let mut seen = BTreeMap::new();
@@ -104,11 +141,21 @@ async fn leader_killed_under_concurrent_writers() {
         .into_iter()
         .map(|(k, v)| {
             let redraft::db::Data::Str(s) = v.data;
-            (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&s).into_owned())
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&s).into_owned(),
+            )
         })
         .collect();
     for (w, outcomes) in &seen {
-        check_log(*w, values.get(&format!("log{w}")).map(String::as_str).unwrap_or(""), outcomes);
+        check_log(
+            *w,
+            values
+                .get(&format!("log{w}"))
+                .map(String::as_str)
+                .unwrap_or(""),
+            outcomes,
+        );
     }
     c.stop().await;
 }

@@ -52,7 +52,9 @@ impl TestCluster {
         let mut listeners = BTreeMap::new();
         let mut peers = BTreeMap::new();
         for id in 1..=n {
-            let client = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let client = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let bus = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             peers.insert(
                 id,
@@ -64,9 +66,17 @@ impl TestCluster {
             );
             listeners.insert(id, (client, bus));
         }
-        let mut c = TestCluster { dir, faults: Arc::new(FaultTable::default()), peers, nodes: BTreeMap::new(), tweak };
+        let mut c = TestCluster {
+            dir,
+            faults: Arc::new(FaultTable::default()),
+            peers,
+            nodes: BTreeMap::new(),
+            tweak,
+        };
         for (id, (client, bus)) in listeners {
-            let node = Node::start_with(c.config(id), client, bus, c.faults.clone()).await.expect("start node");
+            let node = Node::start_with(c.config(id), client, bus, c.faults.clone())
+                .await
+                .expect("start node");
             c.nodes.insert(id, Some(node));
         }
         c
@@ -98,16 +108,25 @@ impl TestCluster {
 
     pub async fn client(&self, id: NodeId) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url(id)).expect("client");
-        client.get_multiplexed_async_connection().await.expect("connect")
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
     }
 
     /// Waits until every running node names the same leader, which is running itself.
     pub async fn leader(&self) -> NodeId {
-        wait_until(Duration::from_secs(10), "a leader all running nodes agree on", || async {
-            let leaders: Vec<_> = self.running().map(|n| n.group().current_leader()).collect();
-            let l = leaders.first().copied().flatten()?;
-            (leaders.iter().all(|x| *x == Some(l)) && self.nodes.get(&l).is_some_and(|n| n.is_some())).then_some(l)
-        })
+        wait_until(
+            Duration::from_secs(10),
+            "a leader all running nodes agree on",
+            || async {
+                let leaders: Vec<_> = self.running().map(|n| n.group().current_leader()).collect();
+                let l = leaders.first().copied().flatten()?;
+                (leaders.iter().all(|x| *x == Some(l))
+                    && self.nodes.get(&l).is_some_and(|n| n.is_some()))
+                .then_some(l)
+            },
+        )
         .await
     }
 
@@ -123,14 +142,18 @@ impl TestCluster {
         let addr = &self.peers[&id];
         // The port was ours a moment ago; another process may briefly hold it on a busy box.
         let client = wait_until(Duration::from_secs(5), "client port free", || async {
-            tokio::net::TcpListener::bind(("127.0.0.1", addr.client_port)).await.ok()
+            tokio::net::TcpListener::bind(("127.0.0.1", addr.client_port))
+                .await
+                .ok()
         })
         .await;
         let bus = wait_until(Duration::from_secs(5), "bus port free", || async {
             std::net::TcpListener::bind(("127.0.0.1", addr.bus_port)).ok()
         })
         .await;
-        let node = Node::start_with(self.config(id), client, bus, self.faults.clone()).await.expect("restart node");
+        let node = Node::start_with(self.config(id), client, bus, self.faults.clone())
+            .await
+            .expect("restart node");
         self.nodes.insert(id, Some(node));
     }
 
@@ -156,7 +179,12 @@ impl TestCluster {
     }
 
     pub fn applied(&self, id: NodeId) -> u64 {
-        self.node(id).group().metrics().last_applied.map(|l| l.index).unwrap_or(0)
+        self.node(id)
+            .group()
+            .metrics()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0)
     }
 
     /// Waits until every running node has applied the leader's last log entry and all
@@ -164,12 +192,28 @@ impl TestCluster {
     pub async fn converged(&self) -> Vec<(Bytes, Value)> {
         let leader = self.leader().await;
         wait_until(Duration::from_secs(20), "replicas to converge", || async {
-            let target = self.node(leader).group().metrics().last_log_index.unwrap_or(0);
-            if self.running().any(|n| n.group().metrics().last_applied.map(|l| l.index).unwrap_or(0) < target) {
+            let target = self
+                .node(leader)
+                .group()
+                .metrics()
+                .last_log_index
+                .unwrap_or(0);
+            if self.running().any(|n| {
+                n.group()
+                    .metrics()
+                    .last_applied
+                    .map(|l| l.index)
+                    .unwrap_or(0)
+                    < target
+            }) {
                 return None;
             }
             let first = self.dump(leader);
-            self.nodes.keys().filter(|id| self.nodes[id].is_some()).all(|id| self.dump(*id) == first).then_some(first)
+            self.nodes
+                .keys()
+                .filter(|id| self.nodes[id].is_some())
+                .all(|id| self.dump(*id) == first)
+                .then_some(first)
         })
         .await
     }

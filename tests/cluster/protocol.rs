@@ -14,7 +14,10 @@ async fn inline_pipelines_and_protocol_errors() {
 
     // Inline commands, as redis-benchmark's PING_INLINE and telnet send them, pipelined.
     let mut r = Raw::connect(&addr).await;
-    r.send(b"PING\r\nPING\nECHO \"a b\"\r\n\r\nset \"in line\" \"c\\x41\\n\"\r\nGET \"in line\"\r\n").await;
+    r.send(
+        b"PING\r\nPING\nECHO \"a b\"\r\n\r\nset \"in line\" \"c\\x41\\n\"\r\nGET \"in line\"\r\n",
+    )
+    .await;
     assert_eq!(r.reply().await, b"+PONG\r\n");
     assert_eq!(r.reply().await, b"+PONG\r\n");
     assert_eq!(r.reply().await, b"$3\r\na b\r\n");
@@ -24,42 +27,83 @@ async fn inline_pipelines_and_protocol_errors() {
     // A 10k-command pipeline of mixed writes and reads keeps its order, in one write.
     let mut batch = Vec::new();
     for i in 0..5000 {
-        batch.extend(encode(&[b"SET", format!("p{i}").as_bytes(), format!("v{i}").as_bytes()]));
+        batch.extend(encode(&[
+            b"SET",
+            format!("p{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+        ]));
         batch.extend(encode(&[b"GET", format!("p{}", i / 2).as_bytes()]));
     }
     r.send(&batch).await;
     for i in 0..5000 {
         assert_eq!(r.reply().await, b"+OK\r\n");
         let want = format!("v{}", i / 2);
-        assert_eq!(r.reply().await, format!("${}\r\n{want}\r\n", want.len()).into_bytes(), "GET #{i}");
+        assert_eq!(
+            r.reply().await,
+            format!("${}\r\n{want}\r\n", want.len()).into_bytes(),
+            "GET #{i}"
+        );
     }
 
     // Malformed frames: Redis's error text, then the connection closes and nothing
     // pipelined behind the error runs.
     let cases: &[(&[u8], &str)] = &[
-        (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*1\r\n$600000000\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*99999999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n"),
-        (b"set \"a\"b c\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*1\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$600000000\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*abc\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*99999999999\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\nfoo\r\n",
+            "-ERR Protocol error: expected '$', got 'f'\r\n",
+        ),
+        (
+            b"set \"a\"b c\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ];
     for (bytes, want) in cases {
         let mut r = Raw::connect(&addr).await;
         let mut req = bytes.to_vec();
         req.extend_from_slice(&encode(&[b"SET", b"after-error", b"1"]));
         r.send(&req).await;
-        assert_eq!(String::from_utf8_lossy(&r.reply().await), *want, "for {:?}", String::from_utf8_lossy(bytes));
-        assert!(r.closed().await, "connection must close after a protocol error");
+        assert_eq!(
+            String::from_utf8_lossy(&r.reply().await),
+            *want,
+            "for {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert!(
+            r.closed().await,
+            "connection must close after a protocol error"
+        );
     }
     // An inline line without a newline is capped at 64 KiB.
     let mut r = Raw::connect(&addr).await;
     r.send(&vec![b'a'; 70 * 1024]).await;
-    assert_eq!(r.reply().await, b"-ERR Protocol error: too big inline request\r\n");
+    assert_eq!(
+        r.reply().await,
+        b"-ERR Protocol error: too big inline request\r\n"
+    );
     assert!(r.closed().await);
 
     let mut r = Raw::connect(&addr).await;
-    assert_eq!(r.call("GET after-error").await, "$-1\r\n", "nothing after a protocol error ran");
+    assert_eq!(
+        r.call("GET after-error").await,
+        "$-1\r\n",
+        "nothing after a protocol error ran"
+    );
     c.stop().await;
 }
 
@@ -82,29 +126,57 @@ async fn binary_large_values_resp3_and_disconnects() {
     // 1 MiB values through the redis crate.
     let mut con = c.client(leader).await;
     let big = vec![b'x'; 1 << 20];
-    let _: () = redis::cmd("SET").arg("big").arg(&big).query_async(&mut con).await.expect("set big");
-    let got: Vec<u8> = redis::cmd("GET").arg("big").query_async(&mut con).await.expect("get big");
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query_async(&mut con)
+        .await
+        .expect("set big");
+    let got: Vec<u8> = redis::cmd("GET")
+        .arg("big")
+        .query_async(&mut con)
+        .await
+        .expect("get big");
     assert_eq!(got, big);
-    let len: i64 = redis::cmd("APPEND").arg("big").arg("yz").query_async(&mut con).await.expect("append");
+    let len: i64 = redis::cmd("APPEND")
+        .arg("big")
+        .arg("yz")
+        .query_async(&mut con)
+        .await
+        .expect("append");
     assert_eq!(len, (1 << 20) + 2);
 
     // HELLO 3 switches this connection to RESP3 before replying.
     let hello = r.cmd(&[b"HELLO", b"3"]).await;
-    assert!(hello.starts_with(b"%7\r\n"), "{:?}", String::from_utf8_lossy(&hello));
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&hello)
+    );
     assert_eq!(r.call("GET nosuchkey").await, "_\r\n");
     let hello = r.cmd(&[b"HELLO"]).await;
-    assert!(hello.starts_with(b"%7\r\n"), "bare HELLO keeps the protocol");
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "bare HELLO keeps the protocol"
+    );
     let hello = r.cmd(&[b"HELLO", b"2"]).await;
     assert!(hello.starts_with(b"*14\r\n"));
     assert_eq!(r.call("GET nosuchkey").await, "$-1\r\n");
-    assert_eq!(r.call("HELLO 4").await, "-NOPROTO unsupported protocol version\r\n");
+    assert_eq!(
+        r.call("HELLO 4").await,
+        "-NOPROTO unsupported protocol version\r\n"
+    );
 
     // A client that disconnects mid-pipeline: the server keeps serving everyone else.
     for round in 0..3 {
         let mut d = Raw::connect(&addr).await;
         let mut batch = Vec::new();
         for i in 0..2000 {
-            batch.extend(encode(&[b"APPEND", format!("dc{round}").as_bytes(), format!("{i},").as_bytes()]));
+            batch.extend(encode(&[
+                b"APPEND",
+                format!("dc{round}").as_bytes(),
+                format!("{i},").as_bytes(),
+            ]));
         }
         d.send(&batch[..batch.len() / 2]).await;
         drop(d);
@@ -112,10 +184,21 @@ async fn binary_large_values_resp3_and_disconnects() {
     assert_eq!(r.call("PING").await, "+PONG\r\n");
     // Whatever of the cut pipeline ran, ran once and in order.
     for round in 0..3 {
-        let v: Option<String> = redis::cmd("GET").arg(format!("dc{round}")).query_async(&mut con).await.expect("get");
+        let v: Option<String> = redis::cmd("GET")
+            .arg(format!("dc{round}"))
+            .query_async(&mut con)
+            .await
+            .expect("get");
         let v = v.unwrap_or_default();
-        let ids: Vec<usize> = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().expect("id")).collect();
-        assert!(ids.iter().enumerate().all(|(i, id)| i == *id), "appends applied once, in order: {v:.80}");
+        let ids: Vec<usize> = v
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().expect("id"))
+            .collect();
+        assert!(
+            ids.iter().enumerate().all(|(i, id)| i == *id),
+            "appends applied once, in order: {v:.80}"
+        );
     }
     c.stop().await;
 }
@@ -124,9 +207,17 @@ async fn binary_large_values_resp3_and_disconnects() {
 async fn followers_redirect_and_maxclients() {
     let c = TestCluster::start(3).await;
     let leader = c.leader().await;
-    let follower = *c.peers.keys().find(|id| **id != leader).expect("a follower");
+    let follower = *c
+        .peers
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
     let mut f = Raw::connect(&c.peers[&follower].client_addr()).await;
-    let moved = format!("-MOVED {} {}\r\n", key_slot(b"foo"), c.peers[&leader].client_addr());
+    let moved = format!(
+        "-MOVED {} {}\r\n",
+        key_slot(b"foo"),
+        c.peers[&leader].client_addr()
+    );
     assert_eq!(f.call("SET foo bar").await, moved, "write at a follower");
     assert_eq!(f.call("GET foo").await, moved, "plain read at a follower");
     assert_eq!(f.call("PING").await, "+PONG\r\n");
@@ -137,7 +228,10 @@ async fn followers_redirect_and_maxclients() {
 
     let mut l = Raw::connect(&c.peers[&leader].client_addr()).await;
     let info = l.call("INFO replication").await;
-    assert!(info.contains("role:master") && info.contains("connected_slaves:2"), "{info}");
+    assert!(
+        info.contains("role:master") && info.contains("connected_slaves:2"),
+        "{info}"
+    );
     let info = l.call("INFO raft").await;
     assert!(info.contains(&format!("raft_leader:{leader}")), "{info}");
 
@@ -145,7 +239,10 @@ async fn followers_redirect_and_maxclients() {
     assert_eq!(l.call("CONFIG SET maxclients 2").await, "+OK\r\n");
     let _second = Raw::connect(&c.peers[&leader].client_addr()).await;
     let mut third = Raw::connect(&c.peers[&leader].client_addr()).await;
-    assert_eq!(third.reply().await, b"-ERR max number of clients reached\r\n");
+    assert_eq!(
+        third.reply().await,
+        b"-ERR max number of clients reached\r\n"
+    );
     assert!(third.closed().await);
     assert_eq!(l.call("CONFIG SET maxclients 10000").await, "+OK\r\n");
     c.stop().await;

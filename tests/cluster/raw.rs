@@ -24,7 +24,10 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 
 impl Raw {
     pub async fn connect(addr: &str) -> Raw {
-        Raw { stream: TcpStream::connect(addr).await.expect("connect"), buf: BytesMut::new() }
+        Raw {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            buf: BytesMut::new(),
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -37,11 +40,16 @@ impl Raw {
             if let Ok(Some((_, n))) = redis_protocol::resp3::decode::complete::decode(&self.buf) {
                 return self.buf.split_to(n).to_vec();
             }
-            let n = tokio::time::timeout(Duration::from_secs(20), self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("reply within 20 s")
-                .expect("read");
-            assert!(n > 0, "connection closed; buffered: {:?}", String::from_utf8_lossy(&self.buf));
+            let n =
+                tokio::time::timeout(Duration::from_secs(20), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .expect("reply within 20 s")
+                    .expect("read");
+            assert!(
+                n > 0,
+                "connection closed; buffered: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
         }
     }
 

@@ -10,13 +10,22 @@ async fn set_many(c: &TestCluster, leader: u64, prefix: &str, n: usize) {
     let mut con = c.client(leader).await;
     for i in 0..n {
         // One command per round trip: each its own log entry.
-        let _: () = redis::cmd("SET").arg(format!("{prefix}{i}")).arg(i).query_async(&mut con).await.expect("set");
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("set");
     }
 }
 
 async fn count_prefix(c: &TestCluster, id: u64, prefix: &str) -> usize {
     let mut con = c.client(id).await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut con).await.expect("keys");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut con)
+        .await
+        .expect("keys");
     keys.len()
 }
 
@@ -31,7 +40,10 @@ async fn follower_restart_catches_up_from_log() {
     c.restart(follower).await;
     let data = c.converged().await;
     assert_eq!(data.len(), 150);
-    assert!(c.node(follower).group().metrics().snapshot.is_none(), "caught up from the log alone");
+    assert!(
+        c.node(follower).group().metrics().snapshot.is_none(),
+        "caught up from the log alone"
+    );
     c.stop().await;
 }
 
@@ -45,18 +57,36 @@ async fn follower_behind_purged_log_catches_up_by_snapshot() {
     let leader = c.leader().await;
     let follower = *c.peers.keys().find(|id| **id != leader).expect("follower");
     set_many(&c, leader, "a", 20).await;
-    let follower_last = c.node(follower).group().metrics().last_log_index.unwrap_or(0);
+    let follower_last = c
+        .node(follower)
+        .group()
+        .metrics()
+        .last_log_index
+        .unwrap_or(0);
     c.kill(follower).await;
     set_many(&c, leader, "b", 400).await;
-    wait_until(Duration::from_secs(20), "the leader to purge past the follower's log", || async {
-        let purged = c.node(leader).group().metrics().purged.map(|l| l.index).unwrap_or(0);
-        (purged > follower_last).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "the leader to purge past the follower's log",
+        || async {
+            let purged = c
+                .node(leader)
+                .group()
+                .metrics()
+                .purged
+                .map(|l| l.index)
+                .unwrap_or(0);
+            (purged > follower_last).then_some(())
+        },
+    )
     .await;
     c.restart(follower).await;
     let data = c.converged().await;
     assert_eq!(data.len(), 420);
-    assert!(c.node(follower).group().metrics().snapshot.is_some(), "installed a snapshot");
+    assert!(
+        c.node(follower).group().metrics().snapshot.is_some(),
+        "installed a snapshot"
+    );
     // It serves once it leads: make it the only possible leader by killing the others.
     c.stop().await;
 }
@@ -76,7 +106,11 @@ async fn whole_group_restart_keeps_every_acknowledged_write() {
     let leader = c.leader().await;
     assert_eq!(count_prefix(&c, leader, "k").await, 200);
     let mut con = c.client(leader).await;
-    let v: i64 = redis::cmd("GET").arg("k199").query_async(&mut con).await.expect("get");
+    let v: i64 = redis::cmd("GET")
+        .arg("k199")
+        .query_async(&mut con)
+        .await
+        .expect("get");
     assert_eq!(v, 199);
     c.converged().await;
     c.stop().await;

@@ -32,8 +32,14 @@ mod tests {
     fn matches_redis_cluster() {
         assert_eq!(CRC16.checksum(b"123456789"), 0x31c3);
         assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
-        assert_eq!(key_slot(b"foo{}{bar}"), CRC16.checksum(b"foo{}{bar}") & 16383);
+        assert_eq!(
+            key_slot(b"{user1000}.following"),
+            key_slot(b"{user1000}.followers")
+        );
+        assert_eq!(
+            key_slot(b"foo{}{bar}"),
+            CRC16.checksum(b"foo{}{bar}") & 16383
+        );
         assert_eq!(key_slot(b"foo{{bar}}zap"), CRC16.checksum(b"{bar") & 16383);
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
     }

@@ -15,7 +15,9 @@ pub fn check_name(name: &[u8]) -> Result<(), Reply> {
     if name.iter().all(|b| (0x21..=0x7e).contains(b)) {
         Ok(())
     } else {
-        Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."))
+        Err(Reply::err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ))
     }
 }
 
@@ -51,7 +53,12 @@ pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) ->
             match attr.as_slice() {
                 b"lib-name" => session.client.state.update(|i| i.lib_name = value),
                 b"lib-ver" => session.client.state.update(|i| i.lib_ver = value),
-                _ => return Reply::err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&argv[2]))),
+                _ => {
+                    return Reply::err(format!(
+                        "ERR Unrecognized option '{}'",
+                        String::from_utf8_lossy(&argv[2])
+                    ))
+                }
             }
             Reply::ok()
         }
@@ -97,13 +104,22 @@ fn list(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
             only_normal = match t.as_slice() {
                 b"normal" => true,
                 b"master" | b"replica" | b"slave" | b"pubsub" => false,
-                _ => return Reply::err(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(&argv[i + 1]))),
+                _ => {
+                    return Reply::err(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(&argv[i + 1])
+                    ))
+                }
             };
             i += 2;
         } else if opt == b"id" && i + 1 < argv.len() {
             let mut v = Vec::new();
             for a in &argv[i + 1..] {
-                match std::str::from_utf8(a).ok().and_then(|s| s.parse::<u64>().ok()).filter(|&n| n > 0) {
+                match std::str::from_utf8(a)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|&n| n > 0)
+                {
                     Some(n) => v.push(n),
                     None => return Reply::err("ERR Invalid client ID"),
                 }

@@ -93,12 +93,23 @@ fn get(patterns: &[Bytes], node: &NodeShared) -> Reply {
     for p in patterns {
         let is_glob = p.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         for name in PARAMS {
-            let hit = if is_glob { glob_match(p, name.as_bytes(), true) } else { p.eq_ignore_ascii_case(name.as_bytes()) };
+            let hit = if is_glob {
+                glob_match(p, name.as_bytes(), true)
+            } else {
+                p.eq_ignore_ascii_case(name.as_bytes())
+            };
             if hit && !seen.contains(name) {
                 seen.push(name);
                 // A plain name echoes the name as sent (CONFIG GET SAVE → "SAVE").
-                let key = if is_glob { Reply::bulk_str(name) } else { Reply::Bulk(p.clone()) };
-                out.push((key, Reply::bulk(ConfigTable::get(node, name).unwrap_or_default())));
+                let key = if is_glob {
+                    Reply::bulk_str(name)
+                } else {
+                    Reply::Bulk(p.clone())
+                };
+                out.push((
+                    key,
+                    Reply::bulk(ConfigTable::get(node, name).unwrap_or_default()),
+                ));
             }
         }
     }
@@ -130,7 +141,10 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
         if !MUTABLE.contains(canonical) {
             return fail("can't set immutable config");
         }
-        let value = match std::str::from_utf8(&pair[1]).ok().and_then(|s| s.parse::<usize>().ok()) {
+        let value = match std::str::from_utf8(&pair[1])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             Some(v) if v >= 1 => v,
             _ => return fail("argument couldn't be parsed into an integer"),
         };

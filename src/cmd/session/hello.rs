@@ -10,7 +10,10 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
     let mut proto = session.proto;
     let mut name = None;
     if argv.len() >= 2 {
-        proto = match std::str::from_utf8(&argv[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
+        proto = match std::str::from_utf8(&argv[1])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
             Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
@@ -22,7 +25,9 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
             let more = argv.len() - i - 1;
             if opt == b"auth" && more >= 2 {
                 if !argv[i + 1].eq_ignore_ascii_case(b"default") {
-                    return Reply::err("WRONGPASS invalid username-password pair or user is disabled.");
+                    return Reply::err(
+                        "WRONGPASS invalid username-password pair or user is disabled.",
+                    );
                 }
                 i += 3;
             } else if opt == b"setname" && more >= 1 {
@@ -32,7 +37,10 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
                 name = Some(argv[i + 1].clone());
                 i += 2;
             } else {
-                return Reply::err(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&argv[i])));
+                return Reply::err(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ));
             }
         }
     }
@@ -43,11 +51,20 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
     let leader = node.group.is_leader();
     Reply::Map(vec![
         (Reply::bulk_str("server"), Reply::bulk_str("redis")),
-        (Reply::bulk_str("version"), Reply::bulk_str(crate::node::REDIS_VERSION)),
-        (Reply::bulk_str("proto"), Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
+        (
+            Reply::bulk_str("version"),
+            Reply::bulk_str(crate::node::REDIS_VERSION),
+        ),
+        (
+            Reply::bulk_str("proto"),
+            Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
         (Reply::bulk_str("id"), Reply::Int(session.id() as i64)),
         (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
-        (Reply::bulk_str("role"), Reply::bulk_str(if leader { "master" } else { "replica" })),
+        (
+            Reply::bulk_str("role"),
+            Reply::bulk_str(if leader { "master" } else { "replica" }),
+        ),
         (Reply::bulk_str("modules"), Reply::Array(vec![])),
     ])
 }

@@ -28,12 +28,17 @@ const SECTIONS: &[(&str, bool)] = &[
 ];
 
 pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
-    let asked: Vec<String> = argv[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    let asked: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
     let wanted = |name: &str, default: bool| {
         if asked.is_empty() {
             return default;
         }
-        asked.iter().any(|a| a == name || a == "all" || a == "everything" || (a == "default" && default))
+        asked
+            .iter()
+            .any(|a| a == name || a == "all" || a == "everything" || (a == "default" && default))
     };
     let mut parts = Vec::new();
     for &(name, default) in SECTIONS {
@@ -100,7 +105,12 @@ fn section(name: &str, node: &NodeShared) -> String {
             s.push_str("# Replication\r\n");
             let replid = format!("{:040x}", node.config.gid);
             if leader {
-                let followers: Vec<_> = m.membership_config.membership().nodes().filter(|(id, _)| **id != m.id).collect();
+                let followers: Vec<_> = m
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .filter(|(id, _)| **id != m.id)
+                    .collect();
                 let _ = write!(s, "role:master\r\nconnected_slaves:{}\r\n", followers.len());
                 for (i, (id, addr)) in followers.iter().enumerate() {
                     let offset = m
@@ -115,7 +125,10 @@ fn section(name: &str, node: &NodeShared) -> String {
                         addr.host, addr.client_port
                     );
                 }
-                let _ = write!(s, "master_replid:{replid}\r\nmaster_repl_offset:{applied}\r\n");
+                let _ = write!(
+                    s,
+                    "master_replid:{replid}\r\nmaster_repl_offset:{applied}\r\n"
+                );
             } else {
                 let leader_addr = m.current_leader.and_then(|l| node.group.node_addr(l));
                 let (host, port, status) = match &leader_addr {
@@ -135,7 +148,11 @@ fn section(name: &str, node: &NodeShared) -> String {
             let reader = node.group.reader();
             let keys = reader.key_count();
             if keys > 0 {
-                let _ = write!(s, "db0:keys={keys},expires={},avg_ttl=0\r\n", reader.expires_count());
+                let _ = write!(
+                    s,
+                    "db0:keys={keys},expires={},avg_ttl=0\r\n",
+                    reader.expires_count()
+                );
             }
         }
         "raft" => {
@@ -164,7 +181,11 @@ fn section(name: &str, node: &NodeShared) -> String {
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }

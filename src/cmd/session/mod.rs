@@ -29,11 +29,9 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"config" => config::execute(&argv, node),
         b"info" => info::execute(&argv, node),
         b"role" => role::execute(node),
-        _ => Reply::err(format!("ERR unknown command '{}'", String::from_utf8_lossy(&argv[0]))),
+        _ => Reply::err(format!(
+            "ERR unknown command '{}'",
+            String::from_utf8_lossy(&argv[0])
+        )),
     }
-}
-
-/// Upper-cased argument for subcommand errors.
-fn upper(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_uppercase()
 }

@@ -16,7 +16,12 @@ pub fn execute(node: &Arc<NodeShared>) -> Reply {
             .nodes()
             .filter(|(id, _)| **id != m.id)
             .map(|(id, addr)| {
-                let offset = m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index).unwrap_or(0);
+                let offset = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map(|l| l.index)
+                    .unwrap_or(0);
                 Reply::Array(vec![
                     Reply::bulk_str(&addr.host),
                     Reply::bulk_str(&addr.client_port.to_string()),
@@ -24,7 +29,11 @@ pub fn execute(node: &Arc<NodeShared>) -> Reply {
                 ])
             })
             .collect();
-        Reply::Array(vec![Reply::bulk_str("master"), Reply::Int(applied), Reply::Array(replicas)])
+        Reply::Array(vec![
+            Reply::bulk_str("master"),
+            Reply::Int(applied),
+            Reply::Array(replicas),
+        ])
     } else {
         let leader = m.current_leader.and_then(|l| node.group.node_addr(l));
         let (host, port, state) = match leader {
