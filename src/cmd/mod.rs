@@ -1,12 +1,29 @@
 //! Commands: one table, one parser entry point, and the three ways a command runs.
+//!
+//! [`parse`] does what Redis's processCommand does before calling a command: table lookup
+//! (case-insensitive, containers resolve their subcommand), the unknown-command and arity
+//! errors, then the command's own strict parser. Parsers turn relative expiry times into
+//! absolute ones, so a [`WriteCmd`] in the Raft log is a deterministic effect: its `apply`
+//! depends only on the keyspace and the `now_ms` stamped into the entry.
+
+pub mod args;
+pub mod keyspace;
+pub mod server;
+pub mod string;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 pub mod session;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{DbRead, DbWrite};
+use crate::db::{Data, DbRead, DbWrite, Value};
+use args::{cut, err_text, ParseResult};
 use redraft_proxy::wire::Reply;
+use table::{CommandSpec, COMMANDS};
 
 /// A parsed command and how it must run.
 #[derive(Debug)]
@@ -22,29 +39,246 @@ pub enum Command {
     Session(Vec<Bytes>),
 }
 
+/// A command parser: gets the whole argv (name included), already arity-checked.
+pub type ParseFn = fn(&[Bytes], u64) -> ParseResult<Command>;
+
+/// Full name → parser. Every table entry has one and every one is in the table (tested).
+pub const PARSERS: &[(&str, ParseFn)] = &[
+    // string
+    ("get", string::get::parse),
+    ("set", string::set::parse_set),
+    ("setnx", string::set::parse_setnx),
+    ("setex", string::set::parse_setex),
+    ("psetex", string::set::parse_psetex),
+    ("getset", string::set::parse_getset),
+    ("getdel", string::getdel::parse),
+    ("getex", string::getex::parse),
+    ("mget", string::mget::parse),
+    ("mset", string::mset::parse_mset),
+    ("msetnx", string::mset::parse_msetnx),
+    ("append", string::append::parse),
+    ("strlen", string::strlen::parse),
+    ("getrange", string::getrange::parse),
+    ("setrange", string::setrange::parse),
+    ("incr", string::incr::parse_incr),
+    ("decr", string::incr::parse_decr),
+    ("incrby", string::incr::parse_incrby),
+    ("decrby", string::incr::parse_decrby),
+    ("incrbyfloat", string::incrbyfloat::parse),
+    // keyspace
+    ("del", keyspace::del::parse),
+    ("unlink", keyspace::del::parse),
+    ("exists", keyspace::exists::parse),
+    ("touch", keyspace::exists::parse),
+    ("type", keyspace::type_::parse),
+    ("expire", keyspace::expire::parse),
+    ("pexpire", keyspace::expire::parse),
+    ("expireat", keyspace::expire::parse),
+    ("pexpireat", keyspace::expire::parse),
+    ("ttl", keyspace::ttl::parse),
+    ("pttl", keyspace::ttl::parse),
+    ("expiretime", keyspace::ttl::parse),
+    ("pexpiretime", keyspace::ttl::parse),
+    ("persist", keyspace::persist::parse),
+    ("keys", keyspace::keys::parse),
+    ("scan", keyspace::scan::parse),
+    ("randomkey", keyspace::randomkey::parse),
+    ("rename", keyspace::rename::parse_rename),
+    ("renamenx", keyspace::rename::parse_renamenx),
+    ("copy", keyspace::copy::parse),
+    ("dbsize", keyspace::dbsize::parse),
+    ("flushdb", keyspace::flush::parse),
+    ("flushall", keyspace::flush::parse),
+    // server and connection
+    ("ping", server::ping::parse),
+    ("echo", server::echo::parse),
+    ("select", server::select::parse),
+    ("auth", server::auth::parse),
+    ("time", server::time::parse),
+    ("command", server::command::parse),
+    ("command|count", server::command::parse),
+    ("command|docs", server::command::parse),
+    ("command|info", server::command::parse),
+    ("command|list", server::command::parse),
+    ("asking", server::ping::parse_ok),
+    ("readonly", server::ping::parse_ok),
+    ("readwrite", server::ping::parse_ok),
+    // handled by the connection layer
+    ("hello", session),
+    ("quit", session),
+    ("info", session),
+    ("role", session),
+    ("client", session),
+    ("client|id", session),
+    ("client|setname", session),
+    ("client|getname", session),
+    ("client|setinfo", session),
+    ("client|info", session),
+    ("client|list", session),
+    ("client|help", session),
+    ("config", session),
+    ("config|get", session),
+    ("config|set", session),
+    ("config|help", session),
+];
+
+fn session(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
+    Ok(Command::Session(argv.to_vec()))
+}
+
+/// Lower-case name → top-level spec.
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+
+/// Full name → parser.
+static PARSER_BY_NAME: LazyLock<HashMap<&'static str, ParseFn>> =
+    LazyLock::new(|| PARSERS.iter().copied().collect());
+
+/// Looks a name up case-insensitively without allocating for ordinary names.
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    let b = buf.get_mut(..name.len())?;
+    for (d, s) in b.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(b).ok()
+}
+
+/// The top-level spec for `name`, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    BY_NAME.get(lower(name, &mut buf)?).copied()
+}
+
+/// A container's subcommand spec, case-insensitively.
+pub fn lookup_sub(container: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    container
+        .subcommands
+        .iter()
+        .find(|s| s.sub_name().as_bytes().eq_ignore_ascii_case(sub))
+}
+
 /// Table lookup, unknown-command and arity errors, then the command's own parser.
 /// `now_ms` turns relative expiry times into absolute ones.
 pub fn parse(argv: Vec<Bytes>, now_ms: u64) -> Command {
-    let _ = (argv, now_ms);
-    todo!("cmd helper")
+    match resolve(&argv) {
+        Ok(spec) => match PARSER_BY_NAME.get(spec.name) {
+            Some(p) => p(&argv, now_ms).unwrap_or_else(Command::Reply),
+            None => Command::Reply(unknown_command(&argv)),
+        },
+        Err(e) => Command::Reply(e),
+    }
 }
 
+/// processCommand's lookup and arity check: the spec that will run, or the error.
+pub fn resolve(argv: &[Bytes]) -> ParseResult<&'static CommandSpec> {
+    let Some(name) = argv.first() else {
+        return Err(unknown_command(argv));
+    };
+    let mut spec = lookup(name).ok_or_else(|| unknown_command(argv))?;
+    if spec.is_container() && argv.len() >= 2 {
+        spec = lookup_sub(spec, &argv[1]).ok_or_else(|| {
+            Reply::err(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                err_text(cut(&argv[1], 128)),
+                err_text(name).to_ascii_uppercase()
+            ))
+        })?;
+    }
+    let argc = argv.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return Err(Reply::wrong_arity(spec.name));
+    }
+    Ok(spec)
+}
+
+/// `ERR unknown command '<argv0>', with args beginning with: 'a' 'b' `, with Redis's
+/// 128-byte cuts.
+fn unknown_command(argv: &[Bytes]) -> Reply {
+    let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
+    let mut args: Vec<u8> = Vec::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(cut(a, room));
+        args.extend_from_slice(b"' ");
+    }
+    Reply::err(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        err_text(cut(name, 128)),
+        err_text(&args)
+    ))
+}
+
+/// Commands answered from the leader's local state after a read barrier.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ReadCmd {}
+pub enum ReadCmd {
+    Get(string::get::Get),
+    MGet(string::mget::MGet),
+    Strlen(string::strlen::Strlen),
+    GetRange(string::getrange::GetRange),
+    Exists(keyspace::exists::Exists),
+    Type(keyspace::type_::Type),
+    Ttl(keyspace::ttl::Ttl),
+    Keys(keyspace::keys::Keys),
+    Scan(keyspace::scan::Scan),
+    RandomKey(keyspace::randomkey::RandomKey),
+    DbSize(keyspace::dbsize::DbSize),
+}
 
 impl ReadCmd {
     pub fn execute(&self, db: &dyn DbRead, now_ms: u64) -> Reply {
-        let _ = (db, now_ms);
-        match *self {}
+        match self {
+            ReadCmd::Get(c) => c.execute(db, now_ms),
+            ReadCmd::MGet(c) => c.execute(db, now_ms),
+            ReadCmd::Strlen(c) => c.execute(db, now_ms),
+            ReadCmd::GetRange(c) => c.execute(db, now_ms),
+            ReadCmd::Exists(c) => c.execute(db, now_ms),
+            ReadCmd::Type(c) => c.execute(db, now_ms),
+            ReadCmd::Ttl(c) => c.execute(db, now_ms),
+            ReadCmd::Keys(c) => c.execute(db, now_ms),
+            ReadCmd::Scan(c) => c.execute(db, now_ms),
+            ReadCmd::RandomKey(c) => c.execute(db, now_ms),
+            ReadCmd::DbSize(c) => c.execute(db, now_ms),
+        }
     }
+
     /// The first key, for slot routing (None for keyless commands).
     pub fn first_key(&self) -> Option<&[u8]> {
-        match *self {}
+        match self {
+            ReadCmd::Get(c) => Some(&c.key),
+            ReadCmd::MGet(c) => c.keys.first().map(|k| &k[..]),
+            ReadCmd::Strlen(c) => Some(&c.key),
+            ReadCmd::GetRange(c) => Some(&c.key),
+            ReadCmd::Exists(c) => c.keys.first().map(|k| &k[..]),
+            ReadCmd::Type(c) => Some(&c.key),
+            ReadCmd::Ttl(c) => Some(&c.key),
+            ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
+                None
+            }
+        }
     }
 }
 
+/// Commands replicated through the Raft log. Serde: this is the log payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WriteCmd {
+    Set(string::set::Set),
+    GetDel(string::getdel::GetDel),
+    GetEx(string::getex::GetEx),
+    MSet(string::mset::MSet),
+    Append(string::append::Append),
+    SetRange(string::setrange::SetRange),
+    IncrBy(string::incr::IncrBy),
+    IncrByFloat(string::incrbyfloat::IncrByFloat),
+    Del(keyspace::del::Del),
+    Expire(keyspace::expire::Expire),
+    Persist(keyspace::persist::Persist),
+    Rename(keyspace::rename::Rename),
+    Copy(keyspace::copy::Copy),
+    Flush(keyspace::flush::Flush),
     /// Internal, proposed by the leader's expiry task: delete each key that is expired at
     /// the entry's time. Replies with the number deleted.
     DeleteExpired(Vec<Bytes>),
@@ -53,6 +287,20 @@ pub enum WriteCmd {
 impl WriteCmd {
     pub fn apply(&self, db: &mut dyn DbWrite, now_ms: u64) -> Reply {
         match self {
+            WriteCmd::Set(c) => c.apply(db, now_ms),
+            WriteCmd::GetDel(c) => c.apply(db, now_ms),
+            WriteCmd::GetEx(c) => c.apply(db, now_ms),
+            WriteCmd::MSet(c) => c.apply(db, now_ms),
+            WriteCmd::Append(c) => c.apply(db, now_ms),
+            WriteCmd::SetRange(c) => c.apply(db, now_ms),
+            WriteCmd::IncrBy(c) => c.apply(db, now_ms),
+            WriteCmd::IncrByFloat(c) => c.apply(db, now_ms),
+            WriteCmd::Del(c) => c.apply(db, now_ms),
+            WriteCmd::Expire(c) => c.apply(db, now_ms),
+            WriteCmd::Persist(c) => c.apply(db, now_ms),
+            WriteCmd::Rename(c) => c.apply(db, now_ms),
+            WriteCmd::Copy(c) => c.apply(db, now_ms),
+            WriteCmd::Flush(c) => c.apply(db, now_ms),
             WriteCmd::DeleteExpired(keys) => {
                 let mut n = 0;
                 for k in keys {
@@ -64,9 +312,58 @@ impl WriteCmd {
             }
         }
     }
+
+    /// The first key, for slot routing (None for keyless commands).
     pub fn first_key(&self) -> Option<&[u8]> {
         match self {
+            WriteCmd::Set(c) => Some(&c.key),
+            WriteCmd::GetDel(c) => Some(&c.key),
+            WriteCmd::GetEx(c) => Some(&c.key),
+            WriteCmd::MSet(c) => c.pairs.first().map(|(k, _)| &k[..]),
+            WriteCmd::Append(c) => Some(&c.key),
+            WriteCmd::SetRange(c) => Some(&c.key),
+            WriteCmd::IncrBy(c) => Some(&c.key),
+            WriteCmd::IncrByFloat(c) => Some(&c.key),
+            WriteCmd::Del(c) => c.keys.first().map(|k| &k[..]),
+            WriteCmd::Expire(c) => Some(&c.key),
+            WriteCmd::Persist(c) => Some(&c.key),
+            WriteCmd::Rename(c) => Some(&c.src),
+            WriteCmd::Copy(c) => Some(&c.src),
+            WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
         }
     }
 }
+
+/// proto-max-bulk-len: the largest string APPEND and SETRANGE may build.
+pub const MAX_STRING: usize = 512 * 1024 * 1024;
+
+/// The live string at `key`: None when missing or expired, WRONGTYPE for other types.
+pub(crate) fn get_string(
+    db: &dyn DbRead,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<(Bytes, Option<u64>)>, Reply> {
+    match db.get(key, now_ms) {
+        None => Ok(None),
+        Some(Value { data, expire_at }) => match data {
+            Data::Str(b) => Ok(Some((b, expire_at))),
+            #[allow(unreachable_patterns)]
+            _ => Err(Reply::wrong_type()),
+        },
+    }
+}
+
+/// A string value with an optional absolute expiry.
+pub(crate) fn str_value(b: Bytes, expire_at: Option<u64>) -> Value {
+    Value {
+        data: Data::Str(b),
+        expire_at,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests;

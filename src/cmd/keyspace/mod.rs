@@ -1,0 +1,15 @@
+//! Keyspace and expiry commands (Redis's db.c and expire.c).
+
+pub mod copy;
+pub mod dbsize;
+pub mod del;
+pub mod exists;
+pub mod expire;
+pub mod flush;
+pub mod keys;
+pub mod persist;
+pub mod randomkey;
+pub mod rename;
+pub mod scan;
+pub mod ttl;
+pub mod type_;

@@ -1,0 +1,349 @@
+//! The command table: Redis's commands/*.json as Rust data.
+//!
+//! It drives the arity check, `unknown command` / `unknown subcommand`, COMMAND, COMMAND INFO,
+//! DOCS, LIST and COUNT, and (through the key positions) slot routing. Parsers live in the
+//! command files; `super::PARSERS` maps each full name here to one, and a test checks that the
+//! two agree both ways.
+
+/// Where a command's keys are, in COMMAND INFO's key-spec shape (begin_search by index,
+/// find_keys by range).
+#[derive(Debug)]
+pub struct KeySpec {
+    /// RO/RW/OW/RM plus access/update/insert/delete, as Redis prints them.
+    pub flags: &'static [&'static str],
+    /// Index of the first key in argv.
+    pub index: i32,
+    /// Last key relative to the first (-1 = last argument).
+    pub lastkey: i32,
+    pub keystep: i32,
+    pub limit: i32,
+}
+
+/// One command (or a container's subcommand) as COMMAND describes it.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower case; a subcommand carries its full name `container|sub`.
+    pub name: &'static str,
+    /// Redis's arity: N = exactly N arguments including the name, -N = at least N.
+    pub arity: i32,
+    /// Command flags (write, readonly, fast, ...), any order; COMMAND INFO sorts them.
+    pub flags: &'static [&'static str],
+    /// ACL categories beyond those the flags imply (keyspace, string, connection, ...).
+    pub acl: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub key_specs: &'static [KeySpec],
+    /// Lower case request/response policy tips.
+    pub tips: &'static [&'static str],
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub complexity: &'static str,
+    pub doc_flags: &'static [&'static str],
+    pub deprecated_since: Option<&'static str>,
+    pub replaced_by: Option<&'static str>,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Whether this name is a container (CLIENT, CONFIG, COMMAND).
+    pub fn is_container(&self) -> bool {
+        !self.subcommands.is_empty()
+    }
+
+    /// The subcommand part of a full name (`setname` for `client|setname`).
+    pub fn sub_name(&self) -> &'static str {
+        self.name.rsplit('|').next().unwrap_or(self.name)
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    /// ACL categories in Redis's order: explicit ones plus those the flags imply.
+    pub fn categories(&self) -> Vec<&'static str> {
+        CATEGORY_ORDER
+            .iter()
+            .copied()
+            .filter(|c| {
+                self.acl.contains(c)
+                    || match *c {
+                        "write" => self.has_flag("write"),
+                        "read" => self.has_flag("readonly"),
+                        "admin" => self.has_flag("admin"),
+                        "dangerous" => self.has_flag("admin"),
+                        "fast" => self.has_flag("fast"),
+                        "slow" => !self.has_flag("fast"),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+
+    /// Flags in Redis's emission order.
+    pub fn ordered_flags(&self) -> Vec<&'static str> {
+        FLAG_ORDER
+            .iter()
+            .copied()
+            .filter(|f| self.has_flag(f))
+            .collect()
+    }
+}
+
+/// The order COMMAND INFO emits flags in.
+#[rustfmt::skip]
+pub const FLAG_ORDER: &[&str] = &[
+    "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript", "blocking",
+    "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth",
+    "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys", "allow_busy",
+];
+
+/// The order COMMAND INFO emits ACL categories in.
+#[rustfmt::skip]
+pub const CATEGORY_ORDER: &[&str] = &[
+    "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+    "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+    "connection", "transaction", "scripting",
+];
+
+const BASE: CommandSpec = CommandSpec {
+    name: "",
+    arity: 0,
+    flags: &[],
+    acl: &[],
+    first_key: 0,
+    last_key: 0,
+    step: 0,
+    key_specs: &[],
+    tips: &[],
+    group: "",
+    summary: "",
+    since: "",
+    complexity: "O(1)",
+    doc_flags: &[],
+    deprecated_since: None,
+    replaced_by: None,
+    subcommands: &[],
+};
+
+/// One key at argv[1], the common case.
+#[rustfmt::skip]
+const KEY1_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_RW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_RW_INSERT: &[KeySpec] = &[KeySpec { flags: &["RW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_OW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_RW_UPDATE_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEY1_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_RM: &[KeySpec] = &[KeySpec { flags: &["RM", "delete"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_OW_PAIRS: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: -1, keystep: 2, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_OW_PAIRS_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: -1, keystep: 2, limit: 0 }];
+#[rustfmt::skip]
+const KEYS_MOVE: &[KeySpec] = &[
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+];
+#[rustfmt::skip]
+const KEYS_MOVE_NX: &[KeySpec] = &[
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["OW", "insert"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+];
+#[rustfmt::skip]
+const KEYS_COPY: &[KeySpec] = &[
+    KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+];
+
+/// A read-only string command on one key.
+#[rustfmt::skip]
+const STR_RO: CommandSpec = CommandSpec {
+    flags: &["readonly", "fast"],
+    acl: &["string"],
+    first_key: 1,
+    last_key: 1,
+    step: 1,
+    key_specs: KEY1_RO,
+    group: "string",
+    ..BASE
+};
+
+/// A string command that writes one key.
+#[rustfmt::skip]
+const STR_RW: CommandSpec = CommandSpec {
+    flags: &["write", "denyoom", "fast"],
+    acl: &["string"],
+    first_key: 1,
+    last_key: 1,
+    step: 1,
+    key_specs: KEY1_RW_UPDATE,
+    group: "string",
+    ..BASE
+};
+
+/// A keyspace command on one key.
+#[rustfmt::skip]
+const KS1: CommandSpec = CommandSpec {
+    acl: &["keyspace"],
+    first_key: 1,
+    last_key: 1,
+    step: 1,
+    group: "generic",
+    ..BASE
+};
+
+/// A connection command without keys.
+#[rustfmt::skip]
+const CONN: CommandSpec = CommandSpec { acl: &["connection"], group: "connection", ..BASE };
+
+#[rustfmt::skip]
+const EXPIRE_RW: CommandSpec = CommandSpec { flags: &["write", "fast"], key_specs: KEY1_RW_UPDATE_NOACCESS, ..KS1 };
+#[rustfmt::skip]
+const TTL_RO: CommandSpec = CommandSpec {
+    flags: &["readonly", "fast"],
+    key_specs: KEY1_RO_NOACCESS,
+    tips: &["nondeterministic_output"],
+    ..KS1
+};
+
+#[rustfmt::skip]
+const CLIENT_SUB: CommandSpec = CommandSpec {
+    flags: &["noscript", "loading", "stale"],
+    acl: &["connection"],
+    group: "connection",
+    ..BASE
+};
+#[rustfmt::skip]
+const CONFIG_SUB: CommandSpec = CommandSpec { flags: &["admin", "noscript", "loading", "stale"], group: "server", ..BASE };
+#[rustfmt::skip]
+const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl: &["connection"], group: "server", ..BASE };
+
+/// Every top-level command redraft knows, with containers' subcommands nested.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    // ---- string ----
+    CommandSpec { name: "get", arity: 2, summary: "Get the value of a key", since: "1.0.0", ..STR_RO },
+    CommandSpec { name: "set", arity: -3, flags: &["write", "denyoom"], key_specs: &[KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0 }], summary: "Set the string value of a key", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "setnx", arity: 3, key_specs: KEY1_OW_UPDATE, summary: "Set the value of a key, only if the key does not exist", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "setex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration of a key", since: "2.0.0", ..STR_RW },
+    CommandSpec { name: "psetex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration in milliseconds of a key", since: "2.6.0", ..STR_RW },
+    CommandSpec { name: "getset", arity: 3, summary: "Set the string value of a key and return its old value", since: "1.0.0", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`SET` with the `!GET` argument"), ..STR_RW },
+    CommandSpec { name: "getdel", arity: 2, flags: &["write", "fast"], key_specs: KEY1_RW_ACCESS_DELETE, summary: "Get the value of a key and delete the key", since: "6.2.0", ..STR_RW },
+    CommandSpec { name: "getex", arity: -2, flags: &["write", "fast"], summary: "Get the value of a key and optionally set its expiration", since: "6.2.0", ..STR_RW },
+    CommandSpec { name: "mget", arity: -2, last_key: -1, key_specs: KEYS_RO, tips: &["request_policy:multi_shard"], summary: "Get the values of all the given keys", since: "1.0.0", complexity: "O(N) where N is the number of keys to retrieve.", ..STR_RO },
+    CommandSpec { name: "mset", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS, tips: &["request_policy:multi_shard"], summary: "Set multiple keys to multiple values", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
+    CommandSpec { name: "msetnx", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS_INSERT, tips: &["request_policy:multi_shard", "response_policy:agg_min"], summary: "Set multiple keys to multiple values, only if none of the keys exist", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
+    CommandSpec { name: "append", arity: 3, key_specs: KEY1_RW_INSERT, summary: "Append a value to a key", since: "2.0.0", complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", ..STR_RW },
+    CommandSpec { name: "strlen", arity: 2, key_specs: KEY1_RO_NOACCESS, summary: "Get the length of the value stored in a key", since: "2.2.0", ..STR_RO },
+    CommandSpec { name: "getrange", arity: 4, flags: &["readonly"], summary: "Get a substring of the string stored at a key", since: "2.4.0", complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", ..STR_RO },
+    CommandSpec { name: "setrange", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_RW_UPDATE_NOACCESS, summary: "Overwrite part of a string at key starting at the specified offset", since: "2.2.0", complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", ..STR_RW },
+    CommandSpec { name: "incr", arity: 2, summary: "Increment the integer value of a key by one", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "decr", arity: 2, summary: "Decrement the integer value of a key by one", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "incrby", arity: 3, summary: "Increment the integer value of a key by the given amount", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "decrby", arity: 3, summary: "Decrement the integer value of a key by the given number", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "incrbyfloat", arity: 3, summary: "Increment the float value of a key by the given amount", since: "2.6.0", ..STR_RW },
+    // ---- generic (keyspace) ----
+    CommandSpec { name: "del", arity: -2, flags: &["write"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key", since: "1.0.0", complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", ..KS1 },
+    CommandSpec { name: "unlink", arity: -2, flags: &["write", "fast"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", ..KS1 },
+    CommandSpec { name: "exists", arity: -2, flags: &["readonly", "fast"], last_key: -1, key_specs: KEYS_RO_NOACCESS, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Determine if a key exists", since: "1.0.0", complexity: "O(N) where N is the number of keys to check.", ..KS1 },
+    CommandSpec { name: "touch", arity: -2, flags: &["readonly", "fast"], last_key: -1, key_specs: KEYS_RO_NOACCESS, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Alters the last access time of a key(s). Returns the number of existing keys specified.", since: "3.2.1", complexity: "O(N) where N is the number of keys that will be touched.", ..KS1 },
+    CommandSpec { name: "type", arity: 2, flags: &["readonly", "fast"], key_specs: KEY1_RO_NOACCESS, summary: "Determine the type stored at key", since: "1.0.0", ..KS1 },
+    CommandSpec { name: "expire", arity: -3, summary: "Set a key's time to live in seconds", since: "1.0.0", ..EXPIRE_RW },
+    CommandSpec { name: "pexpire", arity: -3, summary: "Set a key's time to live in milliseconds", since: "2.6.0", ..EXPIRE_RW },
+    CommandSpec { name: "expireat", arity: -3, summary: "Set the expiration for a key as a UNIX timestamp", since: "1.2.0", ..EXPIRE_RW },
+    CommandSpec { name: "pexpireat", arity: -3, summary: "Set the expiration for a key as a UNIX timestamp specified in milliseconds", since: "2.6.0", ..EXPIRE_RW },
+    CommandSpec { name: "ttl", arity: 2, summary: "Get the time to live for a key in seconds", since: "1.0.0", ..TTL_RO },
+    CommandSpec { name: "pttl", arity: 2, summary: "Get the time to live for a key in milliseconds", since: "2.6.0", ..TTL_RO },
+    CommandSpec { name: "expiretime", arity: 2, tips: &[], summary: "Get the expiration Unix timestamp for a key", since: "7.0.0", ..TTL_RO },
+    CommandSpec { name: "pexpiretime", arity: 2, tips: &[], summary: "Get the expiration Unix timestamp for a key in milliseconds", since: "7.0.0", ..TTL_RO },
+    CommandSpec { name: "persist", arity: 2, summary: "Remove the expiration from a key", since: "2.2.0", ..EXPIRE_RW },
+    CommandSpec { name: "keys", arity: 2, flags: &["readonly"], acl: &["keyspace", "dangerous"], first_key: 0, last_key: 0, step: 0, tips: &["request_policy:all_shards", "nondeterministic_output_order"], summary: "Find all keys matching the given pattern", since: "1.0.0", complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", ..KS1 },
+    CommandSpec { name: "scan", arity: -2, flags: &["readonly"], first_key: 0, last_key: 0, step: 0, tips: &["nondeterministic_output"], summary: "Incrementally iterate the keys space", since: "2.8.0", complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", ..KS1 },
+    CommandSpec { name: "randomkey", arity: 1, flags: &["readonly"], first_key: 0, last_key: 0, step: 0, tips: &["request_policy:all_shards", "nondeterministic_output"], summary: "Return a random key from the keyspace", since: "1.0.0", ..KS1 },
+    CommandSpec { name: "rename", arity: 3, flags: &["write"], last_key: 2, key_specs: KEYS_MOVE, summary: "Rename a key", since: "1.0.0", ..KS1 },
+    CommandSpec { name: "renamenx", arity: 3, flags: &["write", "fast"], last_key: 2, key_specs: KEYS_MOVE_NX, summary: "Rename a key, only if the new key does not exist", since: "1.0.0", ..KS1 },
+    CommandSpec { name: "copy", arity: -3, flags: &["write", "denyoom"], last_key: 2, key_specs: KEYS_COPY, summary: "Copy a key", since: "6.2.0", complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", ..KS1 },
+    // ---- server ----
+    CommandSpec { name: "dbsize", arity: 1, flags: &["readonly", "fast"], acl: &["keyspace"], tips: &["request_policy:all_shards", "response_policy:agg_sum"], group: "server", summary: "Return the number of keys in the selected database", since: "1.0.0", ..BASE },
+    CommandSpec { name: "flushdb", arity: -1, flags: &["write"], acl: &["keyspace", "dangerous"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Remove all keys from the current database", since: "1.0.0", complexity: "O(N) where N is the number of keys in the selected database", ..BASE },
+    CommandSpec { name: "flushall", arity: -1, flags: &["write"], acl: &["keyspace", "dangerous"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Remove all keys from all databases", since: "1.0.0", complexity: "O(N) where N is the total number of keys in all databases", ..BASE },
+    CommandSpec { name: "time", arity: 1, flags: &["loading", "stale", "fast"], tips: &["nondeterministic_output"], group: "server", summary: "Return the current server time", since: "2.6.0", ..BASE },
+    CommandSpec { name: "info", arity: -1, flags: &["loading", "stale"], acl: &["dangerous"], tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], group: "server", summary: "Get information and statistics about the server", since: "1.0.0", complexity: "O(1)", ..BASE },
+    CommandSpec { name: "role", arity: 1, flags: &["noscript", "loading", "stale", "fast"], acl: &["admin", "dangerous"], group: "server", summary: "Return the role of the instance in the context of replication", since: "2.8.12", ..BASE },
+    CommandSpec {
+        name: "command",
+        arity: -1,
+        flags: &["loading", "stale"],
+        acl: &["connection"],
+        tips: &["nondeterministic_output_order"],
+        group: "server",
+        summary: "Get array of Redis command details",
+        since: "2.8.13",
+        complexity: "O(N) where N is the total number of Redis commands",
+        subcommands: &[
+            CommandSpec { name: "command|count", arity: 2, summary: "Get total number of Redis commands", since: "2.8.13", ..COMMAND_SUB },
+            CommandSpec { name: "command|docs", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get array of specific Redis command documentation", since: "7.0.0", complexity: "O(N) where N is the number of commands to look up", ..COMMAND_SUB },
+            CommandSpec { name: "command|info", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get array of specific Redis command details, or all when no argument is given.", since: "2.8.13", complexity: "O(N) where N is the number of commands to look up", ..COMMAND_SUB },
+            CommandSpec { name: "command|list", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get an array of Redis command names", since: "7.0.0", complexity: "O(N) where N is the total number of Redis commands", ..COMMAND_SUB },
+        ],
+        ..BASE
+    },
+    CommandSpec {
+        name: "config",
+        arity: -2,
+        group: "server",
+        summary: "A container for server configuration commands",
+        since: "2.0.0",
+        complexity: "Depends on subcommand.",
+        subcommands: &[
+            CommandSpec { name: "config|get", arity: -3, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Get the values of configuration parameters", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
+            CommandSpec { name: "config|set", arity: -4, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Set configuration parameters to the given values", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
+            CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
+        ],
+        ..BASE
+    },
+    // ---- connection ----
+    CommandSpec { name: "ping", arity: -1, flags: &["fast"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], summary: "Ping the server", since: "1.0.0", ..CONN },
+    CommandSpec { name: "echo", arity: 2, flags: &["fast"], summary: "Echo the given string", since: "1.0.0", ..CONN },
+    CommandSpec { name: "select", arity: 2, flags: &["loading", "stale", "fast"], summary: "Change the selected database for the current connection", since: "1.0.0", ..CONN },
+    CommandSpec { name: "auth", arity: -2, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Authenticate to the server", since: "1.0.0", complexity: "O(N) where N is the number of passwords defined for the user", ..CONN },
+    CommandSpec { name: "hello", arity: -1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Handshake with Redis", since: "6.0.0", ..CONN },
+    CommandSpec { name: "quit", arity: -1, flags: &["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"], summary: "Close the connection", since: "1.0.0", ..CONN },
+    CommandSpec {
+        name: "client",
+        arity: -2,
+        summary: "A container for client connection commands",
+        since: "2.4.0",
+        complexity: "Depends on subcommand.",
+        subcommands: CLIENT_SUBCOMMANDS,
+        ..CONN
+    },
+    CommandSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", since: "3.0.0", ..CONN },
+    CommandSpec { name: "readonly", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Enables read queries for a connection to a cluster replica node", since: "3.0.0", ..CONN },
+    CommandSpec { name: "readwrite", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Disables read queries for a connection to a cluster replica node", since: "3.0.0", ..CONN },
+];
+
+/// CLIENT's subcommands (kept apart so the `client` entry above stays short).
+#[rustfmt::skip]
+const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "client|id", arity: 2, summary: "Returns the client ID for the current connection", since: "5.0.0", ..CLIENT_SUB },
+    CommandSpec { name: "client|setname", arity: 3, summary: "Set the current connection name", since: "2.6.9", ..CLIENT_SUB },
+    CommandSpec { name: "client|getname", arity: 2, summary: "Get the current connection name", since: "2.6.9", ..CLIENT_SUB },
+    CommandSpec { name: "client|setinfo", arity: 4, summary: "Set client or connection specific info", since: "7.2.0", ..CLIENT_SUB },
+    CommandSpec { name: "client|info", arity: 2, tips: &["nondeterministic_output"], summary: "Returns information about the current client connection.", since: "6.2.0", ..CLIENT_SUB },
+    CommandSpec { name: "client|list", arity: -2, flags: &["admin", "noscript", "loading", "stale"], tips: &["nondeterministic_output"], summary: "Get the list of client connections", since: "2.4.0", complexity: "O(N) where N is the number of client connections", ..CLIENT_SUB },
+    CommandSpec { name: "client|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLIENT_SUB },
+];
