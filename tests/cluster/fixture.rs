@@ -178,15 +178,6 @@ impl TestCluster {
         }
     }
 
-    pub fn applied(&self, id: NodeId) -> u64 {
-        self.node(id)
-            .group()
-            .metrics()
-            .last_applied
-            .map(|l| l.index)
-            .unwrap_or(0)
-    }
-
     /// Waits until every running node has applied the leader's last log entry and all
     /// hold the same data.
     pub async fn converged(&self) -> Vec<(Bytes, Value)> {
