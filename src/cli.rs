@@ -110,7 +110,7 @@ impl NodeArgs {
             .ok_or_else(|| anyhow::anyhow!("--peers must include this node's id {}", self.id))?;
         let mut addr = me.clone();
         addr.client_port = self.port;
-        addr.bus_port = self.bus_port.unwrap_or_else(|| me.bus_port);
+        addr.bus_port = self.bus_port.unwrap_or(me.bus_port);
         let mut c = NodeConfig::new(
             self.id,
             self.group,

@@ -37,7 +37,15 @@ impl Raw {
     /// One whole reply's bytes (RESP2 or RESP3).
     pub async fn reply(&mut self) -> Vec<u8> {
         loop {
-            if let Ok(Some((_, n))) = redis_protocol::resp3::decode::complete::decode(&self.buf) {
+            // RESP2 first (`$-1` is not RESP3), then RESP3 after HELLO 3.
+            let n = match redis_protocol::resp2::decode::decode(&self.buf) {
+                Ok(Some((_, n))) => Some(n),
+                _ => redis_protocol::resp3::decode::complete::decode(&self.buf)
+                    .ok()
+                    .flatten()
+                    .map(|(_, n)| n),
+            };
+            if let Some(n) = n {
                 return self.buf.split_to(n).to_vec();
             }
             let n =

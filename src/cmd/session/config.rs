@@ -117,7 +117,7 @@ fn get(patterns: &[Bytes], node: &NodeShared) -> Reply {
 }
 
 fn set(args: &[Bytes], node: &NodeShared) -> Reply {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Reply::syntax_error();
     }
     let mut changes = Vec::new();
