@@ -28,7 +28,7 @@ expect() { # expect WANT CMD...
 }
 expect OK set hello world
 expect world get hello
-expect 10 append hello " again"
+expect 11 append hello " again"
 expect 1 incr counter
 expect 1 expire hello 100
 expect 100 ttl hello

@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Quiet by default: warnings, plus redraft's own start-up and leadership lines.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=error"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
