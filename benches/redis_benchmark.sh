@@ -46,7 +46,7 @@ rps() {
 }
 run_all() { # PORT PIPELINE
   rps "$1" "$2" -t set,get,incr
-  rps "$1" "$2" APPEND "append:__rand_int__" xxxxxxxx | sed 's/^APPEND.*\( [0-9.]*\)$/APPEND\1/'
+  rps "$1" "$2" APPEND "appendkey__rand_int__" xxxxxxxx | sed 's/^APPEND.*\( [0-9.]*\)$/APPEND\1/'
 }
 
 printf "%-8s %-4s %12s %14s %16s %8s %8s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always"

@@ -206,8 +206,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
                 .map_err(|err| raft_err(ErrorSubject::Log(id.clone()), ErrorVerb::Write, err))?;
             batch.insert(&self.log, id.index.to_be_bytes(), v);
         }
-        batch
-            .commit()
+        crate::storage::blocking(|| batch.commit())
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.storage
             .flush_then(move || callback.log_io_completed(Ok(())));

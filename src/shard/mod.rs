@@ -26,9 +26,11 @@ use request::ShardRequest;
 use state_machine::ShardReader;
 
 /// Most commands packed into one log entry.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 4096;
 /// Most log entries proposed and not yet applied; beyond it commands queue and batch.
-const MAX_IN_FLIGHT: usize = 16;
+/// Measured on 2 cores with 3 fsyncing replicas: 1–2 entries in flight give the largest
+/// batches and the best throughput (SET -P1: 8.5k/s with 16, 19k/s with 2).
+const MAX_IN_FLIGHT: usize = 2;
 
 /// Why a command could not run here.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, BufWriter, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -316,6 +316,9 @@ struct Overlay<'a> {
     ttl: BTreeMap<Vec<u8>, bool>,
     keys: u64,
     expires: u64,
+    /// Values read from the base during this apply: a command reads a key and its write then
+    /// needs the old value again (counters, ttl index), so each key costs one fjall get.
+    reads: RefCell<HashMap<Vec<u8>, Option<Value>>>,
     /// The first read failure; `DbRead` is infallible, so the apply fails at commit.
     error: RefCell<Option<StorageError>>,
 }
@@ -328,6 +331,7 @@ impl<'a> Overlay<'a> {
             ttl: BTreeMap::new(),
             keys,
             expires,
+            reads: RefCell::default(),
             error: RefCell::new(None),
         }
     }
@@ -340,14 +344,19 @@ impl<'a> Overlay<'a> {
         if let Some(w) = self.writes.get(dk) {
             return w.clone();
         }
-        match self.base?.get(dk) {
+        if let Some(r) = self.reads.borrow().get(dk) {
+            return r.clone();
+        }
+        let v = match self.base?.get(dk) {
             Ok(Some(v)) => postcard::from_bytes(&v).map_err(|e| self.fail(e)).ok(),
             Ok(None) => None,
             Err(e) => {
                 self.fail(e);
                 None
             }
-        }
+        };
+        self.reads.borrow_mut().insert(dk.to_vec(), v.clone());
+        v
     }
 
     /// Accounts for `dk` going from `old` to `new` in counters and ttl index.
@@ -450,6 +459,7 @@ impl DbWrite for Overlay<'_> {
     /// O(1): the commit starts a fresh generation instead of deleting key by key.
     fn clear(&mut self) {
         self.base = None;
+        self.reads.get_mut().clear();
         self.writes.clear();
         self.ttl.clear();
         self.keys = 0;
@@ -790,7 +800,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
             last = Some(e.log_id);
         }
         let Some(last) = last else { return Ok(replies) };
-        self.commit(ov, &gen, &last, membership)
+        crate::storage::blocking(|| self.commit(ov, &gen, &last, membership))
             .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
         Ok(replies)
     }

@@ -77,7 +77,12 @@ fn run(db: Database, rx: mpsc::Receiver<Done>, persists: Arc<AtomicU64>) {
 }
 
 fn sync(db: &Database, persists: &AtomicU64) {
-    if let Err(e) = db.persist(PersistMode::SyncAll) {
+    let mode = if std::env::var("XNOSYNC").is_ok() {
+        PersistMode::Buffer
+    } else {
+        PersistMode::SyncAll
+    };
+    if let Err(e) = db.persist(mode) {
         // fjall is poisoned after a failed fsync; acknowledged-but-lost writes are the only
         // alternative to stopping here.
         tracing::error!(error = %e, "fsync of the fjall journal failed; aborting");
