@@ -28,6 +28,7 @@ pub struct NodeShared {
     /// The advertised address, with the ports actually bound.
     pub addr: NodeAddr,
     pub group: ShardGroup,
+    pub storage: Storage,
     pub clients: Arc<crate::resp::session::Clients>,
     pub maxclients: AtomicUsize,
     pub started: Instant,
@@ -141,6 +142,7 @@ impl Node {
             maxclients: AtomicUsize::new(config.maxclients),
             config,
             group,
+            storage,
             clients: Arc::default(),
             started: Instant::now(),
             run_id: run_id(),

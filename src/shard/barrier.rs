@@ -3,6 +3,7 @@
 //! the next one (the running round may have started before they arrived, so it cannot
 //! vouch for them), and that next round serves all of them at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub struct ReadBarrier {
     raft: ShardRaft,
     timeout: Duration,
     state: Arc<Mutex<State>>,
+    rounds: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -31,6 +33,7 @@ impl ReadBarrier {
             raft,
             timeout,
             state: Arc::default(),
+            rounds: Arc::default(),
         }
     }
 
@@ -44,14 +47,24 @@ impl ReadBarrier {
             !std::mem::replace(&mut st.running, true)
         };
         if start {
-            tokio::spawn(run(self.raft.clone(), self.state.clone(), self.timeout));
+            tokio::spawn(run(
+                self.raft.clone(),
+                self.state.clone(),
+                self.rounds.clone(),
+                self.timeout,
+            ));
         }
         rx.await
             .unwrap_or_else(|_| Err(ShardError::Fatal("read barrier stopped".into())))
     }
+
+    /// Barrier rounds run so far (each one `ensure_linearizable`).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::Relaxed)
+    }
 }
 
-async fn run(raft: ShardRaft, state: Arc<Mutex<State>>, timeout: Duration) {
+async fn run(raft: ShardRaft, state: Arc<Mutex<State>>, rounds: Arc<AtomicU64>, timeout: Duration) {
     loop {
         let waiters = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,6 +74,7 @@ async fn run(raft: ShardRaft, state: Arc<Mutex<State>>, timeout: Duration) {
             }
             std::mem::take(&mut st.waiters)
         };
+        rounds.fetch_add(1, Ordering::Relaxed);
         let result = match tokio::time::timeout(timeout, raft.ensure_linearizable()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(barrier_error(e)),

@@ -86,6 +86,7 @@ struct Inner {
     barrier: barrier::ReadBarrier,
     leader_wait: Duration,
     committed: Arc<std::sync::atomic::AtomicU64>,
+    proposed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Wall-clock unix milliseconds: what the leader stamps into entries and reads compare with.
@@ -118,8 +119,14 @@ impl ShardGroup {
             barrier: barrier::ReadBarrier::new(raft.clone(), write_timeout),
             leader_wait,
             committed,
+            proposed: Arc::default(),
         });
-        tokio::spawn(propose_loop(raft, rx, write_timeout));
+        tokio::spawn(propose_loop(
+            raft,
+            rx,
+            inner.proposed.clone(),
+            write_timeout,
+        ));
         let group = ShardGroup { inner };
         tokio::spawn(expiry::run(group.downgrade(), reader));
         group
@@ -193,6 +200,18 @@ impl ShardGroup {
         self.inner.raft.metrics().borrow().current_leader
     }
 
+    /// Read-barrier rounds run so far; far fewer than reads when reads are concurrent.
+    pub fn read_rounds(&self) -> u64 {
+        self.inner.barrier.rounds()
+    }
+
+    /// Log entries proposed so far by this node (each may carry many commands).
+    pub fn entries_proposed(&self) -> u64 {
+        self.inner
+            .proposed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn is_leader(&self) -> bool {
         self.current_leader() == Some(self.inner.id)
     }
@@ -213,6 +232,7 @@ impl ShardGroup {
 async fn propose_loop(
     raft: ShardRaft,
     mut rx: mpsc::UnboundedReceiver<Proposal>,
+    proposed: Arc<std::sync::atomic::AtomicU64>,
     write_timeout: Duration,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -250,6 +270,7 @@ async fn propose_loop(
             now_ms: now_ms(),
             cmds,
         };
+        proposed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let responder = match raft.client_write_ff(req).await {
             Ok(r) => r,
             Err(e) => {

@@ -4,6 +4,7 @@
 mod fixture;
 mod raw;
 
+mod batching;
 mod commands;
 mod expiry;
 mod failover;

@@ -159,7 +159,7 @@ fn section(name: &str, node: &NodeShared) -> String {
             s.push_str("# Raft\r\n");
             let _ = write!(
                 s,
-                "raft_group:{}\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{applied}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_members:{}\r\n",
+                "raft_group:{}\r\nraft_node_id:{}\r\nraft_state:{:?}\r\nraft_term:{}\r\nraft_leader:{}\r\nraft_last_log_index:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{applied}\r\nraft_snapshot_index:{}\r\nraft_purged_index:{}\r\nraft_members:{}\r\nraft_entries_proposed:{}\r\nraft_read_barriers:{}\r\nraft_fsyncs:{}\r\n",
                 node.config.gid,
                 m.id,
                 m.state,
@@ -170,6 +170,9 @@ fn section(name: &str, node: &NodeShared) -> String {
                 m.snapshot.map(|l| l.index).unwrap_or(0),
                 m.purged.map(|l| l.index).unwrap_or(0),
                 m.membership_config.membership().voter_ids().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+                node.group.entries_proposed(),
+                node.group.read_rounds(),
+                node.storage.persist_count(),
             );
         }
         _ => {}
