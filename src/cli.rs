@@ -61,10 +61,10 @@ pub struct Tuning {
     #[arg(long, env = "REDRAFT_HEARTBEAT_MS", default_value_t = 100)]
     pub heartbeat_ms: u64,
     /// Raft election timeout, lower bound (ms).
-    #[arg(long, env = "REDRAFT_ELECTION_MIN_MS", default_value_t = 300)]
+    #[arg(long, env = "REDRAFT_ELECTION_MIN_MS", default_value_t = 250)]
     pub election_min_ms: u64,
     /// Raft election timeout, upper bound (ms).
-    #[arg(long, env = "REDRAFT_ELECTION_MAX_MS", default_value_t = 600)]
+    #[arg(long, env = "REDRAFT_ELECTION_MAX_MS", default_value_t = 400)]
     pub election_max_ms: u64,
     /// Snapshot after this many log entries.
     #[arg(long, env = "REDRAFT_SNAPSHOT_LOGS", default_value_t = 20_000)]

@@ -25,8 +25,8 @@ impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
             heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(300),
-            election_max: Duration::from_millis(600),
+            election_min: Duration::from_millis(250),
+            election_max: Duration::from_millis(400),
             snapshot_logs: 20_000,
             keep_logs: 1000,
         }

@@ -10,12 +10,13 @@ use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, BusHandler, BusRequest, BusResponse, FaultTable};
+use crate::bus::{Bus, BusHandler, BusRequest, BusResponse, FaultTable, RaftRpcKind};
 use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{self, Network};
 use crate::raft::{Gid, NodeAddr, NodeId, ShardRaft};
 use crate::shard::state_machine::ShardStateMachine;
+use crate::shard::watchdog::LeaderContact;
 use crate::shard::ShardGroup;
 use crate::storage::Storage;
 
@@ -38,17 +39,17 @@ pub struct NodeShared {
 /// Routes bus requests to the hosted groups' Rafts.
 #[derive(Default)]
 pub struct GroupRegistry {
-    groups: RwLock<BTreeMap<Gid, ShardRaft>>,
+    groups: RwLock<BTreeMap<Gid, (ShardRaft, LeaderContact)>>,
 }
 
 impl GroupRegistry {
-    pub fn insert(&self, gid: Gid, raft: ShardRaft) {
+    pub fn insert(&self, gid: Gid, raft: ShardRaft, contact: LeaderContact) {
         self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(gid, raft);
+            .insert(gid, (raft, contact));
     }
-    fn get(&self, gid: Gid) -> Option<ShardRaft> {
+    fn get(&self, gid: Gid) -> Option<(ShardRaft, LeaderContact)> {
         self.groups
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -61,7 +62,12 @@ impl BusHandler for GroupRegistry {
     fn handle(&self, _from: NodeId, req: BusRequest) -> BoxFuture<'static, BusResponse> {
         match req {
             BusRequest::Raft { gid, rpc, body } => match self.get(gid) {
-                Some(raft) => Box::pin(async move { network::serve(&raft, rpc, &body).await }),
+                Some((raft, contact)) => {
+                    if rpc == RaftRpcKind::AppendEntries {
+                        contact.touch();
+                    }
+                    Box::pin(async move { network::serve(&raft, rpc, &body).await })
+                }
                 None => Box::pin(async move {
                     BusResponse::Error(format!("group {gid} is not hosted here"))
                 }),
@@ -118,7 +124,8 @@ impl Node {
                 .validate()?,
         );
         let raft = openraft::Raft::new(config.id, raft_config, net, log, sm).await?;
-        registry.insert(config.gid, raft.clone());
+        let contact = LeaderContact::default();
+        registry.insert(config.gid, raft.clone(), contact.clone());
 
         if config.peers.keys().next() == Some(&config.id) && !raft.is_initialized().await? {
             let members: BTreeMap<NodeId, NodeAddr> = config.peers.clone();
@@ -128,15 +135,7 @@ impl Node {
             }
         }
 
-        let group = ShardGroup::start(
-            config.gid,
-            config.id,
-            raft.clone(),
-            reader,
-            committed,
-            config.leader_wait,
-            config.write_timeout,
-        );
+        let group = ShardGroup::start(&config, raft.clone(), reader, committed, contact);
         let shared = Arc::new(NodeShared {
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),

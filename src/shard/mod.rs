@@ -12,6 +12,7 @@ pub mod barrier;
 pub mod expiry;
 pub mod request;
 pub mod state_machine;
+pub mod watchdog;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,14 +102,18 @@ impl ShardGroup {
     /// Wraps a started Raft and spawns the proposer and expiry tasks (they end when the
     /// Raft shuts down or the last handle is dropped).
     pub fn start(
-        gid: Gid,
-        id: NodeId,
+        config: &crate::config::NodeConfig,
         raft: ShardRaft,
         reader: ShardReader,
         committed: Arc<std::sync::atomic::AtomicU64>,
-        leader_wait: Duration,
-        write_timeout: Duration,
+        contact: watchdog::LeaderContact,
     ) -> ShardGroup {
+        let (gid, id, leader_wait, write_timeout) = (
+            config.gid,
+            config.id,
+            config.leader_wait,
+            config.write_timeout,
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             gid,
@@ -129,6 +134,11 @@ impl ShardGroup {
         ));
         let group = ShardGroup { inner };
         tokio::spawn(expiry::run(group.downgrade(), reader));
+        tokio::spawn(watchdog::run(
+            group.downgrade(),
+            contact,
+            config.timings.election_max,
+        ));
         group
     }
 
