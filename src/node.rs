@@ -72,6 +72,14 @@ impl BusHandler for GroupRegistry {
                     BusResponse::Error(format!("group {gid} is not hosted here"))
                 }),
             },
+            BusRequest::Status { gid } => match self.get(gid) {
+                Some((raft, _)) => Box::pin(async move {
+                    BusResponse::Status {
+                        initialized: raft.is_initialized().await.unwrap_or(false),
+                    }
+                }),
+                None => Box::pin(async move { BusResponse::Status { initialized: false } }),
+            },
         }
     }
 }
@@ -127,9 +135,11 @@ impl Node {
         let contact = LeaderContact::default();
         registry.insert(config.gid, raft.clone(), contact.clone());
 
-        if config.peers.keys().next() == Some(&config.id) && !raft.is_initialized().await? {
-            let members: BTreeMap<NodeId, NodeAddr> = config.peers.clone();
-            match raft.initialize(members).await {
+        if config.peers.keys().next() == Some(&config.id)
+            && !raft.is_initialized().await?
+            && !peers_have_group(&bus, &config).await
+        {
+            match raft.initialize(config.peers.clone()).await {
                 Ok(()) => tracing::info!(gid = config.gid, "initialised a new group"),
                 Err(e) => tracing::debug!("initialize: {e}"),
             }
@@ -173,6 +183,35 @@ impl Node {
         self.bus.shutdown().await;
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// Whether any other initial member already holds the group. The lowest id initialises a
+/// group only when none does, so a replaced (blank) disk rejoins instead of starting a
+/// second group. Unreachable peers count as "no": a brand-new group starts with them down.
+async fn peers_have_group(bus: &Bus, config: &NodeConfig) -> bool {
+    let asks = config
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != config.id)
+        .map(|(id, addr)| {
+            let req = BusRequest::Status { gid: config.gid };
+            let addr = addr.bus_addr();
+            async move {
+                bus.call(*id, &addr, req, std::time::Duration::from_millis(500))
+                    .await
+            }
+        });
+    let answers = futures::future::join_all(asks).await;
+    let found = answers
+        .iter()
+        .any(|a| matches!(a, Ok(BusResponse::Status { initialized: true })));
+    if found {
+        tracing::warn!(
+            gid = config.gid,
+            "blank data dir but the group exists: joining it, not initialising"
+        );
+    }
+    found
 }
 
 /// 40 hex characters, as Redis's run_id.

@@ -55,6 +55,10 @@ pub enum BusRequest {
         #[serde(with = "byte_vec")]
         body: Vec<u8>,
     },
+    /// Whether the node already holds group `gid` (answered with [`BusResponse::Status`]).
+    /// A starting node with a blank data dir asks before it initialises a group: a blank
+    /// dir can be a new group or a replaced disk, and only the peers know which.
+    Status { gid: Gid },
 }
 
 /// The answer to a [`BusRequest`]. Append new variants at the end only.
@@ -64,6 +68,8 @@ pub enum BusResponse {
     Raft(#[serde(with = "byte_vec")] Vec<u8>),
     /// The request could not be handled at all (unknown group, undecodable body, ...).
     Error(String),
+    /// Answer to [`BusRequest::Status`].
+    Status { initialized: bool },
 }
 
 /// A request frame after the handshake; `id` matches the response on a multiplexed link.

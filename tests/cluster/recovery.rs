@@ -116,6 +116,8 @@ async fn whole_group_restart_keeps_every_acknowledged_write() {
     c.stop().await;
 }
 
+/// The lowest id is the one that initialises a blank group, so its blank disk is the
+/// dangerous case: it must rejoin the existing group, not start a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_with_replaced_disk_rejoins() {
     let mut c = TestCluster::start_with(3, |cfg| {
@@ -124,15 +126,28 @@ async fn replica_with_replaced_disk_rejoins() {
     })
     .await;
     let leader = c.leader().await;
-    let follower = *c.peers.keys().find(|id| **id != leader).expect("follower");
     set_many(&c, leader, "a", 120).await;
-    c.kill(follower).await;
-    c.wipe(follower);
-    c.restart(follower).await;
+    let replaced = 1;
+    c.kill(replaced).await;
+    c.wipe(replaced);
+    let leader = c.leader().await;
+    assert_ne!(leader, replaced);
+    let term = c.node(leader).group().metrics().current_term;
+    c.restart(replaced).await;
     // The group keeps serving while the blank replica catches up.
     set_many(&c, leader, "b", 30).await;
     let data = c.converged().await;
     assert_eq!(data.len(), 150);
-    assert!(c.running().count() == 3, "no node crashed");
+    assert_eq!(c.running().count(), 3, "no node crashed");
+    let m = c.node(replaced).group().metrics();
+    assert_eq!(
+        m.current_leader,
+        Some(leader),
+        "the blank replica follows the existing leader"
+    );
+    assert_eq!(
+        m.current_term, term,
+        "and never started a group or election of its own"
+    );
     c.stop().await;
 }

@@ -46,6 +46,9 @@ impl ProtocolError {
 /// Bulks at least this long get their whole payload reserved up front, so the socket reads
 /// land in one allocation instead of growing the buffer repeatedly (PROTO_MBULK_BIG_ARG).
 const BIG_ARG: usize = 32 * 1024;
+/// Most reserved up front for one bulk: a client that declares 512 MiB and sends nothing
+/// must not cost 512 MiB (Redis reserves it all; we let the rest grow as bytes arrive).
+const MAX_RESERVE: usize = 16 * 1024 * 1024;
 /// The argument vector is preallocated up to this many slots, whatever the declared count.
 const ARGV_PREALLOC: usize = 1024;
 /// Limits while the client still has to authenticate (networking.c).
@@ -194,7 +197,7 @@ impl RequestParser {
                     // len fits: it is at most max_bulk_len, a usize.
                     let len = len as usize;
                     if len >= BIG_ARG {
-                        let missing = (len + 2).saturating_sub(buf.len());
+                        let missing = (len + 2).min(MAX_RESERVE).saturating_sub(buf.len());
                         if missing > 0 {
                             buf.reserve(missing);
                         }
