@@ -402,7 +402,9 @@ mod tests {
     impl BusHandler for FakeRaft {
         fn handle(&self, _from: NodeId, req: BusRequest) -> BoxFuture<'static, BusResponse> {
             Box::pin(async move {
-                let BusRequest::Raft { gid, rpc, body } = req;
+                let BusRequest::Raft { gid, rpc, body } = req else {
+                    return BusResponse::Error("not a raft rpc".into());
+                };
                 let stopped = RaftError::<NodeId>::Fatal(Fatal::Stopped);
                 match (gid, rpc) {
                     (OK_GID, RaftRpcKind::Vote) => {
