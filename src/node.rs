@@ -113,7 +113,8 @@ impl Node {
         let storage = Storage::open(&config.dir, config.id)?;
         let log = LogStore::open(&storage, config.gid)?;
         let committed = log.committed_index();
-        let sm = ShardStateMachine::open(&storage, config.gid)?;
+        let sm_storage = Storage::open_at(&config.dir, "sm", config.id)?;
+        let sm = ShardStateMachine::open(&sm_storage, config.gid)?;
         let reader = sm.reader();
 
         let registry = Arc::new(GroupRegistry::default());

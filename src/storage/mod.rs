@@ -73,8 +73,17 @@ impl Storage {
     /// with another id fails, because a node that comes back with someone else's log (or an
     /// empty one under an old id) breaks Raft's safety and panics the leader.
     pub fn open(dir: &Path, node_id: NodeId) -> Result<Storage, StorageError> {
+        Self::open_at(dir, "db", node_id)
+    }
+
+    /// Opens the database in `dir/<name>`. A node keeps its Raft logs and its state machines
+    /// in two databases: fjall holds the journal lock while it fsyncs, and with one journal
+    /// every apply would wait behind the log's next fsync. The state machine's journal is
+    /// only synced when a snapshot is built or installed; after a crash, applies past its
+    /// durable point are replayed from the log, which is never purged beyond a snapshot.
+    pub fn open_at(dir: &Path, name: &str, node_id: NodeId) -> Result<Storage, StorageError> {
         std::fs::create_dir_all(dir.join("snapshots"))?;
-        let db = Database::builder(dir.join("db"))
+        let db = Database::builder(dir.join(name))
             .manual_journal_persist(true)
             .open()?;
         let node = db.keyspace(NODE_KEYSPACE, KeyspaceCreateOptions::default)?;
