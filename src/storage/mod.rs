@@ -80,7 +80,9 @@ impl Storage {
     /// in two databases: fjall holds the journal lock while it fsyncs, and with one journal
     /// every apply would wait behind the log's next fsync. The state machine's journal is
     /// only synced when a snapshot is built or installed; after a crash, applies past its
-    /// durable point are replayed from the log, which is never purged beyond a snapshot.
+    /// durable point are replayed from the log, which is never purged beyond a snapshot. (A
+    /// state machine ahead of the log after a power loss is fine too: openraft purges the
+    /// log up to last_applied at start-up, and applied entries are committed on a quorum.)
     pub fn open_at(dir: &Path, name: &str, node_id: NodeId) -> Result<Storage, StorageError> {
         std::fs::create_dir_all(dir.join("snapshots"))?;
         let db = Database::builder(dir.join(name))
