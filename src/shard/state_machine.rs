@@ -172,6 +172,65 @@ pub struct ShardStateMachine {
     /// Counters of the committed state, the base of the next apply.
     keys: u64,
     expires: u64,
+    cache: RowCache,
+}
+
+/// Values of recently applied keys, as committed. Every write reads its key first (the
+/// command's own read-modify-write, the counters, the ttl index), and an LSM point lookup
+/// is the largest cost of an apply; every replica applies every write. Bounded in bytes;
+/// only `apply` uses it, and it is emptied whenever the state is replaced wholesale.
+#[derive(Default)]
+struct RowCache {
+    map: HashMap<Vec<u8>, Option<Value>>,
+    bytes: usize,
+}
+
+const ROW_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+fn row_size(k: &[u8], v: &Option<Value>) -> usize {
+    let data = match v {
+        Some(Value {
+            data: crate::db::Data::Str(b),
+            ..
+        }) => b.len(),
+        None => 0,
+    };
+    k.len() + data + 64
+}
+
+impl RowCache {
+    fn get(&self, dk: &[u8]) -> Option<&Option<Value>> {
+        self.map.get(dk)
+    }
+
+    fn insert(&mut self, dk: Vec<u8>, v: Option<Value>) {
+        let size = row_size(&dk, &v);
+        if size > ROW_CACHE_BYTES / 64 {
+            // Huge values are not worth their room; forget any older version.
+            if let Some(old) = self.map.remove(&dk) {
+                self.bytes -= row_size(&dk, &old);
+            }
+            return;
+        }
+        while self.bytes + size > ROW_CACHE_BYTES {
+            // Evicts an arbitrary entry: hash order is as good as random here.
+            let Some(victim) = self.map.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&victim) {
+                self.bytes -= row_size(&victim, &old);
+            }
+        }
+        if let Some(old) = self.map.insert(dk.clone(), v) {
+            self.bytes -= row_size(&dk, &old);
+        }
+        self.bytes += size;
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
 }
 
 impl ShardStateMachine {
@@ -204,6 +263,7 @@ impl ShardStateMachine {
             shared,
             keys,
             expires,
+            cache: RowCache::default(),
         })
     }
 
@@ -233,10 +293,10 @@ impl ShardStateMachine {
         };
         let fresh = target.id != gen.id;
         let mut batch = sh.storage.db().batch();
-        for (k, v) in ov.writes {
+        for (k, v) in &ov.writes {
             match v {
-                Some(v) => batch.insert(&target.data, k, postcard::to_stdvec(&v)?),
-                None if !fresh => batch.remove(&target.data, k),
+                Some(v) => batch.insert(&target.data, k.as_slice(), postcard::to_stdvec(v)?),
+                None if !fresh => batch.remove(&target.data, k.as_slice()),
                 None => {}
             }
         }
@@ -261,6 +321,17 @@ impl ShardStateMachine {
         }
         self.keys = ov.keys;
         self.expires = ov.expires;
+        let mut cache = ov.cache;
+        if fresh {
+            cache.clear();
+        }
+        for (k, v) in ov.reads.into_inner() {
+            cache.insert(k, v);
+        }
+        for (k, v) in ov.writes {
+            cache.insert(k, v);
+        }
+        self.cache = cache;
         Ok(())
     }
 
@@ -270,6 +341,7 @@ impl ShardStateMachine {
     fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
         let gen = self.shared.generation();
         let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        ov.cache = std::mem::take(&mut self.cache);
         f(&mut ov);
         self.commit(ov, &gen, &log_id, None).unwrap();
     }
@@ -311,6 +383,9 @@ fn flip(
 struct Overlay<'a> {
     /// None after `clear()`: nothing committed is visible any more.
     base: Option<&'a Keyspace>,
+    /// Committed values known without a lookup (consulted only while `base` is visible);
+    /// moved in from the state machine for the apply and handed back by `commit`.
+    cache: RowCache,
     writes: BTreeMap<Vec<u8>, Option<Value>>,
     /// ttl index key → insert (true) or remove (false).
     ttl: BTreeMap<Vec<u8>, bool>,
@@ -327,6 +402,7 @@ impl<'a> Overlay<'a> {
     fn new(base: &'a Keyspace, keys: u64, expires: u64) -> Self {
         Overlay {
             base: Some(base),
+            cache: RowCache::default(),
             writes: BTreeMap::new(),
             ttl: BTreeMap::new(),
             keys,
@@ -347,7 +423,11 @@ impl<'a> Overlay<'a> {
         if let Some(r) = self.reads.borrow().get(dk) {
             return r.clone();
         }
-        let v = match self.base?.get(dk) {
+        let base = self.base?;
+        if let Some(v) = self.cache.get(dk) {
+            return v.clone();
+        }
+        let v = match base.get(dk) {
             Ok(Some(v)) => postcard::from_bytes(&v).map_err(|e| self.fail(e)).ok(),
             Ok(None) => None,
             Err(e) => {
@@ -780,6 +860,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
     {
         let gen = self.shared.generation();
         let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        ov.cache = std::mem::take(&mut self.cache);
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -799,7 +880,10 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
             }
             last = Some(e.log_id);
         }
-        let Some(last) = last else { return Ok(replies) };
+        let Some(last) = last else {
+            self.cache = ov.cache;
+            return Ok(replies);
+        };
         crate::storage::blocking(|| self.commit(ov, &gen, &last, membership))
             .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
         Ok(replies)
@@ -833,6 +917,8 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         meta: &Meta,
         mut snapshot: Box<tokio::fs::File>,
     ) -> RaftRes<()> {
+        // Whatever happens below, cached rows may no longer match the state.
+        self.cache.clear();
         let sh = self.shared.clone();
         let _guard = sh.snap_lock.lock().await;
         let cur = CurrentSnapshot {
@@ -1062,6 +1148,11 @@ mod tests {
         assert_eq!((reader.key_count(), reader.expires_count()), (1, 1));
         assert_eq!(reader.get_raw(b"x"), None);
         assert_eq!(reader.get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        // The next apply sees the cleared state, not rows cached before the clear.
+        sm.write_with(log_id(1, 1, 3), |db| {
+            assert_eq!(db.get_raw(b"y"), None);
+            assert_eq!(db.get_raw(b"w"), Some(ttl_value("3", Some(7))));
+        });
         assert_eq!(reader.expired_keys(100, 10), vec![Bytes::from_static(b"w")]);
         // The old generation goes after the flusher's next fsync.
         storage.persist().await;
@@ -1227,6 +1318,11 @@ mod tests {
             .await
             .unwrap();
         b.install_snapshot(&src.meta, file).await.unwrap();
+        // Applies after the install see the snapshot, not rows cached before it.
+        b.write_with(log_id(1, 1, 2), |db| {
+            assert_eq!(db.get_raw(b"stale"), None);
+            assert_eq!(db.get_raw(b"key1"), Some(ttl_value("value", None)));
+        });
 
         assert_eq!(rb.get_raw(b"stale"), None);
         assert_eq!(rb.get_raw(b"later"), None);
