@@ -64,32 +64,25 @@ pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) ->
         }
         b"info" => Reply::Verbatim(Bytes::from(format!("{}\n", session.client.state.line()))),
         b"list" => list(argv, node),
-        b"help" => Reply::Array(
-            [
-                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "ID",
-                "    Return the ID of the current connection.",
-                "GETNAME",
-                "    Return the name of the current connection.",
-                "SETNAME <name>",
-                "    Assign the name <name> to the current connection.",
-                "SETINFO <option> <value>",
-                "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
-                "INFO",
-                "    Return information about the current client connection.",
-                "LIST [TYPE <type>] [ID <id> [<id> ...]]",
-                "    Return information about client connections.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|s| Reply::status(s))
-            .collect(),
-        ),
-        _ => Reply::err(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-        )),
+        b"help" => super::help(&[
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ID",
+            "    Return the ID of the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST [TYPE <type>] [ID <id> [<id> ...]]",
+            "    Return information about client connections.",
+            "HELP",
+            "    Print this help.",
+        ]),
+        // cmd::parse answered unknown subcommands already.
+        _ => super::unknown_subcommand("CLIENT", &argv[1]),
     }
 }
 

@@ -66,24 +66,17 @@ pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
     match argv[1].to_ascii_lowercase().as_slice() {
         b"get" => get(&argv[2..], node),
         b"set" => set(&argv[2..], node),
-        b"help" => Reply::Array(
-            [
-                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "GET <pattern>",
-                "    Return parameters matching the glob-like <pattern> and their values.",
-                "SET <directive> <value>",
-                "    Set the configuration <directive> to <value>.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|s| Reply::status(s))
-            .collect(),
-        ),
-        _ => Reply::err(format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-        )),
+        b"help" => super::help(&[
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "HELP",
+            "    Print this help.",
+        ]),
+        // cmd::parse answered unknown subcommands already.
+        _ => super::unknown_subcommand("CONFIG", &argv[1]),
     }
 }
 

@@ -35,3 +35,16 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         )),
     }
 }
+
+/// A `<CMD> HELP` reply.
+fn help(lines: &[&str]) -> Reply {
+    Reply::Array(lines.iter().map(|s| Reply::status(s)).collect())
+}
+
+fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
+    use super::args::{cut, err_text};
+    Reply::err(format!(
+        "ERR unknown subcommand '{}'. Try {container} HELP.",
+        err_text(cut(sub, 128))
+    ))
+}
