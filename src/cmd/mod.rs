@@ -157,10 +157,29 @@ pub fn lookup_sub(container: &'static CommandSpec, sub: &[u8]) -> Option<&'stati
         .find(|s| s.sub_name().as_bytes().eq_ignore_ascii_case(sub))
 }
 
+/// Longest key accepted. fjall keys are at most 65,535 bytes and storage adds up to 18
+/// (slot, hash, expiry time) in front; a longer key would panic the state machine.
+pub const MAX_KEY_LEN: usize = 65_000;
+
+/// Whether any of the command's key arguments (per the table) is longer than MAX_KEY_LEN.
+fn has_long_key(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    if spec.first_key <= 0 || spec.step <= 0 {
+        return false;
+    }
+    let argc = argv.len() as i32;
+    let last = if spec.last_key < 0 { argc + spec.last_key } else { spec.last_key };
+    (spec.first_key..=last.min(argc - 1))
+        .step_by(spec.step as usize)
+        .any(|i| argv[i as usize].len() > MAX_KEY_LEN)
+}
+
 /// Table lookup, unknown-command and arity errors, then the command's own parser.
 /// `now_ms` turns relative expiry times into absolute ones.
 pub fn parse(argv: Vec<Bytes>, now_ms: u64) -> Command {
     match resolve(&argv) {
+        Ok(spec) if has_long_key(spec, &argv) => Command::Reply(Reply::err(format!(
+            "ERR key is too long (redraft keys are at most {MAX_KEY_LEN} bytes)"
+        ))),
         Ok(spec) => match PARSER_BY_NAME.get(spec.name) {
             Some(p) => p(&argv, now_ms).unwrap_or_else(Command::Reply),
             None => Command::Reply(unknown_command(&argv)),

@@ -193,3 +193,21 @@ async fn redis_crate_client_round_trips() {
     assert_eq!(data.len(), 1000);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_keys_are_refused_not_fatal() {
+    let c = TestCluster::start(3).await;
+    let leader = c.leader().await;
+    let mut r = Raw::connect(&c.peers[&leader].client_addr()).await;
+    let long = vec![b'k'; 70_000];
+    let want = b"-ERR key is too long (redraft keys are at most 65000 bytes)\r\n";
+    assert_eq!(r.cmd(&[b"SET", &long, b"v"]).await, want);
+    assert_eq!(r.cmd(&[b"SET", &long, b"v", b"PX", b"1000"]).await, want);
+    assert_eq!(r.cmd(&[b"MSET", b"ok", b"1", &long, b"2"]).await, want);
+    assert_eq!(r.cmd(&[b"GET", &long]).await, want);
+    let ok = vec![b'k'; 65_000];
+    assert_eq!(r.cmd(&[b"SET", &ok, b"v", b"PX", b"100000"]).await, b"+OK\r\n");
+    assert_eq!(r.cmd(&[b"STRLEN", &ok]).await, b":1\r\n");
+    c.converged().await;
+    c.stop().await;
+}
