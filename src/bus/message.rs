@@ -12,7 +12,12 @@ use crate::raft::{Gid, NodeId};
 /// instead of misreading frames.
 pub const BUS_VERSION: u32 = 1;
 
-/// Largest frame accepted either way; a snapshot chunk (3 MiB by default) fits with room.
+/// Largest frame accepted either way: a log entry holding one 512 MiB value (Redis's
+/// proto-max-bulk-len) must fit; the proposer keeps batched entries under 8 MiB.
+#[cfg(not(test))]
+pub const MAX_FRAME_LEN: usize = 1024 * 1024 * 1024;
+/// Unit tests exercise the limit without allocating gigabytes.
+#[cfg(test)]
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
 /// Largest opaque body ([`BusRequest::Raft::body`]) guaranteed to fit in a frame with

@@ -167,7 +167,11 @@ fn has_long_key(spec: &CommandSpec, argv: &[Bytes]) -> bool {
         return false;
     }
     let argc = argv.len() as i32;
-    let last = if spec.last_key < 0 { argc + spec.last_key } else { spec.last_key };
+    let last = if spec.last_key < 0 {
+        argc + spec.last_key
+    } else {
+        spec.last_key
+    };
     (spec.first_key..=last.min(argc - 1))
         .step_by(spec.step as usize)
         .any(|i| argv[i as usize].len() > MAX_KEY_LEN)

@@ -103,6 +103,7 @@ async fn run_batch(
         node.clients.total_commands.fetch_add(1, Ordering::Relaxed);
         last_cmd.clear();
         last_cmd.push_str(&String::from_utf8_lossy(&argv[0]).to_lowercase());
+        let size: usize = argv.iter().map(|a| a.len() + 8).sum();
         match cmd::parse(argv, now_ms()) {
             Command::Reply(r) => slots.push(Slot::Ready(r)),
             Command::Read(r) => {
@@ -118,7 +119,7 @@ async fn run_batch(
                 let slot = w.first_key().map(key_slot).unwrap_or(0);
                 match group.check_leader().await {
                     Ok(()) => {
-                        slots.push(Slot::Pending(group.submit(w), slot));
+                        slots.push(Slot::Pending(group.submit(w, size), slot));
                         pending_writes = true;
                     }
                     Err(e) => slots.push(Slot::Ready(e.to_reply(slot))),

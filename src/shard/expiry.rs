@@ -26,7 +26,13 @@ pub(super) async fn run(group: Weak<Inner>, reader: ShardReader) {
         loop {
             let keys = reader.expired_keys(now_ms(), BATCH);
             let full = keys.len() == BATCH;
-            if keys.is_empty() || group.write(WriteCmd::DeleteExpired(keys)).await.is_err() || !full
+            let size = keys.iter().map(|k| k.len() + 8).sum();
+            if keys.is_empty()
+                || group
+                    .write(WriteCmd::DeleteExpired(keys), size)
+                    .await
+                    .is_err()
+                || !full
             {
                 break;
             }

@@ -26,6 +26,9 @@ use redraft_proxy::wire::Reply;
 use request::ShardRequest;
 use state_machine::ShardReader;
 
+/// Most bytes of commands packed into one log entry (a single larger command gets an
+/// entry of its own): entries must stay well under the bus frame limit to replicate.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Most commands packed into one log entry.
 const MAX_BATCH: usize = 4096;
 /// Most log entries proposed and not yet applied; beyond it commands queue and batch.
@@ -69,6 +72,8 @@ type WriteResult = Result<Reply, ShardError>;
 
 struct Proposal {
     cmd: WriteCmd,
+    /// About how many bytes the command adds to its log entry.
+    size: usize,
     tx: oneshot::Sender<WriteResult>,
 }
 
@@ -159,17 +164,19 @@ impl ShardGroup {
     }
 
     /// Queues a write now (so a connection's pipelined writes keep their order) and
-    /// returns where its reply will arrive.
-    pub fn submit(&self, cmd: WriteCmd) -> oneshot::Receiver<WriteResult> {
+    /// returns where its reply will arrive. `size`: about how many bytes the command takes
+    /// (its arguments), to keep log entries small enough to replicate.
+    pub fn submit(&self, cmd: WriteCmd, size: usize) -> oneshot::Receiver<WriteResult> {
         let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(p)) = self.inner.proposals.send(Proposal { cmd, tx }) {
+        let proposal = Proposal { cmd, size, tx };
+        if let Err(mpsc::error::SendError(p)) = self.inner.proposals.send(proposal) {
             let _ = p.tx.send(Err(ShardError::Fatal("group stopped".into())));
         }
         rx
     }
 
-    pub async fn write(&self, cmd: WriteCmd) -> WriteResult {
-        self.submit(cmd)
+    pub async fn write(&self, cmd: WriteCmd, size: usize) -> WriteResult {
+        self.submit(cmd, size)
             .await
             .unwrap_or_else(|_| Err(ShardError::Fatal("group stopped".into())))
     }
@@ -247,14 +254,30 @@ async fn propose_loop(
 ) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    let mut carry: Option<Proposal> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => break,
+            },
+        };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        let mut bytes = first.size;
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) if bytes + p.size > MAX_BATCH_BYTES => {
+                    carry = Some(p);
+                    break;
+                }
+                Ok(p) => {
+                    bytes += p.size;
+                    batch.push(p);
+                }
                 Err(_) => break,
             }
         }

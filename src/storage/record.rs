@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::StorageError;
 
 /// Largest record accepted on read; guards against allocating garbage lengths.
-const MAX_RECORD: usize = 512 << 20;
+const MAX_RECORD: usize = 1 << 30;
 
 pub fn write_record<W: Write, T: Serialize>(w: &mut W, rec: &T) -> Result<(), StorageError> {
     let buf = postcard::to_stdvec(rec)?;

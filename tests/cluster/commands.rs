@@ -206,7 +206,10 @@ async fn over_long_keys_are_refused_not_fatal() {
     assert_eq!(r.cmd(&[b"MSET", b"ok", b"1", &long, b"2"]).await, want);
     assert_eq!(r.cmd(&[b"GET", &long]).await, want);
     let ok = vec![b'k'; 65_000];
-    assert_eq!(r.cmd(&[b"SET", &ok, b"v", b"PX", b"100000"]).await, b"+OK\r\n");
+    assert_eq!(
+        r.cmd(&[b"SET", &ok, b"v", b"PX", b"100000"]).await,
+        b"+OK\r\n"
+    );
     assert_eq!(r.cmd(&[b"STRLEN", &ok]).await, b":1\r\n");
     c.converged().await;
     c.stop().await;

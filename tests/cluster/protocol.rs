@@ -247,3 +247,23 @@ async fn followers_redirect_and_maxclients() {
     assert_eq!(l.call("CONFIG SET maxclients 10000").await, "+OK\r\n");
     c.stop().await;
 }
+
+/// 70 pipelined 1 MiB writes: more than one bus frame could once hold. The proposer must
+/// split them into entries that replicate, not build one entry no follower can receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_pipelined_values_replicate() {
+    let c = TestCluster::start(3).await;
+    let leader = c.leader().await;
+    let mut con = c.client(leader).await;
+    let value = vec![b'v'; 1 << 20];
+    let mut pipe = redis::pipe();
+    for i in 0..70 {
+        pipe.cmd("SET").arg(format!("big{i}")).arg(&value).ignore();
+    }
+    let _: () = pipe.query_async(&mut con).await.expect("pipeline of large values");
+    let n: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.expect("dbsize");
+    assert_eq!(n, 70);
+    let data = c.converged().await;
+    assert_eq!(data.len(), 70);
+    c.stop().await;
+}
