@@ -255,6 +255,8 @@ async fn large_pipelined_values_replicate() {
     let c = TestCluster::start(3).await;
     let leader = c.leader().await;
     let mut con = c.client(leader).await;
+    // 70 MiB through three fsyncing replicas takes a while in a debug build.
+    con.set_response_timeout(std::time::Duration::from_secs(60));
     let value = vec![b'v'; 1 << 20];
     let mut pipe = redis::pipe();
     for i in 0..70 {
