@@ -36,7 +36,10 @@ pub async fn appender(
             )
             .await
             {
-                Ok(Ok(c)) => con = Some(c),
+                Ok(Ok(mut c)) => {
+                    c.set_response_timeout(Duration::from_secs(5));
+                    con = Some(c)
+                }
                 _ => {
                     target += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;

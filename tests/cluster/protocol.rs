@@ -255,15 +255,19 @@ async fn large_pipelined_values_replicate() {
     let c = TestCluster::start(3).await;
     let leader = c.leader().await;
     let mut con = c.client(leader).await;
-    // 70 MiB through three fsyncing replicas takes a while in a debug build.
-    con.set_response_timeout(std::time::Duration::from_secs(60));
     let value = vec![b'v'; 1 << 20];
     let mut pipe = redis::pipe();
     for i in 0..70 {
         pipe.cmd("SET").arg(format!("big{i}")).arg(&value).ignore();
     }
-    let _: () = pipe.query_async(&mut con).await.expect("pipeline of large values");
-    let n: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.expect("dbsize");
+    let _: () = pipe
+        .query_async(&mut con)
+        .await
+        .expect("pipeline of large values");
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("dbsize");
     assert_eq!(n, 70);
     let data = c.converged().await;
     assert_eq!(data.len(), 70);
