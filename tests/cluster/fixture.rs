@@ -16,7 +16,8 @@ use redraft::raft::{NodeAddr, NodeId};
 pub const GID: u64 = 1;
 
 pub struct TestCluster {
-    pub dir: tempfile::TempDir,
+    /// None only while dropping.
+    dir: Option<tempfile::TempDir>,
     pub faults: Arc<FaultTable>,
     pub peers: BTreeMap<NodeId, NodeAddr>,
     pub nodes: BTreeMap<NodeId, Option<Node>>,
@@ -67,7 +68,7 @@ impl TestCluster {
             listeners.insert(id, (client, bus));
         }
         let mut c = TestCluster {
-            dir,
+            dir: Some(dir),
             faults: Arc::new(FaultTable::default()),
             peers,
             nodes: BTreeMap::new(),
@@ -82,12 +83,16 @@ impl TestCluster {
         c
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("dir").path()
+    }
+
     pub fn config(&self, id: NodeId) -> NodeConfig {
         let mut cfg = NodeConfig::new(
             id,
             GID,
             self.peers[&id].clone(),
-            self.dir.path().join(format!("node{id}")),
+            self.dir().join(format!("node{id}")),
             self.peers.clone(),
         );
         (self.tweak)(&mut cfg);
@@ -108,10 +113,14 @@ impl TestCluster {
 
     pub async fn client(&self, id: NodeId) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url(id)).expect("client");
-        client
+        let mut con = client
             .get_multiplexed_async_connection()
             .await
-            .expect("connect")
+            .expect("connect");
+        // redis-rs gives up after 500 ms by default; a loaded CI machine can be slower than
+        // that without anything being wrong. Tests bound their waits themselves.
+        con.set_response_timeout(Duration::from_secs(30));
+        con
     }
 
     /// Waits until every running node names the same leader, which is running itself.
@@ -160,7 +169,7 @@ impl TestCluster {
     /// Deletes a (stopped) node's data directory: a replaced disk.
     pub fn wipe(&self, id: NodeId) {
         assert!(self.nodes[&id].is_none(), "stop node {id} first");
-        std::fs::remove_dir_all(self.dir.path().join(format!("node{id}"))).expect("wipe");
+        std::fs::remove_dir_all(self.dir().join(format!("node{id}"))).expect("wipe");
     }
 
     /// Every key and value a node's state machine holds, in storage order.
@@ -213,6 +222,20 @@ impl TestCluster {
         let ids: Vec<_> = self.nodes.keys().copied().collect();
         for id in ids {
             self.kill(id).await;
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    /// A test that panicked never called `stop`: its nodes' storage threads may still be
+    /// running, and deleting their files under them would make the flusher abort the whole
+    /// test binary. Keep the directory then (it also helps to look at what happened).
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            if self.nodes.values().any(Option::is_some) {
+                let kept = dir.keep();
+                eprintln!("test cluster data kept in {}", kept.display());
+            }
         }
     }
 }
