@@ -137,7 +137,11 @@ fn to_binary(m: u128, e: i32) -> Option<(u64, i32)> {
     }
     let (mut m, mut k) = (m, (-e) as u32);
     if k > POW10_MAX {
-        m /= 10u128.pow(k - POW10_MAX);
+        // m < 2^128 < 10^39: dividing by 10^39 or more leaves nothing (and 10^39 overflows).
+        let Some(div) = 10u128.checked_pow(k - POW10_MAX) else {
+            return Some((0, 0));
+        };
+        m /= div;
         k = POW10_MAX;
         if m == 0 {
             return Some((0, 0));
@@ -287,6 +291,10 @@ mod tests {
             ("1e-20", "0", "0"),
             ("0.3", "0x10", "16.3"),
             ("-1e-20", "0", "0"),
+            // Tiny exponents once overflowed 10^k inside the conversion (a panic in apply).
+            ("1", "1e-77", "1"),
+            ("0", "1e-4000", "0"),
+            ("5", "-1e-300", "5"),
             ("1", "-1", "0"),
             ("0", "-0.5", "-0.5"),
             ("1.5", "1.5", "3"),
