@@ -182,6 +182,8 @@ pub struct ShardStateMachine {
 #[derive(Default)]
 struct RowCache {
     map: HashMap<Vec<u8>, Option<Value>>,
+    /// Keys in first-insertion order: eviction is FIFO, O(1) per entry.
+    order: std::collections::VecDeque<Vec<u8>>,
     bytes: usize,
 }
 
@@ -206,29 +208,40 @@ impl RowCache {
     fn insert(&mut self, dk: Vec<u8>, v: Option<Value>) {
         let size = row_size(&dk, &v);
         if size > ROW_CACHE_BYTES / 64 {
-            // Huge values are not worth their room; forget any older version.
+            // Huge values are not worth their room; forget an older version.
             if let Some(old) = self.map.remove(&dk) {
                 self.bytes -= row_size(&dk, &old);
             }
             return;
         }
+        if let Some(old) = self.map.get_mut(&dk) {
+            // Updated in place, keeping its place in the eviction order; the next new key
+            // evicts if this pushed the total over the bound.
+            self.bytes = self.bytes - row_size(&dk, old) + size;
+            *old = v;
+            return;
+        }
         while self.bytes + size > ROW_CACHE_BYTES {
-            // Evicts an arbitrary entry: hash order is as good as random here.
-            let Some(victim) = self.map.keys().next().cloned() else {
+            let Some(victim) = self.order.pop_front() else {
                 break;
             };
             if let Some(old) = self.map.remove(&victim) {
                 self.bytes -= row_size(&victim, &old);
             }
         }
-        if let Some(old) = self.map.insert(dk.clone(), v) {
-            self.bytes -= row_size(&dk, &old);
-        }
+        self.order.push_back(dk.clone());
+        self.map.insert(dk, v);
         self.bytes += size;
+        // Keys dropped for their size linger in `order`; keep it bounded.
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order.retain(|k| map.contains_key(k));
+        }
     }
 
     fn clear(&mut self) {
         self.map.clear();
+        self.order.clear();
         self.bytes = 0;
     }
 }
@@ -1133,6 +1146,28 @@ mod tests {
         let (applied, membership) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 1, 5)));
         assert_eq!(membership.log_id(), &Some(log_id(1, 1, 4)));
+    }
+
+    #[test]
+    fn row_cache_stays_bounded_and_evicts_oldest_first() {
+        let mut c = RowCache::default();
+        let v = Some(ttl_value(&"x".repeat(1000), None));
+        let per = row_size(b"key000000", &v);
+        let n = ROW_CACHE_BYTES / per;
+        for i in 0..n + 100 {
+            c.insert(format!("key{i:06}").into_bytes(), v.clone());
+            assert!(c.bytes <= ROW_CACHE_BYTES);
+        }
+        assert!(c.get(b"key000000").is_none(), "the oldest went first");
+        assert!(c.get(format!("key{:06}", n + 99).as_bytes()).is_some());
+        // An update keeps the entry and the accounting right.
+        let k = format!("key{:06}", n + 50).into_bytes();
+        c.insert(k.clone(), None);
+        assert_eq!(c.get(&k), Some(&None));
+        let total: usize = c.map.iter().map(|(k, v)| row_size(k, v)).sum();
+        assert_eq!(c.bytes, total);
+        c.clear();
+        assert_eq!((c.map.len(), c.order.len(), c.bytes), (0, 0, 0));
     }
 
     #[tokio::test]

@@ -33,7 +33,19 @@ const CHECK: Duration = Duration::from_millis(10);
 
 pub(super) async fn run(group: Weak<Inner>, contact: LeaderContact, lease: Duration) {
     let lease = lease.as_millis() as u64;
-    let mut rng = Rng::new(now_ms() ^ (std::process::id() as u64).rotate_left(32));
+    // Replicas of `redraft dev` share a process and a start millisecond: the node id keeps
+    // their timeouts apart.
+    let seed = crate::db::keys::fnv1a64(
+        format!(
+            "{}/{}/{}/{}",
+            now_ms(),
+            std::process::id(),
+            inner_id(&group),
+            gid_of(&group)
+        )
+        .as_bytes(),
+    );
+    let mut rng = Rng::new(seed);
     let mut threshold = lease + 50 + rng.below(200);
     let mut tick = tokio::time::interval(CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -66,6 +78,14 @@ pub(super) async fn run(group: Weak<Inner>, contact: LeaderContact, lease: Durat
         contact.touch();
         threshold = lease + 50 + rng.below(200);
     }
+}
+
+fn inner_id(group: &Weak<Inner>) -> u64 {
+    group.upgrade().map(|g| g.id).unwrap_or(0)
+}
+
+fn gid_of(group: &Weak<Inner>) -> u64 {
+    group.upgrade().map(|g| g.gid).unwrap_or(0)
 }
 
 /// xorshift64*: enough to spread election timeouts, no dependency.
