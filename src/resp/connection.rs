@@ -70,7 +70,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             }
         }
         run_batch(reqs, &mut session, &node, &mut out).await;
-        if let Some(e) = &protocol_error {
+        if let Some(e) = protocol_error.as_ref().filter(|_| !session.quit) {
             Reply::err(format!("ERR Protocol error: {e}")).encode(session.proto, &mut out);
         }
         if stream.write_all(&out).await.is_err() {
@@ -129,6 +129,9 @@ async fn run_batch(
                 run_reads(&mut reads, &mut slots, node).await;
                 settle(&mut slots).await;
                 pending_writes = false;
+                // Replies so far go out in the protocol they were asked in (HELLO may
+                // change it for what follows).
+                encode_ready(&mut slots, session.proto, out);
                 let reply = cmd::session::execute(argv, session, node).await;
                 slots.push(Slot::Ready(reply));
             }
@@ -141,9 +144,14 @@ async fn run_batch(
         i.last_interaction = std::time::Instant::now();
         i.proto = session.proto;
     });
-    for s in slots {
+    encode_ready(&mut slots, session.proto, out);
+}
+
+/// Encodes (and removes) the replies collected so far; all must be ready.
+fn encode_ready(slots: &mut Vec<Slot>, proto: Protocol, out: &mut BytesMut) {
+    for s in slots.drain(..) {
         if let Slot::Ready(r) = s {
-            r.encode(session.proto, out);
+            r.encode(proto, out);
         }
     }
 }

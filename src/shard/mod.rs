@@ -58,9 +58,11 @@ impl ShardError {
                 Reply::err(format!("MOVED {slot} {}", addr.client_addr()))
             }
             ShardError::NotLeader { leader: None } => Reply::err("CLUSTERDOWN The cluster is down"),
-            ShardError::Unknown(why) => {
-                Reply::err(format!("CLUSTERDOWN The cluster is down ({why})"))
-            }
+            // Not CLUSTERDOWN/TRYAGAIN: cluster clients retry those by themselves, and a
+            // retried INCR or APPEND whose first try did commit would apply twice.
+            ShardError::Unknown(why) => Reply::err(format!(
+                "ERR write outcome unknown ({why}): it may or may not have been applied"
+            )),
             ShardError::Fatal(why) => {
                 Reply::err(format!("CLUSTERDOWN The cluster is down ({why})"))
             }
@@ -324,12 +326,15 @@ async fn propose_loop(
                         let _ = tx.send(Ok(reply));
                     }
                 }
-                Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => {
-                    // Leadership changed after the entry reached Raft: it may still be
-                    // committed by the next leader, so the outcome is unknown, not a redirect.
+                Ok(Ok(Err(ClientWriteError::ForwardToLeader(f)))) => {
+                    // openraft answers this only for an entry it did not append (not the
+                    // leader) or truncated (never committed): not applied, so redirecting
+                    // is exact.
                     fail_all(
                         txs,
-                        ShardError::Unknown("leadership changed before commit".into()),
+                        ShardError::NotLeader {
+                            leader: f.leader_node,
+                        },
                     )
                 }
                 Ok(Ok(Err(e))) => fail_all(txs, ShardError::Unknown(e.to_string())),

@@ -276,3 +276,25 @@ async fn large_pipelined_values_replicate() {
     assert_eq!(data.len(), 24);
     c.stop().await;
 }
+
+/// Each reply goes out in the protocol in force when its command ran: HELLO in the middle
+/// of a pipeline changes only what follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_mid_pipeline_switches_protocol_for_what_follows() {
+    let c = TestCluster::start(3).await;
+    let leader = c.leader().await;
+    let mut r = Raw::connect(&c.peers[&leader].client_addr()).await;
+    let mut batch = encode(&[b"GET", b"missing"]);
+    batch.extend(encode(&[b"HELLO", b"3"]));
+    batch.extend(encode(&[b"GET", b"missing"]));
+    batch.extend(encode(&[b"HELLO", b"+2"]));
+    r.send(&batch).await;
+    assert_eq!(r.reply().await, b"$-1\r\n");
+    assert!(r.reply().await.starts_with(b"%7\r\n"));
+    assert_eq!(r.reply().await, b"_\r\n");
+    assert_eq!(
+        r.reply().await,
+        b"-ERR Protocol version is not an integer or out of range\r\n"
+    );
+    c.stop().await;
+}

@@ -10,10 +10,7 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
     let mut proto = session.proto;
     let mut name = None;
     if argv.len() >= 2 {
-        proto = match std::str::from_utf8(&argv[1])
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        proto = match redraft_proxy::wire::request::string2ll(&argv[1]) {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
             Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
