@@ -178,8 +178,11 @@ async fn run_reads(reads: &mut Vec<(usize, ReadCmd)>, slots: &mut [Slot], node: 
     let now = now_ms();
     match node.group.read().await {
         Ok(reader) => {
+            // One consistent view for the whole batch: a multi-key read never sees half of
+            // a write applied meanwhile.
+            let view = reader.view();
             for (i, r) in reads.drain(..) {
-                slots[i] = Slot::Ready(r.execute(reader, now));
+                slots[i] = Slot::Ready(r.execute(&view, now));
             }
         }
         Err(e) => {

@@ -659,6 +659,79 @@ impl DbRead for ShardReader {
     }
 }
 
+impl ShardReader {
+    /// A consistent view of the committed state at this moment: every read through it
+    /// sees the same point of the log, so a batch of reads (or one MGET) never sees half
+    /// of an apply that commits meanwhile.
+    pub fn view(&self) -> ReadView {
+        let (gen, snap) = {
+            let g = self
+                .shared
+                .gen
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            (g.clone(), self.shared.storage.db().snapshot())
+        };
+        ReadView {
+            reader: self.clone(),
+            gen,
+            snap,
+        }
+    }
+}
+
+/// See [`ShardReader::view`].
+pub struct ReadView {
+    reader: ShardReader,
+    gen: Generation,
+    snap: fjall::Snapshot,
+}
+
+impl ReadView {
+    fn counter(&self, key: &[u8]) -> u64 {
+        let v = self
+            .snap
+            .get(&self.reader.shared.meta, key)
+            .map_err(StorageError::from);
+        let v = self.reader.logged(v).flatten();
+        v.and_then(|v| self.reader.logged(decode_u64(&v)))
+            .unwrap_or(0)
+    }
+}
+
+impl DbRead for ReadView {
+    fn get_raw(&self, key: &[u8]) -> Option<Value> {
+        let r = &self.reader;
+        let v = r.logged(
+            self.snap
+                .get(&self.gen.data, data_key(key))
+                .map_err(StorageError::from),
+        )??;
+        r.logged(postcard::from_bytes(&v).map_err(StorageError::from))
+    }
+
+    fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
+        let r = &self.reader;
+        let entries = self
+            .snap
+            .range(&self.gen.data, pos_start(pos)..)
+            .map_while(|kv| {
+                let (k, v) = r.logged(kv.into_inner().map_err(StorageError::from))?;
+                let v = r.logged(postcard::from_bytes::<Value>(&v).map_err(StorageError::from))?;
+                Some((k, v))
+            });
+        collect_scan(entries, count)
+    }
+
+    fn key_count(&self) -> u64 {
+        self.counter(KEYS)
+    }
+
+    fn expires_count(&self) -> u64 {
+        self.counter(EXPIRES)
+    }
+}
+
 /// Builds snapshot files from a consistent fjall snapshot of the group.
 pub struct ShardSnapshotBuilder {
     shared: Arc<Shared>,
@@ -1146,6 +1219,25 @@ mod tests {
         let (applied, membership) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 1, 5)));
         assert_eq!(membership.log_id(), &Some(log_id(1, 1, 4)));
+    }
+
+    #[tokio::test]
+    async fn read_view_is_one_point_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| db.put(b"a", ttl_value("0", None)));
+        let view = reader.view();
+        sm.write_with(log_id(1, 1, 2), |db| {
+            db.put(b"a", ttl_value("1", None));
+            db.put(b"b", ttl_value("1", None));
+        });
+        assert_eq!(view.get_raw(b"a"), Some(ttl_value("0", None)));
+        assert_eq!(view.get_raw(b"b"), None);
+        assert_eq!(view.key_count(), 1);
+        assert_eq!(view.scan(0, 10).0.len(), 1);
+        assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
+        assert_eq!(reader.view().key_count(), 2);
     }
 
     #[test]
