@@ -175,9 +175,9 @@ async fn run_reads(reads: &mut Vec<(usize, ReadCmd)>, slots: &mut [Slot], node: 
     if reads.is_empty() {
         return;
     }
-    let now = now_ms();
     match node.group.read().await {
         Ok(reader) => {
+            let now = now_ms().max(reader.clock());
             // One consistent view for the whole batch: a multi-key read never sees half of
             // a write applied meanwhile.
             let view = reader.view();

@@ -24,7 +24,7 @@ pub(super) async fn run(group: Weak<Inner>, reader: ShardReader) {
         }
         // Keep deleting while full batches come back, so a burst of expiries drains fast.
         loop {
-            let keys = reader.expired_keys(now_ms(), BATCH);
+            let keys = reader.expired_keys(now_ms().max(reader.clock()), BATCH);
             let full = keys.len() == BATCH;
             let size = keys.iter().map(|k| k.len() + 8).sum();
             if keys.is_empty()

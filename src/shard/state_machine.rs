@@ -44,6 +44,9 @@ const KEYS: &[u8] = b"keys";
 const EXPIRES: &[u8] = b"expires";
 const GEN: &[u8] = b"gen";
 const SNAPSHOT: &[u8] = b"snapshot";
+/// The latest entry time applied: the group's clock never runs backwards past it, whatever
+/// the clock of the leader that stamps the next entry.
+const CLOCK: &[u8] = b"clock";
 
 /// Snapshot file format version, in the header record.
 const SNAPSHOT_VERSION: u32 = 1;
@@ -59,9 +62,15 @@ type RaftRes<T> = Result<T, RaftStorageError<NodeId>>;
 /// one end marker (a file without it is truncated).
 #[derive(Serialize, Deserialize)]
 enum SnapRecord {
-    Header { version: u32, meta: Meta },
+    Header {
+        version: u32,
+        meta: Meta,
+        clock: u64,
+    },
     Kv(Bytes, Bytes),
-    End { entries: u64 },
+    End {
+        entries: u64,
+    },
 }
 
 /// Where the current snapshot is: persisted with the state it describes.
@@ -122,6 +131,8 @@ struct Shared {
     gen: RwLock<Generation>,
     /// Serializes snapshot builds and installs, and so the snapshot files and pointer.
     snap_lock: tokio::sync::Mutex<()>,
+    /// CLOCK as committed, for readers.
+    clock: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -268,7 +279,12 @@ impl ShardStateMachine {
             meta,
             gen: RwLock::new(gen),
             snap_lock: tokio::sync::Mutex::new(()),
+            clock: std::sync::atomic::AtomicU64::new(0),
         });
+        shared.clock.store(
+            shared.get_counter(CLOCK)?,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         shared.clean_snapshot_files()?;
         let keys = shared.get_counter(KEYS)?;
         let expires = shared.get_counter(EXPIRES)?;
@@ -326,6 +342,7 @@ impl ShardStateMachine {
         }
         batch.insert(&sh.meta, KEYS, ov.keys.to_be_bytes());
         batch.insert(&sh.meta, EXPIRES, ov.expires.to_be_bytes());
+        batch.insert(&sh.meta, CLOCK, ov.clock.to_be_bytes());
         if fresh {
             batch.insert(&sh.meta, GEN, target.id.to_be_bytes());
             flip(sh, batch, target, gen)?;
@@ -334,6 +351,8 @@ impl ShardStateMachine {
         }
         self.keys = ov.keys;
         self.expires = ov.expires;
+        sh.clock
+            .fetch_max(ov.clock, std::sync::atomic::Ordering::Relaxed);
         let mut cache = ov.cache;
         if fresh {
             cache.clear();
@@ -404,6 +423,8 @@ struct Overlay<'a> {
     ttl: BTreeMap<Vec<u8>, bool>,
     keys: u64,
     expires: u64,
+    /// The group clock: the latest entry time applied (see CLOCK).
+    clock: u64,
     /// Values read from the base during this apply: a command reads a key and its write then
     /// needs the old value again (counters, ttl index), so each key costs one fjall get.
     reads: RefCell<HashMap<Vec<u8>, Option<Value>>>,
@@ -420,6 +441,7 @@ impl<'a> Overlay<'a> {
             ttl: BTreeMap::new(),
             keys,
             expires,
+            clock: 0,
             reads: RefCell::default(),
             error: RefCell::new(None),
         }
@@ -593,6 +615,12 @@ pub struct ShardReader {
 }
 
 impl ShardReader {
+    /// The group clock (latest entry time applied): reads take the later of it and the
+    /// wall clock, so a key that expired under one leader stays expired under the next.
+    pub fn clock(&self) -> u64 {
+        self.shared.clock.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Up to `limit` user keys whose expiry time is ≤ `now_ms`, soonest first.
     pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
         let gen = self.shared.generation();
@@ -793,6 +821,10 @@ fn write_snapshot_file(sh: &Shared) -> Result<CurrentSnapshot, StorageError> {
         &SnapRecord::Header {
             version: SNAPSHOT_VERSION,
             meta: meta.clone(),
+            clock: match read(CLOCK)? {
+                Some(v) => decode_u64(&v)?,
+                None => 0,
+            },
         },
     )?;
     let mut entries = 0u64;
@@ -863,17 +895,18 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
     let mut r =
         BufReader::with_capacity(1 << 20, std::fs::File::open(sh.snapshot_path(&cur.file))?);
     let mut buf = Vec::new();
-    match read_record(&mut r, &mut buf)? {
+    let clock = match read_record(&mut r, &mut buf)? {
         Some(SnapRecord::Header {
             version: SNAPSHOT_VERSION,
             meta,
-        }) if meta.last_log_id == cur.meta.last_log_id => {}
+            clock,
+        }) if meta.last_log_id == cur.meta.last_log_id => clock,
         _ => {
             return Err(StorageError::Corrupt(
                 "snapshot header does not match".into(),
             ))
         }
-    }
+    };
     let old = sh.generation();
     let new = Generation::create_empty(&sh.storage, sh.gid, old.id + 1)?;
     let db = sh.storage.db();
@@ -925,7 +958,9 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
     batch.insert(&sh.meta, KEYS, keys.to_be_bytes());
     batch.insert(&sh.meta, EXPIRES, expires.to_be_bytes());
     batch.insert(&sh.meta, SNAPSHOT, postcard::to_stdvec(cur)?);
+    batch.insert(&sh.meta, CLOCK, clock.to_be_bytes());
     flip(sh, batch, new, &old)?;
+    sh.clock.store(clock, std::sync::atomic::Ordering::Relaxed);
     Ok((keys, expires))
 }
 
@@ -953,18 +988,19 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         let gen = self.shared.generation();
         let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
         ov.cache = std::mem::take(&mut self.cache);
+        ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
         for e in entries {
             match e.payload {
                 EntryPayload::Blank => replies.push(Vec::new()),
-                EntryPayload::Normal(req) => replies.push(
-                    req.cmds
-                        .iter()
-                        .map(|c| c.apply(&mut ov, req.now_ms))
-                        .collect(),
-                ),
+                EntryPayload::Normal(req) => {
+                    // A new leader with a slower clock must not un-expire keys.
+                    ov.clock = ov.clock.max(req.now_ms);
+                    let now = ov.clock;
+                    replies.push(req.cmds.iter().map(|c| c.apply(&mut ov, now)).collect())
+                }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                     replies.push(Vec::new());
@@ -1238,6 +1274,27 @@ mod tests {
         assert_eq!(view.scan(0, 10).0.len(), 1);
         assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
         assert_eq!(reader.view().key_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn group_clock_never_runs_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| {
+            db.put(b"k", ttl_value("v", Some(1500)))
+        });
+        let normal = |index, now_ms, cmds| openraft::Entry::<ShardTC> {
+            log_id: log_id(1, 1, index),
+            payload: EntryPayload::Normal(crate::shard::request::ShardRequest { now_ms, cmds }),
+        };
+        sm.apply([normal(2, 2000, vec![])]).await.unwrap();
+        assert_eq!(reader.clock(), 2000);
+        // The next leader's clock is behind: the key is still expired for it.
+        let del = crate::cmd::WriteCmd::DeleteExpired(vec![Bytes::from_static(b"k")]);
+        let replies = sm.apply([normal(3, 1000, vec![del])]).await.unwrap();
+        assert_eq!(replies, vec![vec![redraft_proxy::wire::Reply::Int(1)]]);
+        assert_eq!(reader.clock(), 2000);
     }
 
     #[test]
