@@ -57,7 +57,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             }
         }
         if reqs.is_empty() && protocol_error.is_none() {
-            if buf.len() >= QUERY_BUFFER_LIMIT {
+            if buf.len() + parser.pending_bytes() >= QUERY_BUFFER_LIMIT {
                 tracing::debug!(client = session.id(), "query buffer limit reached, closing");
                 return;
             }

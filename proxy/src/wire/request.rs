@@ -63,6 +63,8 @@ struct Multibulk {
     args: Vec<Bytes>,
     /// The current argument's length once its `$<len>` line has been consumed.
     bulk_len: Option<usize>,
+    /// Bytes held in `args` (plus a little per argument for the `Bytes` itself).
+    held: usize,
 }
 
 /// Incremental request parser for one connection.
@@ -78,6 +80,13 @@ pub struct RequestParser {
 }
 
 impl RequestParser {
+    /// Bytes of a partly received request that the parser has taken out of the buffer
+    /// already (its complete arguments): the caller counts them against its query-buffer
+    /// limit, or a request of many huge arguments could grow without bound.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.as_ref().map_or(0, |mb| mb.held)
+    }
+
     /// A parser for a new connection, starting between requests.
     pub fn new(limits: Limits) -> Self {
         RequestParser {
@@ -157,6 +166,7 @@ impl RequestParser {
                 remaining: n,
                 args: Vec::with_capacity(n.min(ARGV_PREALLOC)),
                 bulk_len: None,
+                held: 0,
             });
         }
         Ok(true)
@@ -210,6 +220,7 @@ impl RequestParser {
             if buf.len() < len.saturating_add(2) {
                 return Ok(None);
             }
+            mb.held += len + 32;
             mb.args.push(buf.split_to(len).freeze());
             buf.advance(2);
             mb.bulk_len = None;
@@ -547,6 +558,17 @@ mod tests {
         (b"PING\r\n*1\r\n$4\r\nPING\r\n\r\n*0\r\nECHO \"x y\"\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
          &[PING, PING, &[b"ECHO", b"x y"], &[b"ECHO", b""]], None),
     ];
+
+    #[test]
+    fn pending_bytes_count_arguments_taken_from_the_buffer() {
+        let mut p = RequestParser::new(Limits::default());
+        let mut buf = BytesMut::from(&b"*3\r\n$5\r\nhello\r\n$3\r\nabc\r\n$10\r\nxy"[..]);
+        assert_eq!(p.parse(&mut buf), Ok(None));
+        assert!(p.pending_bytes() >= 8, "{}", p.pending_bytes());
+        buf.extend_from_slice(b"zzzzzzzz\r\n");
+        assert!(p.parse(&mut buf).expect("ok").is_some());
+        assert_eq!(p.pending_bytes(), 0);
+    }
 
     #[test]
     fn table() {
