@@ -15,6 +15,7 @@ use crate::config::NodeConfig;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{self, Network};
 use crate::raft::{Gid, NodeAddr, NodeId, ShardRaft};
+use crate::shard::rejoin::{self, Quarantine};
 use crate::shard::state_machine::ShardStateMachine;
 use crate::shard::watchdog::LeaderContact;
 use crate::shard::ShardGroup;
@@ -39,17 +40,25 @@ pub struct NodeShared {
 /// Routes bus requests to the hosted groups' Rafts.
 #[derive(Default)]
 pub struct GroupRegistry {
-    groups: RwLock<BTreeMap<Gid, (ShardRaft, LeaderContact)>>,
+    groups: RwLock<BTreeMap<Gid, HostedGroup>>,
+}
+
+/// What the bus needs of a hosted group.
+#[derive(Clone)]
+pub struct HostedGroup {
+    pub raft: ShardRaft,
+    pub contact: LeaderContact,
+    pub quarantine: Quarantine,
 }
 
 impl GroupRegistry {
-    pub fn insert(&self, gid: Gid, raft: ShardRaft, contact: LeaderContact) {
+    pub fn insert(&self, gid: Gid, group: HostedGroup) {
         self.groups
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(gid, (raft, contact));
+            .insert(gid, group);
     }
-    fn get(&self, gid: Gid) -> Option<(ShardRaft, LeaderContact)> {
+    fn get(&self, gid: Gid) -> Option<HostedGroup> {
         self.groups
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -62,23 +71,36 @@ impl BusHandler for GroupRegistry {
     fn handle(&self, _from: NodeId, req: BusRequest) -> BoxFuture<'static, BusResponse> {
         match req {
             BusRequest::Raft { gid, rpc, body } => match self.get(gid) {
-                Some((raft, contact)) => {
+                Some(g) if rpc == RaftRpcKind::Vote && g.quarantine.active() => {
+                    Box::pin(async move {
+                        BusResponse::Error(format!(
+                            "group {gid}: catching up after a blank start, not voting"
+                        ))
+                    })
+                }
+                Some(g) => {
                     if rpc == RaftRpcKind::AppendEntries {
-                        contact.touch();
+                        g.contact.touch();
                     }
-                    Box::pin(async move { network::serve(&raft, rpc, &body).await })
+                    Box::pin(async move { network::serve(&g.raft, rpc, &body).await })
                 }
                 None => Box::pin(async move {
                     BusResponse::Error(format!("group {gid} is not hosted here"))
                 }),
             },
             BusRequest::Status { gid } => match self.get(gid) {
-                Some((raft, _)) => Box::pin(async move {
+                Some(g) => Box::pin(async move {
                     BusResponse::Status {
-                        initialized: raft.is_initialized().await.unwrap_or(false),
+                        initialized: g.raft.is_initialized().await.unwrap_or(false),
+                        last_log_index: g.raft.metrics().borrow().last_log_index,
                     }
                 }),
-                None => Box::pin(async move { BusResponse::Status { initialized: false } }),
+                None => Box::pin(async move {
+                    BusResponse::Status {
+                        initialized: false,
+                        last_log_index: None,
+                    }
+                }),
             },
         }
     }
@@ -134,19 +156,39 @@ impl Node {
         );
         let raft = openraft::Raft::new(config.id, raft_config, net, log, sm).await?;
         let contact = LeaderContact::default();
-        registry.insert(config.gid, raft.clone(), contact.clone());
+        let quarantine = Quarantine::default();
+        registry.insert(
+            config.gid,
+            HostedGroup {
+                raft: raft.clone(),
+                contact: contact.clone(),
+                quarantine: quarantine.clone(),
+            },
+        );
 
-        if config.peers.keys().next() == Some(&config.id)
-            && !raft.is_initialized().await?
-            && !peers_have_group(&bus, &config).await
-        {
-            match raft.initialize(config.peers.clone()).await {
-                Ok(()) => tracing::info!(gid = config.gid, "initialised a new group"),
-                Err(e) => tracing::debug!("initialize: {e}"),
+        if !raft.is_initialized().await? {
+            // A blank dir is a new group or a replaced disk; only the peers know which.
+            let peers = rejoin::probe_peers(&bus, &config).await;
+            if peers.max_last_index.is_some_and(|i| i >= 1) {
+                // The group has done work: this replica may have helped commit it.
+                rejoin::set_fence(&config.dir, config.gid, peers.max_last_index.unwrap_or(0))?;
+            } else if config.peers.keys().next() == Some(&config.id) && !peers.any_initialized {
+                match raft.initialize(config.peers.clone()).await {
+                    Ok(()) => tracing::info!(gid = config.gid, "initialised a new group"),
+                    Err(e) => tracing::debug!("initialize: {e}"),
+                }
             }
         }
+        rejoin::enforce(&config.dir, config.gid, &raft, &quarantine).await?;
 
-        let group = ShardGroup::start(&config, raft.clone(), reader, committed, contact);
+        let group = ShardGroup::start(
+            &config,
+            raft.clone(),
+            reader,
+            committed,
+            contact,
+            quarantine,
+        );
         let shared = Arc::new(NodeShared {
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),
@@ -184,35 +226,6 @@ impl Node {
         self.bus.shutdown().await;
         let _ = self.raft.shutdown().await;
     }
-}
-
-/// Whether any other initial member already holds the group. The lowest id initialises a
-/// group only when none does, so a replaced (blank) disk rejoins instead of starting a
-/// second group. Unreachable peers count as "no": a brand-new group starts with them down.
-async fn peers_have_group(bus: &Bus, config: &NodeConfig) -> bool {
-    let asks = config
-        .peers
-        .iter()
-        .filter(|(id, _)| **id != config.id)
-        .map(|(id, addr)| {
-            let req = BusRequest::Status { gid: config.gid };
-            let addr = addr.bus_addr();
-            async move {
-                bus.call(*id, &addr, req, std::time::Duration::from_millis(500))
-                    .await
-            }
-        });
-    let answers = futures::future::join_all(asks).await;
-    let found = answers
-        .iter()
-        .any(|a| matches!(a, Ok(BusResponse::Status { initialized: true })));
-    if found {
-        tracing::warn!(
-            gid = config.gid,
-            "blank data dir but the group exists: joining it, not initialising"
-        );
-    }
-    found
 }
 
 /// 40 hex characters, as Redis's run_id.

@@ -73,8 +73,12 @@ pub enum BusResponse {
     Raft(#[serde(with = "byte_vec")] Vec<u8>),
     /// The request could not be handled at all (unknown group, undecodable body, ...).
     Error(String),
-    /// Answer to [`BusRequest::Status`].
-    Status { initialized: bool },
+    /// Answer to [`BusRequest::Status`]: whether the node holds the group, and the last
+    /// index of its log.
+    Status {
+        initialized: bool,
+        last_log_index: Option<u64>,
+    },
 }
 
 /// A request frame after the handshake; `id` matches the response on a multiplexed link.

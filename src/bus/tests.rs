@@ -30,7 +30,10 @@ impl BusHandler for Echo {
         let node = self.node;
         Box::pin(async move {
             let BusRequest::Raft { gid, body, .. } = req else {
-                return BusResponse::Status { initialized: true };
+                return BusResponse::Status {
+                    initialized: true,
+                    last_log_index: None,
+                };
             };
             assert_ne!(gid, PANIC_GID, "test handler panics on purpose");
             if gid == UNKNOWN_GID {

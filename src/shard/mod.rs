@@ -10,6 +10,7 @@
 
 pub mod barrier;
 pub mod expiry;
+pub mod rejoin;
 pub mod request;
 pub mod state_machine;
 pub mod watchdog;
@@ -114,6 +115,7 @@ impl ShardGroup {
         reader: ShardReader,
         committed: Arc<std::sync::atomic::AtomicU64>,
         contact: watchdog::LeaderContact,
+        quarantine: rejoin::Quarantine,
     ) -> ShardGroup {
         let (gid, id, leader_wait, write_timeout) = (
             config.gid,
@@ -144,6 +146,7 @@ impl ShardGroup {
         tokio::spawn(watchdog::run(
             group.downgrade(),
             contact,
+            quarantine,
             config.timings.election_max,
         ));
         group

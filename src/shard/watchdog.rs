@@ -31,7 +31,12 @@ impl LeaderContact {
 
 const CHECK: Duration = Duration::from_millis(10);
 
-pub(super) async fn run(group: Weak<Inner>, contact: LeaderContact, lease: Duration) {
+pub(super) async fn run(
+    group: Weak<Inner>,
+    contact: LeaderContact,
+    quarantine: super::rejoin::Quarantine,
+    lease: Duration,
+) {
     let lease = lease.as_millis() as u64;
     // Replicas of `redraft dev` share a process and a start millisecond: the node id keeps
     // their timeouts apart.
@@ -53,7 +58,7 @@ pub(super) async fn run(group: Weak<Inner>, contact: LeaderContact, lease: Durat
         tick.tick().await;
         let Some(inner) = group.upgrade() else { return };
         let last = contact.last();
-        if last == 0 || now_ms().saturating_sub(last) < threshold {
+        if last == 0 || quarantine.active() || now_ms().saturating_sub(last) < threshold {
             continue;
         }
         let voter_follower = {

@@ -151,3 +151,47 @@ async fn replica_with_replaced_disk_rejoins() {
     );
     c.stop().await;
 }
+
+/// The case the rejoin quarantine exists for: writes commit on {A, B} while C is cut off;
+/// B's disk is replaced; A dies. B must not help C (which lacks those writes) become
+/// leader — the group waits instead — and once A is back every write is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blank_replica_does_not_vote_away_committed_writes() {
+    let mut c = TestCluster::start(3).await;
+    let a = c.leader().await;
+    let mut others = c.peers.keys().copied().filter(|id| *id != a);
+    let (b, cut) = (others.next().expect("b"), others.next().expect("c"));
+
+    c.faults.isolate(cut);
+    set_many(&c, a, "k", 20).await;
+    c.kill(b).await;
+    c.wipe(b);
+    c.restart(b).await;
+    c.kill(a).await;
+    c.faults.heal();
+
+    // Neither survivor may lead: B is blank (it would vote C in) and C lacks the writes.
+    // Observe a few election timeouts; a leader here would mean lost writes.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        for id in [b, cut] {
+            let m = c.node(id).group().metrics();
+            assert!(
+                m.current_leader.is_none() || m.current_leader == Some(a),
+                "node {id} sees leader {:?}",
+                m.current_leader
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    c.restart(a).await;
+    let leader = c.leader().await;
+    assert_eq!(
+        count_prefix(&c, leader, "k").await,
+        20,
+        "every committed write survived"
+    );
+    c.converged().await;
+    c.stop().await;
+}
