@@ -11,7 +11,7 @@ cargo build --release -q
 work=$(mktemp -d)
 declare -A pid
 peers="1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503"
-start() { ./target/release/redraft node --id "$1" --port $((7500 + $1)) --dir "$work/n$1" --peers "$peers" >>"$work/n$1.log" 2>&1 & pid[$1]=$!; }
+start() { "${CARGO_TARGET_DIR:-target}/release/redraft" node --id "$1" --port $((7500 + $1)) --dir "$work/n$1" --peers "$peers" >>"$work/n$1.log" 2>&1 & pid[$1]=$!; }
 cleanup() { for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 for i in 1 2 3; do start $i; done

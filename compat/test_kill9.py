@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "redraft")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "redraft")
 PORTS = {1: 7601, 2: 7602, 3: 7603}
 PEERS = ",".join(f"{i}=127.0.0.1:{p}" for i, p in PORTS.items())
 WRITERS = 6
@@ -94,8 +94,7 @@ class Writer(threading.Thread):
 
 
 def main():
-    if not os.path.exists(BIN):
-        subprocess.check_call(["cargo", "build", "--release", "-q"], cwd=ROOT)
+    subprocess.check_call(["cargo", "build", "--release", "-q"], cwd=ROOT)
     work = tempfile.mkdtemp(prefix="redraft-kill9-")
     cluster = Cluster(work)
     passed = failed = 0
