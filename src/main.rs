@@ -11,9 +11,24 @@ use redraft::dev::LocalCluster;
 use redraft::node::Node;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // `dev` without --dir runs in a temporary directory, removed only after the runtime
+    // (and every task still holding the databases) is gone.
+    let tmp = match &cli.command {
+        Cmd::Dev(args) if args.dir.is_none() => Some(tempdir()?),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(cli, tmp.as_ref().map(|t| t.0.clone())));
+    drop(runtime);
+    drop(tmp);
+    result
+}
+
+async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     // Quiet by default: warnings, plus redraft's own start-up and leadership lines.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=off"));
@@ -36,12 +51,10 @@ async fn main() -> anyhow::Result<()> {
             node.stop().await;
         }
         Cmd::Dev(args) => {
-            let (dir, _tmp) = match &args.dir {
-                Some(d) => (d.clone(), None),
-                None => {
-                    let t = tempdir()?;
-                    (t.0.clone(), Some(t))
-                }
+            let dir = match (&args.dir, tmp) {
+                (Some(d), _) => d.clone(),
+                (None, Some(t)) => t,
+                (None, None) => anyhow::bail!("no data directory"),
             };
             let cluster =
                 LocalCluster::start(dir.clone(), args.base_port, args.replicas, &args.tuning)

@@ -86,10 +86,10 @@ pub async fn enforce(dir: &Path, gid: u64, raft: &ShardRaft, q: &Quarantine) -> 
     let fence: u64 = text.trim().parse()?;
     q.0.store(true, Ordering::Relaxed);
     raft.runtime_config().elect(false);
-    tracing::warn!(
+    tracing::info!(
         gid,
         fence,
-        "blank data dir in a running group: not voting until caught up to index {fence}"
+        "joining a running group with a blank data dir: will vote once caught up to index {fence}"
     );
     let raft = raft.clone();
     let q = q.clone();
