@@ -214,3 +214,109 @@ async fn over_long_keys_are_refused_not_fatal() {
     c.converged().await;
     c.stop().await;
 }
+
+/// The same families through a typed client, as applications use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_family_through_the_redis_crate() {
+    let c = TestCluster::start(3).await;
+    let leader = c.leader().await;
+    let mut con = c.client(leader).await;
+    macro_rules! q {
+        ($t:ty, $($arg:expr),+) => {{
+            let mut cmd = redis::Cmd::new();
+            $(cmd.arg($arg);)+
+            let r: $t = cmd.query_async(&mut con).await.expect(stringify!($($arg),+));
+            r
+        }};
+    }
+    // connection / server
+    assert_eq!(q!(String, "PING"), "PONG");
+    assert_eq!(q!(String, "ECHO", "hi"), "hi");
+    assert_eq!(q!(String, "CLIENT", "SETNAME", "typed"), "OK");
+    assert_eq!(
+        q!(Option<String>, "CLIENT", "GETNAME"),
+        Some("typed".into())
+    );
+    assert!(q!(i64, "CLIENT", "ID") > 0);
+    assert_eq!(
+        q!(Vec<String>, "CONFIG", "GET", "appendonly"),
+        vec!["appendonly", "yes"]
+    );
+    assert!(q!(String, "INFO", "server").contains("redis_version:7.0.15"));
+    assert_eq!(
+        q!(redis::Value, "ROLE").as_sequence().map(|s| s.len()),
+        Some(3)
+    );
+    assert!(q!(i64, "COMMAND", "COUNT") >= 50);
+    assert_eq!(q!(Vec<String>, "TIME").len(), 2);
+    // strings
+    assert_eq!(q!(Option<String>, "SET", "s", "v1", "GET"), None);
+    assert_eq!(q!(Option<String>, "SET", "s", "v2", "NX"), None);
+    assert_eq!(q!(String, "SET", "s", "v3", "XX", "PX", 100_000), "OK");
+    assert_eq!(q!(bool, "SETNX", "s", "x"), false);
+    assert_eq!(q!(String, "SETEX", "e", 100, "v"), "OK");
+    assert_eq!(q!(String, "PSETEX", "pe", 100_000, "v"), "OK");
+    assert_eq!(q!(Option<String>, "GETSET", "s", "v4"), Some("v3".into()));
+    assert_eq!(
+        q!(Option<String>, "GETEX", "s", "EX", 50),
+        Some("v4".into())
+    );
+    assert_eq!(q!(i64, "TTL", "s"), 50);
+    assert_eq!(q!(Option<String>, "GETDEL", "s"), Some("v4".into()));
+    assert_eq!(q!(String, "MSET", "a", "1", "b", "2"), "OK");
+    assert_eq!(q!(bool, "MSETNX", "a", "9", "z", "9"), false);
+    assert_eq!(
+        q!(Vec<Option<i64>>, "MGET", "a", "b", "nosuch"),
+        vec![Some(1), Some(2), None]
+    );
+    assert_eq!(q!(i64, "APPEND", "str", "Hello"), 5);
+    assert_eq!(q!(i64, "SETRANGE", "str", 5, " World"), 11);
+    assert_eq!(q!(String, "GETRANGE", "str", 0, 4), "Hello");
+    assert_eq!(q!(i64, "STRLEN", "str"), 11);
+    assert_eq!(q!(i64, "INCR", "n"), 1);
+    assert_eq!(q!(i64, "INCRBY", "n", 41), 42);
+    assert_eq!(q!(i64, "DECR", "n"), 41);
+    assert_eq!(q!(i64, "DECRBY", "n", 1), 40);
+    assert_eq!(q!(String, "INCRBYFLOAT", "f", "0.1"), "0.1");
+    assert_eq!(q!(String, "INCRBYFLOAT", "f", "0.2"), "0.3");
+    // keyspace
+    assert_eq!(q!(i64, "EXISTS", "a", "b", "a"), 3);
+    assert_eq!(q!(String, "TYPE", "a"), "string");
+    assert_eq!(q!(bool, "EXPIRE", "a", 100), true);
+    assert_eq!(q!(bool, "PEXPIRE", "a", 100_000, "XX"), true);
+    assert!(q!(i64, "PTTL", "a") > 99_000);
+    assert_eq!(q!(bool, "EXPIREAT", "a", 4_000_000_000u64), true);
+    assert_eq!(q!(i64, "EXPIRETIME", "a"), 4_000_000_000);
+    assert_eq!(
+        q!(bool, "PEXPIREAT", "a", 4_000_000_000_000u64, "GT"),
+        false
+    );
+    assert_eq!(q!(i64, "PEXPIRETIME", "a"), 4_000_000_000_000);
+    assert_eq!(q!(bool, "PERSIST", "a"), true);
+    assert_eq!(q!(String, "RENAME", "a", "a2"), "OK");
+    assert_eq!(q!(bool, "RENAMENX", "a2", "b"), false);
+    assert_eq!(q!(bool, "COPY", "a2", "a3"), true);
+    assert_eq!(q!(i64, "DEL", "a2", "nosuch"), 1);
+    assert_eq!(q!(i64, "UNLINK", "a3"), 1);
+    let mut keys = q!(Vec<String>, "KEYS", "*");
+    keys.sort();
+    assert_eq!(keys, vec!["b", "e", "f", "n", "pe", "str"]);
+    let (cursor, page): (u64, Vec<String>) = {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(0)
+            .arg("MATCH")
+            .arg("s*")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("TYPE")
+            .arg("string");
+        cmd.query_async(&mut con).await.expect("scan")
+    };
+    assert_eq!((cursor, page), (0, vec!["str".to_string()]));
+    assert!(keys.contains(&q!(String, "RANDOMKEY")));
+    assert_eq!(q!(i64, "DBSIZE"), 6);
+    assert_eq!(q!(String, "FLUSHDB"), "OK");
+    assert_eq!(q!(i64, "DBSIZE"), 0);
+    c.converged().await;
+    c.stop().await;
+}
