@@ -253,7 +253,7 @@ async fn every_command_family_through_the_redis_crate() {
     assert_eq!(q!(Option<String>, "SET", "s", "v1", "GET"), None);
     assert_eq!(q!(Option<String>, "SET", "s", "v2", "NX"), None);
     assert_eq!(q!(String, "SET", "s", "v3", "XX", "PX", 100_000), "OK");
-    assert_eq!(q!(bool, "SETNX", "s", "x"), false);
+    assert!(!q!(bool, "SETNX", "s", "x"));
     assert_eq!(q!(String, "SETEX", "e", 100, "v"), "OK");
     assert_eq!(q!(String, "PSETEX", "pe", 100_000, "v"), "OK");
     assert_eq!(q!(Option<String>, "GETSET", "s", "v4"), Some("v3".into()));
@@ -264,7 +264,7 @@ async fn every_command_family_through_the_redis_crate() {
     assert_eq!(q!(i64, "TTL", "s"), 50);
     assert_eq!(q!(Option<String>, "GETDEL", "s"), Some("v4".into()));
     assert_eq!(q!(String, "MSET", "a", "1", "b", "2"), "OK");
-    assert_eq!(q!(bool, "MSETNX", "a", "9", "z", "9"), false);
+    assert!(!q!(bool, "MSETNX", "a", "9", "z", "9"));
     assert_eq!(
         q!(Vec<Option<i64>>, "MGET", "a", "b", "nosuch"),
         vec![Some(1), Some(2), None]
@@ -282,20 +282,20 @@ async fn every_command_family_through_the_redis_crate() {
     // keyspace
     assert_eq!(q!(i64, "EXISTS", "a", "b", "a"), 3);
     assert_eq!(q!(String, "TYPE", "a"), "string");
-    assert_eq!(q!(bool, "EXPIRE", "a", 100), true);
-    assert_eq!(q!(bool, "PEXPIRE", "a", 100_000, "XX"), true);
+    assert!(q!(bool, "EXPIRE", "a", 100));
+    assert!(q!(bool, "PEXPIRE", "a", 100_000, "XX"));
     assert!(q!(i64, "PTTL", "a") > 99_000);
-    assert_eq!(q!(bool, "EXPIREAT", "a", 4_000_000_000u64), true);
+    assert!(q!(bool, "EXPIREAT", "a", 4_000_000_000u64));
     assert_eq!(q!(i64, "EXPIRETIME", "a"), 4_000_000_000);
     assert_eq!(
         q!(bool, "PEXPIREAT", "a", 4_000_000_000_000u64, "GT"),
         false
     );
     assert_eq!(q!(i64, "PEXPIRETIME", "a"), 4_000_000_000_000);
-    assert_eq!(q!(bool, "PERSIST", "a"), true);
+    assert!(q!(bool, "PERSIST", "a"));
     assert_eq!(q!(String, "RENAME", "a", "a2"), "OK");
-    assert_eq!(q!(bool, "RENAMENX", "a2", "b"), false);
-    assert_eq!(q!(bool, "COPY", "a2", "a3"), true);
+    assert!(!q!(bool, "RENAMENX", "a2", "b"));
+    assert!(q!(bool, "COPY", "a2", "a3"));
     assert_eq!(q!(i64, "DEL", "a2", "nosuch"), 1);
     assert_eq!(q!(i64, "UNLINK", "a3"), 1);
     let mut keys = q!(Vec<String>, "KEYS", "*");
