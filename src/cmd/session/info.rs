@@ -105,20 +105,9 @@ fn section(name: &str, node: &NodeShared) -> String {
             s.push_str("# Replication\r\n");
             let replid = format!("{:040x}", node.config.gid);
             if leader {
-                let followers: Vec<_> = m
-                    .membership_config
-                    .membership()
-                    .nodes()
-                    .filter(|(id, _)| **id != m.id)
-                    .collect();
+                let followers = super::followers(&m);
                 let _ = write!(s, "role:master\r\nconnected_slaves:{}\r\n", followers.len());
-                for (i, (id, addr)) in followers.iter().enumerate() {
-                    let offset = m
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(id).cloned().flatten())
-                        .map(|l| l.index)
-                        .unwrap_or(0);
+                for (i, (addr, offset)) in followers.iter().enumerate() {
                     let _ = write!(
                         s,
                         "slave{i}:ip={},port={},state=online,offset={offset},lag=0\r\n",

@@ -48,3 +48,22 @@ fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
         err_text(cut(sub, 128))
     ))
 }
+
+/// The leader's followers with how far each has replicated (ROLE, INFO replication).
+fn followers(
+    m: &openraft::RaftMetrics<crate::raft::NodeId, crate::raft::NodeAddr>,
+) -> Vec<(crate::raft::NodeAddr, u64)> {
+    m.membership_config
+        .membership()
+        .nodes()
+        .filter(|(id, _)| **id != m.id)
+        .map(|(id, addr)| {
+            let offset = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index);
+            (addr.clone(), offset.unwrap_or(0))
+        })
+        .collect()
+}

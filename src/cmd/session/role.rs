@@ -10,18 +10,9 @@ pub fn execute(node: &Arc<NodeShared>) -> Reply {
     let m = node.group.metrics();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0) as i64;
     if m.current_leader == Some(m.id) {
-        let replicas = m
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != m.id)
-            .map(|(id, addr)| {
-                let offset = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).cloned().flatten())
-                    .map(|l| l.index)
-                    .unwrap_or(0);
+        let replicas = super::followers(&m)
+            .into_iter()
+            .map(|(addr, offset)| {
                 Reply::Array(vec![
                     Reply::bulk_str(&addr.host),
                     Reply::bulk_str(&addr.client_port.to_string()),

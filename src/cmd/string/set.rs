@@ -157,19 +157,21 @@ pub fn parse_setnx(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
 
 /// `SETEX key seconds value`
 pub fn parse_setex(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
-    let at = expire_at_ms(ExpireKind::Ex, &argv[2], now_ms, "setex")?;
-    write(Set {
-        key: argv[1].clone(),
-        value: argv[3].clone(),
-        cond: Cond::Always,
-        expiry: Expiry::At(at),
-        reply: SetReply::Ok,
-    })
+    set_with_expiry(argv, now_ms, ExpireKind::Ex, "setex")
 }
 
 /// `PSETEX key milliseconds value`
 pub fn parse_psetex(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
-    let at = expire_at_ms(ExpireKind::Px, &argv[2], now_ms, "psetex")?;
+    set_with_expiry(argv, now_ms, ExpireKind::Px, "psetex")
+}
+
+fn set_with_expiry(
+    argv: &[Bytes],
+    now_ms: u64,
+    kind: ExpireKind,
+    name: &str,
+) -> ParseResult<Command> {
+    let at = expire_at_ms(kind, &argv[2], now_ms, name)?;
     write(Set {
         key: argv[1].clone(),
         value: argv[3].clone(),
