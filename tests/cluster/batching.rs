@@ -51,10 +51,20 @@ async fn concurrent_writes_share_entries_and_fsyncs_reads_share_barriers() {
     assert_eq!(total, 1000, "every increment applied exactly once");
 
     // 50 clients each doing 20 sequential GETs: reads that overlap share barrier rounds.
+    // Links from the leader are slowed to 30 ms so that every round surely overlaps the
+    // other clients' next reads however loaded the machine is (without it, a busy machine
+    // can serialise the clients and the count would depend on timing).
+    let mut cons = Vec::new();
+    for _ in 0..50 {
+        cons.push(c.client(leader).await);
+    }
+    for f in c.peers.keys().filter(|id| **id != leader) {
+        c.faults
+            .set_delay(leader, *f, std::time::Duration::from_millis(30));
+    }
     let rounds0 = node.group().read_rounds();
     let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let mut con = c.client(leader).await;
+    for mut con in cons {
         tasks.push(tokio::spawn(async move {
             for i in 0..20 {
                 let v: i64 = redis::cmd("GET")
@@ -70,6 +80,7 @@ async fn concurrent_writes_share_entries_and_fsyncs_reads_share_barriers() {
         t.await.expect("reader");
     }
     let rounds = node.group().read_rounds() - rounds0;
+    c.faults.heal();
     eprintln!("1000 writes: {entries} entries, {fsyncs} leader fsyncs; 1000 reads: {rounds} barrier rounds");
     assert!(
         rounds < 500,
