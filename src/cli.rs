@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bus::ANY_NODE;
+use crate::cluster::NodeInfo;
 use crate::config::{NodeConfig, RaftTimings};
 use crate::raft::{NodeAddr, NodeId};
 
@@ -51,6 +53,11 @@ pub struct NodeArgs {
     /// `<id>=<host>:<client-port>[@<bus-port>],...`.
     #[arg(long, env = "REDRAFT_PEERS", value_parser = parse_peers)]
     pub peers: BTreeMap<NodeId, NodeAddr>,
+    /// The controller group's nodes, `[<id>=]<host>:<client-port>[@<bus-port>],...`: the
+    /// group then serves the slots the controller assigns it. Without it the group owns
+    /// all 16384 slots.
+    #[arg(long, env = "REDRAFT_CONTROLLER", value_parser = parse_controllers)]
+    pub controller: Option<Vec<NodeInfo>>,
     #[command(flatten)]
     pub tuning: Tuning,
 }
@@ -119,57 +126,95 @@ impl NodeArgs {
             self.peers.clone(),
         );
         c.bind = self.bind.clone();
+        c.controllers = self.controller.clone().unwrap_or_default();
+        if self.group == 0 && !c.controllers.is_empty() {
+            anyhow::bail!("group 0 is the controller: its nodes take --peers, not --controller");
+        }
         self.tuning.apply(&mut c);
         Ok(c)
     }
 }
 
-/// `1=127.0.0.1:7001,2=127.0.0.1:7002@17002` → id → address (bus port defaults to +10000).
+/// `<host>:<port>[@<bus-port>]`; the bus port defaults to port + 10000.
+pub fn parse_addr(addr: &str) -> Result<NodeAddr, String> {
+    let (hostport, bus) = match addr.split_once('@') {
+        Some((hp, b)) => (
+            hp,
+            Some(
+                b.parse::<u16>()
+                    .map_err(|_| format!("'{addr}': bad bus port"))?,
+            ),
+        ),
+        None => (addr, None),
+    };
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{addr}': expected <host>:<port>"))?;
+    let port: u16 = port.parse().map_err(|_| format!("'{addr}': bad port"))?;
+    let bus_port = match bus {
+        Some(b) => b,
+        None => port
+            .checked_add(10000)
+            .ok_or_else(|| format!("'{addr}': port + 10000 overflows; give @<bus-port>"))?,
+    };
+    if host.is_empty() {
+        return Err(format!("'{addr}': empty host"));
+    }
+    Ok(NodeAddr {
+        host: host.to_string(),
+        client_port: port,
+        bus_port,
+    })
+}
+
+/// `<id>=<host>:<port>[@<bus-port>]`.
+pub fn parse_node(part: &str) -> Result<NodeInfo, String> {
+    let (id, addr) = part
+        .split_once('=')
+        .ok_or_else(|| format!("'{part}': expected <id>=<host>:<port>"))?;
+    let id: NodeId = id
+        .parse()
+        .ok()
+        .filter(|id| *id != ANY_NODE)
+        .ok_or_else(|| format!("'{part}': bad node id (a positive integer)"))?;
+    Ok(NodeInfo {
+        id,
+        addr: parse_addr(addr)?,
+    })
+}
+
+/// `1=127.0.0.1:7001,2=127.0.0.1:7002@17002` → id → address.
 pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, NodeAddr>, String> {
     let mut out = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("peer '{part}': expected <id>=<host>:<port>"))?;
-        let id: NodeId = id.parse().map_err(|_| format!("peer '{part}': bad id"))?;
-        let (hostport, bus) = match addr.split_once('@') {
-            Some((hp, b)) => (
-                hp,
-                Some(
-                    b.parse::<u16>()
-                        .map_err(|_| format!("peer '{part}': bad bus port"))?,
-                ),
-            ),
-            None => (addr, None),
-        };
-        let (host, port) = hostport
-            .rsplit_once(':')
-            .ok_or_else(|| format!("peer '{part}': expected <host>:<port>"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("peer '{part}': bad port"))?;
-        let bus_port = match bus {
-            Some(b) => b,
-            None => port.checked_add(10000).ok_or_else(|| {
-                format!("peer '{part}': port + 10000 overflows; give @<bus-port>")
-            })?,
-        };
-        if out
-            .insert(
-                id,
-                NodeAddr {
-                    host: host.to_string(),
-                    client_port: port,
-                    bus_port,
-                },
-            )
-            .is_some()
-        {
-            return Err(format!("peer id {id} given twice"));
+        let n = parse_node(part).map_err(|e| format!("peer {e}"))?;
+        if out.insert(n.id, n.addr).is_some() {
+            return Err(format!("peer id {} given twice", n.id));
         }
     }
     if out.is_empty() {
         return Err("no peers".into());
+    }
+    Ok(out)
+}
+
+/// `[<id>=]<host>:<port>[@<bus-port>],...`: controller nodes, ids optional.
+pub fn parse_controllers(s: &str) -> Result<Vec<NodeInfo>, String> {
+    let out: Vec<NodeInfo> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.contains('=') {
+            true => parse_node(p),
+            false => Ok(NodeInfo {
+                id: ANY_NODE,
+                addr: parse_addr(p)?,
+            }),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("controller {e}"))?;
+    if out.is_empty() {
+        return Err("no controller nodes".into());
     }
     Ok(out)
 }
@@ -193,5 +238,16 @@ mod tests {
         assert!(parse_peers("1=x").is_err());
         assert!(parse_peers("1=h:1,1=h:2").is_err());
         assert!(parse_peers("").is_err());
+        assert!(parse_peers("0=h:1").is_err(), "id 0 means any node");
+    }
+
+    #[test]
+    fn controllers_parse_with_or_without_ids() {
+        let c = parse_controllers("h:7000,5=h:7001@9001").expect("valid");
+        assert_eq!(c[0].id, ANY_NODE);
+        assert_eq!(c[0].addr.bus_port, 17000);
+        assert_eq!((c[1].id, c[1].addr.bus_port), (5, 9001));
+        assert!(parse_controllers("h").is_err());
+        assert!(parse_controllers(",").is_err());
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::NodeInfo;
 use crate::raft::{Gid, NodeAddr, NodeId};
 
 /// Raft timings. openraft 0.9 uses the heartbeat interval as the replication RPC timeout,
@@ -69,6 +70,9 @@ pub struct NodeConfig {
     pub leader_wait: Duration,
     /// How long a write waits for its commit before giving up with an error.
     pub write_timeout: Duration,
+    /// The controller group's nodes (id 0 where only the address is known). Empty: a
+    /// standalone group that owns every slot. A controller node (group 0) uses its peers.
+    pub controllers: Vec<NodeInfo>,
 }
 
 impl NodeConfig {
@@ -90,6 +94,27 @@ impl NodeConfig {
             maxclients: 10_000,
             leader_wait: Duration::from_secs(2),
             write_timeout: Duration::from_secs(5),
+            controllers: Vec::new(),
         }
+    }
+
+    /// Where this node reaches the controller: its own group for a controller node.
+    pub fn controller_nodes(&self) -> Vec<NodeInfo> {
+        if self.gid == 0 {
+            self.peers
+                .iter()
+                .map(|(id, addr)| NodeInfo {
+                    id: *id,
+                    addr: addr.clone(),
+                })
+                .collect()
+        } else {
+            self.controllers.clone()
+        }
+    }
+
+    /// Whether slots are assigned by a controller (otherwise this group owns them all).
+    pub fn cluster_mode(&self) -> bool {
+        self.gid == 0 || !self.controllers.is_empty()
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod cluster;
 pub mod cmd;
 pub mod db;
 pub mod raft;

@@ -30,6 +30,8 @@ pub struct NodeShared {
     /// The advertised address, with the ports actually bound.
     pub addr: NodeAddr,
     pub group: ShardGroup,
+    /// For calls to other groups (the controller, forwarded CLUSTER commands).
+    pub bus: Bus,
     pub storage: Storage,
     pub clients: Arc<crate::resp::session::Clients>,
     pub maxclients: AtomicUsize,
@@ -49,6 +51,9 @@ pub struct HostedGroup {
     pub raft: ShardRaft,
     pub contact: LeaderContact,
     pub quarantine: Quarantine,
+    /// Set once the group is started; cluster requests need it. Weak: the registry is
+    /// reachable from the group itself (through Raft's network and the bus).
+    pub shard: Arc<std::sync::OnceLock<crate::shard::WeakShardGroup>>,
 }
 
 impl GroupRegistry {
@@ -88,6 +93,16 @@ impl BusHandler for GroupRegistry {
                     BusResponse::Error(format!("group {gid} is not hosted here"))
                 }),
             },
+            BusRequest::Cluster { gid, req } => {
+                match self.get(gid).and_then(|g| g.shard.get()?.upgrade()) {
+                    Some(group) => Box::pin(async move {
+                        BusResponse::Cluster(crate::shard::rpc::serve(&group, req).await)
+                    }),
+                    None => Box::pin(async move {
+                        BusResponse::Error(format!("group {gid} is not hosted here"))
+                    }),
+                }
+            }
             BusRequest::Status { gid } => match self.get(gid) {
                 Some(g) => Box::pin(async move {
                     BusResponse::Status {
@@ -157,12 +172,14 @@ impl Node {
         let raft = openraft::Raft::new(config.id, raft_config, net, log, sm).await?;
         let contact = LeaderContact::default();
         let quarantine = Quarantine::default();
+        let shard_slot = Arc::new(std::sync::OnceLock::new());
         registry.insert(
             config.gid,
             HostedGroup {
                 raft: raft.clone(),
                 contact: contact.clone(),
                 quarantine: quarantine.clone(),
+                shard: shard_slot.clone(),
             },
         );
 
@@ -189,7 +206,16 @@ impl Node {
             contact,
             quarantine,
         );
+        let _ = shard_slot.set(group.downgrade_handle());
+        if config.gid != 0 && !config.controllers.is_empty() {
+            tokio::spawn(crate::shard::follow::run(
+                group.downgrade_handle(),
+                bus.clone(),
+                config.controllers.clone(),
+            ));
+        }
         let shared = Arc::new(NodeShared {
+            bus: bus.clone(),
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),
             config,

@@ -39,7 +39,8 @@ type Pending = HashMap<u64, oneshot::Sender<Reply>>;
 pub(crate) struct Client {
     node_id: NodeId,
     faults: Arc<FaultTable>,
-    peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+    /// Keyed by address too: several nodes known only by address share `ANY_NODE`.
+    peers: Mutex<HashMap<(NodeId, String), Arc<Peer>>>,
     /// Cancelled when the bus shuts down; every connection holds a child token.
     cancel: CancellationToken,
 }
@@ -111,7 +112,10 @@ impl Client {
         if self.cancel.is_cancelled() {
             return Err(BusError::Shutdown);
         }
-        let peer = lock(&self.peers).entry(target).or_default().clone();
+        let peer = lock(&self.peers)
+            .entry((target, addr.to_string()))
+            .or_default()
+            .clone();
         let mut slot = peer.conn.lock().await;
         if let Some(conn) = slot.as_ref() {
             if conn.is_open() && conn.addr == addr {

@@ -31,8 +31,13 @@ pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - 1024;
 pub struct Hello {
     pub version: u32,
     pub from: NodeId,
+    /// [`ANY_NODE`] when the caller knows only the address (`--controller host:port`).
     pub to: NodeId,
 }
+
+/// The `to` of a caller that accepts whichever node answers at the address; never used for
+/// Raft traffic, whose peers are always known by id.
+pub const ANY_NODE: NodeId = 0;
 
 /// The server's answer to [`Hello`]; on `Refused` it closes the connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +69,11 @@ pub enum BusRequest {
     /// A starting node with a blank data dir asks before it initialises a group: a blank
     /// dir can be a new group or a replaced disk, and only the peers know which.
     Status { gid: Gid },
+    /// A controller or migration request for group `gid`.
+    Cluster {
+        gid: Gid,
+        req: crate::shard::rpc::ClusterRequest,
+    },
 }
 
 /// The answer to a [`BusRequest`]. Append new variants at the end only.
@@ -79,6 +89,8 @@ pub enum BusResponse {
         initialized: bool,
         last_log_index: Option<u64>,
     },
+    /// Answer to [`BusRequest::Cluster`].
+    Cluster(crate::shard::rpc::ClusterReply),
 }
 
 /// A request frame after the handshake; `id` matches the response on a multiplexed link.

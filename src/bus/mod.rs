@@ -35,7 +35,7 @@ use server::ServerCtx;
 
 pub use fault::{FaultTable, Verdict};
 pub use message::{
-    BusRequest, BusResponse, Hello, HelloReply, RaftRpcKind, BUS_VERSION, MAX_BODY_LEN,
+    BusRequest, BusResponse, Hello, HelloReply, RaftRpcKind, ANY_NODE, BUS_VERSION, MAX_BODY_LEN,
     MAX_FRAME_LEN,
 };
 

@@ -115,7 +115,7 @@ async fn handshake(
             hello.from, hello.version
         ));
     }
-    if hello.to != me {
+    if hello.to != me && hello.to != super::message::ANY_NODE {
         return Err(format!(
             "node {} dialled node {} but reached node {me}: wrong address",
             hello.from, hello.to

@@ -120,7 +120,39 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("config|get", session),
     ("config|set", session),
     ("config|help", session),
+    ("cluster", session),
+    ("cluster|join", session),
+    ("cluster|leave", session),
+    ("cluster|move", session),
+    ("cluster|query", session),
+    ("cluster|rebalance", session),
+    ("cluster|help", session),
+    ("once", parse_once),
 ];
+
+/// `ONCE <client-id> <seq> <command> [arg ...]`: a data command stamped for exactly-once
+/// retries. Reads run as they are (a repeated read does no harm).
+fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
+    let non_negative = |b: &[u8]| {
+        u64::try_from(args::parse_i64(b)?)
+            .map_err(|_| Reply::err("ERR value is out of range, must be positive"))
+    };
+    let client = non_negative(&argv[1])?;
+    let seq = non_negative(&argv[2])?;
+    if argv[3].eq_ignore_ascii_case(b"once") {
+        return Err(Reply::err("ERR ONCE cannot wrap ONCE"));
+    }
+    match parse(argv[3..].to_vec(), now_ms) {
+        Command::Write(w) => Ok(Command::Write(WriteCmd::Once {
+            client,
+            seq,
+            cmd: Box::new(w),
+        })),
+        Command::Read(r) => Ok(Command::Read(r)),
+        Command::Reply(r) if r.is_error() => Err(r),
+        _ => Err(Reply::err("ERR ONCE only wraps data commands")),
+    }
+}
 
 fn session(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     Ok(Command::Session(argv.to_vec()))
@@ -161,20 +193,56 @@ pub fn lookup_sub(container: &'static CommandSpec, sub: &[u8]) -> Option<&'stati
 /// (slot, hash, expiry time) in front; a longer key would panic the state machine.
 pub const MAX_KEY_LEN: usize = 65_000;
 
-/// Whether any of the command's key arguments (per the table) is longer than MAX_KEY_LEN.
-fn has_long_key(spec: &CommandSpec, argv: &[Bytes]) -> bool {
-    if spec.first_key <= 0 || spec.step <= 0 {
-        return false;
-    }
-    let argc = argv.len() as i32;
+/// The argv indices of a command's keys, per the table.
+fn key_indices(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
+    let argc = argc as i32;
     let last = if spec.last_key < 0 {
         argc + spec.last_key
     } else {
         spec.last_key
     };
-    (spec.first_key..=last.min(argc - 1))
-        .step_by(spec.step as usize)
-        .any(|i| argv[i as usize].len() > MAX_KEY_LEN)
+    let (first, step) = if spec.first_key <= 0 || spec.step <= 0 {
+        (1, 1)
+    } else {
+        (spec.first_key, spec.step)
+    };
+    let end = if spec.first_key <= 0 || spec.step <= 0 {
+        0
+    } else {
+        last.min(argc - 1)
+    };
+    (first..=end).step_by(step as usize).map(|i| i as usize)
+}
+
+/// Whether any of the command's key arguments (per the table) is longer than MAX_KEY_LEN.
+fn has_long_key(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    key_indices(spec, argv.len()).any(|i| argv[i].len() > MAX_KEY_LEN)
+}
+
+/// The one slot every key of the command hashes to: None for keyless commands (and for
+/// requests that will fail to parse anyway), `CROSSSLOT` when keys differ, as Redis
+/// Cluster requires of a node.
+pub fn command_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
+    let Ok(spec) = resolve(argv) else {
+        return Ok(None);
+    };
+    if spec.name == "once" {
+        return command_slot(&argv[3..]);
+    }
+    let mut slot = None;
+    for i in key_indices(spec, argv.len()) {
+        let s = redraft_proxy::wire::key_slot(&argv[i]);
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => {
+                return Err(Reply::err(
+                    "CROSSSLOT Keys in request don't hash to the same slot",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(slot)
 }
 
 /// Table lookup, unknown-command and arity errors, then the command's own parser.
@@ -305,6 +373,17 @@ pub enum WriteCmd {
     /// Internal, proposed by the leader's expiry task: delete each key that is expired at
     /// the entry's time. Replies with the number deleted.
     DeleteExpired(Vec<Bytes>),
+    /// Internal: cluster operations (controller, slot migration); see `shard::apply`.
+    Cluster(crate::shard::request::ClusterOp),
+    /// A write stamped for exactly-once retries (`ONCE client seq command...`): a repeat
+    /// of (client, seq) gets the reply of the first without running again.
+    Once {
+        client: u64,
+        seq: u64,
+        cmd: Box<WriteCmd>,
+    },
+    /// Internal: forget exactly-once entries idle for long (their storage keys).
+    ForgetDedup(Vec<Bytes>),
 }
 
 impl WriteCmd {
@@ -333,6 +412,11 @@ impl WriteCmd {
                 }
                 Reply::Int(n)
             }
+            // Need the group's cluster state: applied by `shard::apply`, never here.
+            WriteCmd::Cluster(_) | WriteCmd::ForgetDedup(_) => {
+                Reply::err("ERR cluster operation outside a shard group")
+            }
+            WriteCmd::Once { cmd, .. } => cmd.apply(db, now_ms),
         }
     }
 
@@ -354,6 +438,8 @@ impl WriteCmd {
             WriteCmd::Copy(c) => Some(&c.src),
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
+            WriteCmd::Once { cmd, .. } => cmd.first_key(),
+            WriteCmd::Cluster(_) | WriteCmd::ForgetDedup(_) => None,
         }
     }
 }

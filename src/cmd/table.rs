@@ -334,6 +334,33 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", since: "3.0.0", ..CONN },
     CommandSpec { name: "readonly", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Enables read queries for a connection to a cluster replica node", since: "3.0.0", ..CONN },
     CommandSpec { name: "readwrite", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Disables read queries for a connection to a cluster replica node", since: "3.0.0", ..CONN },
+    CommandSpec {
+        name: "cluster",
+        arity: -2,
+        group: "cluster",
+        summary: "A container for Redis Cluster commands",
+        since: "3.0.0",
+        complexity: "Depends on subcommand.",
+        subcommands: CLUSTER_SUBCOMMANDS,
+        ..BASE
+    },
+    // redraft's own: `ONCE <client-id> <seq> <command> [arg ...]` runs a write exactly once.
+    CommandSpec { name: "once", arity: -4, flags: &["write", "movablekeys"], group: "generic", summary: "Run a write command at most once per (client id, sequence number), replying to a retry with the first reply", since: "redraft 0.1", ..BASE },
+];
+
+#[rustfmt::skip]
+const CLUSTER_SUB: CommandSpec = CommandSpec { flags: &["admin", "stale"], group: "cluster", since: "redraft 0.1", ..BASE };
+
+/// CLUSTER's subcommands: redraft's controller operations (names that never clash with
+/// Redis Cluster's own).
+#[rustfmt::skip]
+const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "cluster|join", arity: -4, summary: "Add shard groups (<gid> <id>=<host>:<port>[@<bus>] ... [<gid> ...]) and rebalance slots", ..CLUSTER_SUB },
+    CommandSpec { name: "cluster|leave", arity: -3, summary: "Remove shard groups and rebalance their slots onto the rest", ..CLUSTER_SUB },
+    CommandSpec { name: "cluster|move", arity: 4, summary: "Assign a slot or a slot range (<start>-<end>) to a group", ..CLUSTER_SUB },
+    CommandSpec { name: "cluster|query", arity: -2, flags: &["stale"], summary: "Show a configuration (the latest when no number or -1 is given)", ..CLUSTER_SUB },
+    CommandSpec { name: "cluster|rebalance", arity: 2, summary: "Even out slots across the joined groups", ..CLUSTER_SUB },
+    CommandSpec { name: "cluster|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLUSTER_SUB },
 ];
 
 /// CLIENT's subcommands (kept apart so the `client` entry above stays short).

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::route;
 use super::session::{ClientGuard, Session};
 use crate::cmd::{self, Command, ReadCmd};
 use crate::node::NodeShared;
@@ -92,8 +93,9 @@ async fn run_batch(
     out: &mut BytesMut,
 ) {
     let group = &node.group;
+    let cluster_mode = node.config.cluster_mode();
     let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
-    let mut reads: Vec<(usize, ReadCmd)> = Vec::new();
+    let mut reads: Vec<(usize, ReadCmd, Option<u16>)> = Vec::new();
     let mut pending_writes = false;
     let mut last_cmd = String::new();
     for argv in reqs {
@@ -104,19 +106,38 @@ async fn run_batch(
         last_cmd.clear();
         last_cmd.push_str(&String::from_utf8_lossy(&argv[0]).to_lowercase());
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
+        // A cluster node serves keys of one slot per command, and only slots it owns.
+        let key_slot_of = match cluster_mode.then(|| cmd::command_slot(&argv)) {
+            Some(Err(crossslot)) => {
+                slots.push(Slot::Ready(crossslot));
+                continue;
+            }
+            Some(Ok(s)) => s,
+            None => None,
+        };
         match cmd::parse(argv, now_ms()) {
             Command::Reply(r) => slots.push(Slot::Ready(r)),
             Command::Read(r) => {
+                if node.config.gid == 0 {
+                    if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
+                        slots.push(Slot::Ready(refused));
+                        continue;
+                    }
+                }
                 if pending_writes {
                     settle(&mut slots).await;
                     pending_writes = false;
                 }
-                reads.push((slots.len(), r));
+                reads.push((slots.len(), r, key_slot_of));
                 slots.push(Slot::Ready(Reply::Null));
             }
             Command::Write(w) => {
                 run_reads(&mut reads, &mut slots, node).await;
                 let slot = w.first_key().map(key_slot).unwrap_or(0);
+                if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
+                    slots.push(Slot::Ready(refused));
+                    continue;
+                }
                 match group.check_leader().await {
                     Ok(()) => {
                         slots.push(Slot::Pending(group.submit(w, size), slot));
@@ -171,7 +192,11 @@ async fn settle(slots: &mut [Slot]) {
 }
 
 /// Runs the queued reads behind one read barrier.
-async fn run_reads(reads: &mut Vec<(usize, ReadCmd)>, slots: &mut [Slot], node: &Arc<NodeShared>) {
+async fn run_reads(
+    reads: &mut Vec<(usize, ReadCmd, Option<u16>)>,
+    slots: &mut [Slot],
+    node: &Arc<NodeShared>,
+) {
     if reads.is_empty() {
         return;
     }
@@ -179,14 +204,16 @@ async fn run_reads(reads: &mut Vec<(usize, ReadCmd)>, slots: &mut [Slot], node: 
         Ok(reader) => {
             let now = now_ms().max(reader.clock());
             // One consistent view for the whole batch: a multi-key read never sees half of
-            // a write applied meanwhile.
+            // a write applied meanwhile, and ownership is checked at the same point.
             let view = reader.view();
-            for (i, r) in reads.drain(..) {
-                slots[i] = Slot::Ready(r.execute(&view, now));
+            let meta = view.cluster();
+            for (i, r, slot) in reads.drain(..) {
+                let refused = slot.and_then(|s| route::refusal_at(node, &meta, s));
+                slots[i] = Slot::Ready(refused.unwrap_or_else(|| r.execute(&view, now)));
             }
         }
         Err(e) => {
-            for (i, r) in reads.drain(..) {
+            for (i, r, _) in reads.drain(..) {
                 slots[i] = Slot::Ready(e.to_reply(r.first_key().map(key_slot).unwrap_or(0)));
             }
         }

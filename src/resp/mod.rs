@@ -1,4 +1,5 @@
 //! The client side of a node: per-connection sessions and the request/reply loop.
 
 pub mod connection;
+pub mod route;
 pub mod session;

@@ -8,10 +8,13 @@
 //! - Reads share read barriers: every read that arrives while a barrier round is running
 //!   waits for the next round, and one `ensure_linearizable` then serves all of them.
 
+pub mod apply;
 pub mod barrier;
 pub mod expiry;
+pub mod follow;
 pub mod rejoin;
 pub mod request;
+pub mod rpc;
 pub mod state_machine;
 pub mod watchdog;
 
@@ -78,6 +81,16 @@ struct Proposal {
     /// About how many bytes the command adds to its log entry.
     size: usize,
     tx: oneshot::Sender<WriteResult>,
+}
+
+/// See [`ShardGroup::downgrade_handle`].
+#[derive(Clone)]
+pub struct WeakShardGroup(std::sync::Weak<Inner>);
+
+impl WeakShardGroup {
+    pub fn upgrade(&self) -> Option<ShardGroup> {
+        self.0.upgrade().map(|inner| ShardGroup { inner })
+    }
 }
 
 /// Cheap-clone handle to one hosted shard group.
@@ -154,6 +167,11 @@ impl ShardGroup {
 
     fn downgrade(&self) -> std::sync::Weak<Inner> {
         Arc::downgrade(&self.inner)
+    }
+
+    /// A handle that does not keep the group alive (for background tasks).
+    pub fn downgrade_handle(&self) -> WeakShardGroup {
+        WeakShardGroup(self.downgrade())
     }
 
     pub fn gid(&self) -> Gid {

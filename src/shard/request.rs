@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use bytes::Bytes;
+
+use crate::cluster::{Config, CtlOp};
 use crate::cmd::WriteCmd;
 use redraft_proxy::wire::Reply;
 
@@ -26,4 +29,29 @@ impl std::fmt::Display for ShardRequest {
             self.cmds.len()
         )
     }
+}
+
+/// Cluster operations replicated through a group's log. Each names the configuration it
+/// belongs to, so a step retried by a new leader, or arriving late, changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterOp {
+    /// The controller group: a JOIN/LEAVE/MOVE/REBALANCE; replies the new config number.
+    Ctl(CtlOp),
+    /// A shard group moves to this configuration (its next one, once every slot settled).
+    Advance(Config),
+    /// Data pulled from slots' old owner (storage keys, stored values, exactly-once
+    /// entries). Slots in `clear` start over (a pull restarted by a new leader discards
+    /// what an earlier attempt installed); slots in `complete` are whole and serve from
+    /// this entry on.
+    Fill {
+        num: u64,
+        clear: Vec<u16>,
+        kvs: Vec<(Bytes, Bytes)>,
+        dedup: Vec<(Bytes, Bytes)>,
+        complete: Vec<u16>,
+    },
+    /// The new owner has these slots: delete them here.
+    Drop { num: u64, slots: Vec<u16> },
+    /// The old owner has dropped these slots: they are settled.
+    Acked { num: u64, slots: Vec<u16> },
 }

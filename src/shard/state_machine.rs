@@ -5,6 +5,9 @@
 //!   current snapshot pointer.
 //! - `g<gid>.data.<gen>`: storage key ([`crate::db::keys::data_key`]) → postcard [`Value`].
 //! - `g<gid>.ttl.<gen>`: `expire_at (u64 BE) ++ storage key` → empty, for the expiry task.
+//! - `g<gid>.dedup.<gen>`: `slot (u16 BE) ++ client id (u64 BE)` → postcard
+//!   [`DedupEntry`](super::apply::DedupEntry): exactly-once retries, moved with their slot.
+//! - The meta keyspace also holds the group's [`ClusterMeta`] (configurations, slot states).
 //!
 //! Data lives in numbered *generations* so that replacing the whole state (snapshot install,
 //! FLUSHALL) is atomic without a range delete: the new state is written into generation
@@ -34,6 +37,7 @@ use tokio::io::AsyncSeekExt;
 use crate::db::keys::{data_key, pos_start, scan_pos, user_key};
 use crate::db::{DbRead, DbWrite, Value};
 use crate::raft::{Gid, NodeAddr, NodeId, ShardTC};
+use crate::shard::apply::ClusterMeta;
 use crate::shard::request::ShardResponse;
 use crate::storage::record::{read_record, write_record};
 use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
@@ -47,9 +51,11 @@ const SNAPSHOT: &[u8] = b"snapshot";
 /// The latest entry time applied: the group's clock never runs backwards past it, whatever
 /// the clock of the leader that stamps the next entry.
 const CLOCK: &[u8] = b"clock";
+/// The postcard [`ClusterMeta`].
+const CLUSTER: &[u8] = b"cluster";
 
 /// Snapshot file format version, in the header record.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 /// Bound on one install batch, so a large snapshot never sits in memory whole.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 const INSTALL_BATCH_ITEMS: usize = 16_384;
@@ -66,11 +72,14 @@ enum SnapRecord {
         version: u32,
         meta: Meta,
         clock: u64,
+        cluster: Box<ClusterMeta>,
     },
     Kv(Bytes, Bytes),
     End {
         entries: u64,
     },
+    /// An exactly-once entry (storage key, value); before `End`, not counted in it.
+    Dedup(Bytes, Bytes),
 }
 
 /// Where the current snapshot is: persisted with the state it describes.
@@ -80,28 +89,31 @@ struct CurrentSnapshot {
     file: String,
 }
 
-/// One generation of a group's data: the data keyspace and its ttl index.
+/// One generation of a group's data: the data keyspace, its ttl index, and the
+/// exactly-once entries.
 #[derive(Clone)]
-struct Generation {
+pub(super) struct Generation {
     id: u64,
-    data: Keyspace,
+    pub(super) data: Keyspace,
     ttl: Keyspace,
+    pub(super) dedup: Keyspace,
 }
 
+/// Keyspace name parts of a generation, in `names()` order.
+const GENERATION_PARTS: [&str; 3] = ["data.", "ttl.", "dedup."];
+
 impl Generation {
-    fn names(gid: Gid, id: u64) -> [String; 2] {
-        [
-            keyspace_name(gid, &format!("data.{id}")),
-            keyspace_name(gid, &format!("ttl.{id}")),
-        ]
+    fn names(gid: Gid, id: u64) -> [String; 3] {
+        GENERATION_PARTS.map(|part| keyspace_name(gid, &format!("{part}{id}")))
     }
 
     fn open(storage: &Storage, gid: Gid, id: u64) -> Result<Generation, StorageError> {
-        let [data, ttl] = Self::names(gid, id);
+        let [data, ttl, dedup] = Self::names(gid, id);
         Ok(Generation {
             id,
             data: storage.keyspace(&data)?,
             ttl: storage.keyspace(&ttl)?,
+            dedup: storage.keyspace(&dedup)?,
         })
     }
 
@@ -133,6 +145,8 @@ struct Shared {
     snap_lock: tokio::sync::Mutex<()>,
     /// CLOCK as committed, for readers.
     clock: std::sync::atomic::AtomicU64,
+    /// CLUSTER as committed: read by every apply and every routed command.
+    cluster: RwLock<Arc<ClusterMeta>>,
 }
 
 impl Shared {
@@ -152,6 +166,13 @@ impl Shared {
 
     fn get_counter(&self, key: &[u8]) -> Result<u64, StorageError> {
         self.meta.get(key)?.map_or(Ok(0), |v| decode_u64(&v))
+    }
+
+    fn cluster(&self) -> Arc<ClusterMeta> {
+        self.cluster
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn applied(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
@@ -265,7 +286,7 @@ impl ShardStateMachine {
         let gen_id = meta.get(GEN)?.map_or(Ok(0), |v| decode_u64(&v))?;
         let gen = Generation::open(storage, gid, gen_id)?;
         let current = Generation::names(gid, gen_id);
-        for part in ["data.", "ttl."] {
+        for part in GENERATION_PARTS {
             for name in storage.keyspace_names(&keyspace_name(gid, part)) {
                 if !current.contains(&name) {
                     tracing::info!(gid, keyspace = %name, "dropping stray data generation");
@@ -280,7 +301,13 @@ impl ShardStateMachine {
             gen: RwLock::new(gen),
             snap_lock: tokio::sync::Mutex::new(()),
             clock: std::sync::atomic::AtomicU64::new(0),
+            cluster: RwLock::default(),
         });
+        let cluster: ClusterMeta = shared.get_meta(CLUSTER)?.unwrap_or_default();
+        *shared
+            .cluster
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(cluster);
         shared.clock.store(
             shared.get_counter(CLOCK)?,
             std::sync::atomic::Ordering::Relaxed,
@@ -336,6 +363,20 @@ impl ShardStateMachine {
                 batch.remove(&target.ttl, k);
             }
         }
+        for (k, v) in ov.dedup {
+            match v {
+                Some(v) => batch.insert(&target.dedup, k, v),
+                None if !fresh => batch.remove(&target.dedup, k),
+                None => {}
+            }
+        }
+        let cluster = match ov.cluster {
+            Some(c) => {
+                batch.insert(&sh.meta, CLUSTER, postcard::to_stdvec(&c)?);
+                Some(Arc::new(c))
+            }
+            None => None,
+        };
         batch.insert(&sh.meta, APPLIED, postcard::to_stdvec(&Some(last))?);
         if let Some(m) = membership {
             batch.insert(&sh.meta, MEMBERSHIP, postcard::to_stdvec(&m)?);
@@ -343,11 +384,20 @@ impl ShardStateMachine {
         batch.insert(&sh.meta, KEYS, ov.keys.to_be_bytes());
         batch.insert(&sh.meta, EXPIRES, ov.expires.to_be_bytes());
         batch.insert(&sh.meta, CLOCK, ov.clock.to_be_bytes());
-        if fresh {
-            batch.insert(&sh.meta, GEN, target.id.to_be_bytes());
-            flip(sh, batch, target, gen)?;
-        } else {
-            batch.commit()?;
+        {
+            // Readers must never see data committed under a config they don't see yet.
+            let mut cur = cluster
+                .as_ref()
+                .map(|_| sh.cluster.write().unwrap_or_else(PoisonError::into_inner));
+            if fresh {
+                batch.insert(&sh.meta, GEN, target.id.to_be_bytes());
+                flip(sh, batch, target, gen)?;
+            } else {
+                batch.commit()?;
+            }
+            if let (Some(cur), Some(c)) = (cur.as_mut(), cluster) {
+                **cur = c;
+            }
         }
         self.keys = ov.keys;
         self.expires = ov.expires;
@@ -372,7 +422,8 @@ impl ShardStateMachine {
     #[cfg(test)]
     fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
         let gen = self.shared.generation();
-        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        let mut ov = Overlay::new(&gen.data, self.keys, self.expires)
+            .with_cluster(&gen.dedup, self.shared.cluster());
         ov.cache = std::mem::take(&mut self.cache);
         f(&mut ov);
         self.commit(ov, &gen, &log_id, None).unwrap();
@@ -412,9 +463,16 @@ fn flip(
 /// The keyspace as an apply sees it: the committed generation plus this apply's earlier
 /// writes. Keeps the ttl index and counters in step with every write. The last write of a
 /// key wins, so the batch holds one operation per key (fjall gives a batch one seqno).
-struct Overlay<'a> {
+pub(super) struct Overlay<'a> {
     /// None after `clear()`: nothing committed is visible any more.
     base: Option<&'a Keyspace>,
+    /// The committed exactly-once entries (None after `clear()`, like `base`).
+    dedup_base: Option<&'a Keyspace>,
+    /// Exactly-once entries written by this apply (None: removed).
+    dedup: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The committed cluster state, and this apply's changed copy of it.
+    cluster_base: Arc<ClusterMeta>,
+    cluster: Option<ClusterMeta>,
     /// Committed values known without a lookup (consulted only while `base` is visible);
     /// moved in from the state machine for the apply and handed back by `commit`.
     cache: RowCache,
@@ -436,6 +494,10 @@ impl<'a> Overlay<'a> {
     fn new(base: &'a Keyspace, keys: u64, expires: u64) -> Self {
         Overlay {
             base: Some(base),
+            dedup_base: None,
+            dedup: BTreeMap::new(),
+            cluster_base: Arc::default(),
+            cluster: None,
             cache: RowCache::default(),
             writes: BTreeMap::new(),
             ttl: BTreeMap::new(),
@@ -445,6 +507,83 @@ impl<'a> Overlay<'a> {
             reads: RefCell::default(),
             error: RefCell::new(None),
         }
+    }
+
+    /// Attaches the generation's exactly-once entries and the committed cluster state.
+    fn with_cluster(mut self, dedup: &'a Keyspace, cluster: Arc<ClusterMeta>) -> Self {
+        self.dedup_base = Some(dedup);
+        self.cluster_base = cluster;
+        self
+    }
+
+    /// The cluster state as of this point of the apply.
+    pub(super) fn cluster(&self) -> &ClusterMeta {
+        self.cluster.as_ref().unwrap_or(&self.cluster_base)
+    }
+
+    /// The cluster state to change; written back with the apply's batch.
+    pub(super) fn cluster_mut(&mut self) -> &mut ClusterMeta {
+        let base = &self.cluster_base;
+        self.cluster.get_or_insert_with(|| (**base).clone())
+    }
+
+    pub(super) fn dedup_get(&self, k: &[u8]) -> Option<Vec<u8>> {
+        if let Some(v) = self.dedup.get(k) {
+            return v.clone();
+        }
+        match self.dedup_base?.get(k) {
+            Ok(v) => v.map(|v| v.to_vec()),
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    pub(super) fn dedup_put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
+        self.dedup.insert(k, v);
+    }
+
+    /// Deletes every key and exactly-once entry of `slot`; returns how many keys.
+    pub(super) fn delete_slot(&mut self, slot: u16) -> u64 {
+        let (start, end) = crate::db::keys::slot_range(slot);
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        if let Some(base) = self.base {
+            for kv in base.range(start.clone()..end.clone()) {
+                match kv.key() {
+                    Ok(k) => keys.push(k.to_vec()),
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+        keys.extend(
+            self.writes
+                .range(start.clone()..end.clone())
+                .filter(|(_, v)| v.is_some())
+                .map(|(k, _)| k.clone()),
+        );
+        keys.sort();
+        keys.dedup();
+        let mut n = 0;
+        for dk in keys {
+            if self.delete(user_key(&dk)) {
+                n += 1;
+            }
+        }
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        if let Some(base) = self.dedup_base {
+            for kv in base.range(start.clone()..end.clone()) {
+                match kv.key() {
+                    Ok(k) => entries.push(k.to_vec()),
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+        entries.extend(self.dedup.range(start..end).map(|(k, _)| k.clone()));
+        for k in entries {
+            self.dedup.insert(k, None);
+        }
+        n
     }
 
     fn fail(&self, e: impl Into<StorageError>) {
@@ -580,6 +719,8 @@ impl DbWrite for Overlay<'_> {
     /// O(1): the commit starts a fresh generation instead of deleting key by key.
     fn clear(&mut self) {
         self.base = None;
+        self.dedup_base = None;
+        self.dedup.clear();
         self.reads.get_mut().clear();
         self.writes.clear();
         self.ttl.clear();
@@ -646,6 +787,32 @@ impl ShardReader {
         out
     }
 
+    /// The cluster state as committed (configuration, slot states, controller history).
+    pub fn cluster(&self) -> Arc<ClusterMeta> {
+        self.shared.cluster()
+    }
+
+    /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys).
+    pub fn idle_dedup(&self, before_ms: u64, limit: usize) -> Vec<Bytes> {
+        let gen = self.shared.generation();
+        let mut out = Vec::new();
+        for kv in gen.dedup.iter() {
+            let Some((k, v)) = self.logged(kv.into_inner().map_err(StorageError::from)) else {
+                break;
+            };
+            let idle = postcard::from_bytes::<super::apply::DedupEntry>(&v)
+                .map(|e| e.at_ms < before_ms)
+                .unwrap_or(true);
+            if idle {
+                out.push(Bytes::copy_from_slice(&k));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     /// The index of the last applied log entry.
     pub fn applied_index(&self) -> Option<u64> {
         self.logged(self.shared.applied())
@@ -692,6 +859,9 @@ impl ShardReader {
     /// sees the same point of the log, so a batch of reads (or one MGET) never sees half
     /// of an apply that commits meanwhile.
     pub fn view(&self) -> ReadView {
+        // Cluster state first: the fjall snapshot taken after it holds at least the
+        // writes committed with it (a pull must see every write before its slot froze).
+        let cluster = self.shared.cluster();
         let (gen, snap) = {
             let g = self
                 .shared
@@ -704,6 +874,7 @@ impl ShardReader {
             reader: self.clone(),
             gen,
             snap,
+            cluster,
         }
     }
 }
@@ -713,9 +884,77 @@ pub struct ReadView {
     reader: ShardReader,
     gen: Generation,
     snap: fjall::Snapshot,
+    cluster: Arc<ClusterMeta>,
+}
+
+/// One piece of a migration pull: data of consecutive slots, in storage order.
+pub struct SlotChunk {
+    /// Storage keys and stored values.
+    pub kvs: Vec<(Bytes, Bytes)>,
+    /// Exactly-once entries of the slots in `complete`.
+    pub dedup: Vec<(Bytes, Bytes)>,
+    /// Slots whose data begins in this chunk.
+    pub started: Vec<u16>,
+    /// Slots whose data ends in this chunk (all of it has now been sent).
+    pub complete: Vec<u16>,
 }
 
 impl ReadView {
+    /// The data of `slots` (ascending), starting after storage key `after` (within the
+    /// first slot) or at the first slot's beginning, up to about `max_bytes`.
+    pub fn slots_chunk(&self, slots: &[u16], after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+        let r = &self.reader;
+        let mut out = SlotChunk {
+            kvs: Vec::new(),
+            dedup: Vec::new(),
+            started: Vec::new(),
+            complete: Vec::new(),
+        };
+        let mut bytes = 0;
+        for (i, &slot) in slots.iter().enumerate() {
+            let (start, end) = crate::db::keys::slot_range(slot);
+            let lower = match after.filter(|_| i == 0) {
+                Some(a) => std::ops::Bound::Excluded(a.to_vec()),
+                None => {
+                    out.started.push(slot);
+                    std::ops::Bound::Included(start.clone())
+                }
+            };
+            for kv in self.snap.range(
+                &self.gen.data,
+                (lower, std::ops::Bound::Excluded(end.clone())),
+            ) {
+                if bytes >= max_bytes {
+                    return out;
+                }
+                let Some((k, v)) = r.logged(kv.into_inner().map_err(StorageError::from)) else {
+                    return out;
+                };
+                bytes += k.len() + v.len();
+                out.kvs
+                    .push((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)));
+            }
+            for kv in self.snap.range(&self.gen.dedup, start..end) {
+                let Some((k, v)) = r.logged(kv.into_inner().map_err(StorageError::from)) else {
+                    return out;
+                };
+                bytes += k.len() + v.len();
+                out.dedup
+                    .push((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)));
+            }
+            out.complete.push(slot);
+            if bytes >= max_bytes {
+                return out;
+            }
+        }
+        out
+    }
+
+    /// The cluster state of this view's moment.
+    pub fn cluster(&self) -> Arc<ClusterMeta> {
+        self.cluster.clone()
+    }
+
     fn counter(&self, key: &[u8]) -> u64 {
         let v = self
             .snap
@@ -793,6 +1032,10 @@ fn write_snapshot_file(sh: &Shared) -> Result<CurrentSnapshot, StorageError> {
         let g = sh.gen.read().unwrap_or_else(PoisonError::into_inner);
         (g.clone(), sh.storage.db().snapshot())
     };
+    let cluster: ClusterMeta = match snap.get(&sh.meta, CLUSTER)? {
+        Some(v) => postcard::from_bytes(&v)?,
+        None => ClusterMeta::default(),
+    };
     let read =
         |key: &[u8]| -> Result<Option<fjall::Slice>, StorageError> { Ok(snap.get(&sh.meta, key)?) };
     let last_log_id: Option<LogId<NodeId>> = match read(APPLIED)? {
@@ -825,6 +1068,7 @@ fn write_snapshot_file(sh: &Shared) -> Result<CurrentSnapshot, StorageError> {
                 Some(v) => decode_u64(&v)?,
                 None => 0,
             },
+            cluster: Box::new(cluster),
         },
     )?;
     let mut entries = 0u64;
@@ -832,6 +1076,10 @@ fn write_snapshot_file(sh: &Shared) -> Result<CurrentSnapshot, StorageError> {
         let (k, v) = kv.into_inner()?;
         write_record(&mut w, &SnapRecord::Kv(k.into(), v.into()))?;
         entries += 1;
+    }
+    for kv in snap.iter(&gen.dedup) {
+        let (k, v) = kv.into_inner()?;
+        write_record(&mut w, &SnapRecord::Dedup(k.into(), v.into()))?;
     }
     write_record(&mut w, &SnapRecord::End { entries })?;
     w.flush()?;
@@ -895,12 +1143,13 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
     let mut r =
         BufReader::with_capacity(1 << 20, std::fs::File::open(sh.snapshot_path(&cur.file))?);
     let mut buf = Vec::new();
-    let clock = match read_record(&mut r, &mut buf)? {
+    let (clock, cluster) = match read_record(&mut r, &mut buf)? {
         Some(SnapRecord::Header {
             version: SNAPSHOT_VERSION,
             meta,
             clock,
-        }) if meta.last_log_id == cur.meta.last_log_id => clock,
+            cluster,
+        }) if meta.last_log_id == cur.meta.last_log_id => (clock, *cluster),
         _ => {
             return Err(StorageError::Corrupt(
                 "snapshot header does not match".into(),
@@ -927,6 +1176,10 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
                         std::mem::replace(&mut batch, db.batch()).commit()?;
                         bytes = 0;
                     }
+                }
+                Some(SnapRecord::Dedup(k, v)) => {
+                    bytes += k.len() + v.len();
+                    batch.insert(&new.dedup, k, v);
                 }
                 Some(SnapRecord::End { entries }) if entries == keys => {
                     return Ok((batch, keys, expires))
@@ -959,7 +1212,12 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
     batch.insert(&sh.meta, EXPIRES, expires.to_be_bytes());
     batch.insert(&sh.meta, SNAPSHOT, postcard::to_stdvec(cur)?);
     batch.insert(&sh.meta, CLOCK, clock.to_be_bytes());
-    flip(sh, batch, new, &old)?;
+    batch.insert(&sh.meta, CLUSTER, postcard::to_stdvec(&cluster)?);
+    {
+        let mut cur = sh.cluster.write().unwrap_or_else(PoisonError::into_inner);
+        flip(sh, batch, new, &old)?;
+        *cur = Arc::new(cluster);
+    }
     sh.clock.store(clock, std::sync::atomic::Ordering::Relaxed);
     Ok((keys, expires))
 }
@@ -986,9 +1244,12 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         I::IntoIter: OptionalSend,
     {
         let gen = self.shared.generation();
-        let mut ov = Overlay::new(&gen.data, self.keys, self.expires);
+        let cluster = self.shared.cluster();
+        let mut ov =
+            Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, cluster);
         ov.cache = std::mem::take(&mut self.cache);
         ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
+        let gid = self.shared.gid;
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -999,7 +1260,12 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
                     // A new leader with a slower clock must not un-expire keys.
                     ov.clock = ov.clock.max(req.now_ms);
                     let now = ov.clock;
-                    replies.push(req.cmds.iter().map(|c| c.apply(&mut ov, now)).collect())
+                    replies.push(
+                        req.cmds
+                            .iter()
+                            .map(|c| super::apply::apply(&mut ov, gid, c, now))
+                            .collect(),
+                    )
                 }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));

@@ -1,7 +1,8 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE, CLUSTER. `cmd::parse` has checked their arity already.
 
 mod client;
+mod cluster;
 mod config;
 mod hello;
 mod info;
@@ -29,6 +30,7 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"config" => config::execute(&argv, node),
         b"info" => info::execute(&argv, node),
         b"role" => role::execute(node),
+        b"cluster" => cluster::execute(&argv, node).await,
         _ => Reply::err(format!(
             "ERR unknown command '{}'",
             String::from_utf8_lossy(&argv[0])
