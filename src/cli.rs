@@ -99,10 +99,13 @@ pub struct DevArgs {
     /// Data directory (default: a fresh temporary directory, removed on exit).
     #[arg(long, env = "REDRAFT_DIR")]
     pub dir: Option<PathBuf>,
-    /// Client port of the first replica; the others follow.
+    /// Client port of the first node; the others follow (data groups, then controller).
     #[arg(long, env = "REDRAFT_BASE_PORT", default_value_t = 7001)]
     pub base_port: u16,
-    /// Replicas in the group.
+    /// Data groups, each owning an even share of the slots.
+    #[arg(long, env = "REDRAFT_GROUPS", default_value_t = 3)]
+    pub groups: u16,
+    /// Replicas in each data group.
     #[arg(long, env = "REDRAFT_REPLICAS", default_value_t = 3)]
     pub replicas: u16,
     #[command(flatten)]

@@ -1,5 +1,6 @@
-//! `redraft dev`: a whole local deployment in one process. For now: one group of three
-//! replicas on consecutive ports (7001–7003 by default).
+//! `redraft dev`: a whole local deployment in one process. Data groups 1..=G of R replicas
+//! on consecutive client ports from the base port (7001–7009 by default), then the
+//! controller's three replicas (7010–7012), the groups joined and the slots balanced.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,62 +9,170 @@ use std::time::Duration;
 
 use crate::bus::FaultTable;
 use crate::cli::Tuning;
+use crate::cluster::{CtlOp, NodeInfo};
 use crate::config::NodeConfig;
 use crate::node::Node;
-use crate::raft::{NodeAddr, NodeId};
+use crate::raft::{Gid, NodeAddr, NodeId};
+use crate::shard::rpc::{call_group, ClusterReply, ClusterRequest};
+use redraft_proxy::wire::Reply;
+
+/// Replicas of the controller group.
+const CONTROLLER_REPLICAS: u16 = 3;
 
 /// Nodes started together in this process.
 pub struct LocalCluster {
     pub nodes: Vec<Node>,
+    /// The configuration the groups were joined into (0 with no groups).
+    pub config: u64,
 }
 
 impl LocalCluster {
     pub async fn start(
         dir: PathBuf,
         base_port: u16,
+        groups: u16,
         replicas: u16,
         tuning: &Tuning,
     ) -> anyhow::Result<LocalCluster> {
-        let peers: BTreeMap<NodeId, NodeAddr> = (0..replicas)
-            .map(|i| {
-                let port = base_port + i;
-                (
-                    u64::from(i) + 1,
-                    NodeAddr {
-                        host: "127.0.0.1".into(),
-                        client_port: port,
-                        bus_port: port + 10000,
-                    },
-                )
+        let addr = |i: u16| -> anyhow::Result<NodeAddr> {
+            let port = base_port
+                .checked_add(i)
+                .filter(|p| p.checked_add(10000).is_some())
+                .ok_or_else(|| anyhow::anyhow!("--base-port too high for this many nodes"))?;
+            Ok(NodeAddr {
+                host: "127.0.0.1".into(),
+                client_port: port,
+                bus_port: port + 10000,
             })
-            .collect();
+        };
+        // gid → id → address; node ids 1.. in port order.
+        let mut layout: BTreeMap<Gid, BTreeMap<NodeId, NodeAddr>> = BTreeMap::new();
+        let mut i = 0u16;
+        for gid in (1..=u64::from(groups)).chain([0]) {
+            let n = if gid == 0 {
+                CONTROLLER_REPLICAS
+            } else {
+                replicas
+            };
+            for _ in 0..n {
+                layout
+                    .entry(gid)
+                    .or_default()
+                    .insert(u64::from(i) + 1, addr(i)?);
+                i += 1;
+            }
+        }
+        let infos = |gid: Gid| -> Vec<NodeInfo> {
+            layout[&gid]
+                .iter()
+                .map(|(id, addr)| NodeInfo {
+                    id: *id,
+                    addr: addr.clone(),
+                })
+                .collect()
+        };
+        let controllers = infos(0);
         let faults = Arc::new(FaultTable::default());
         let mut nodes = Vec::new();
-        for (id, addr) in &peers {
-            let mut c = NodeConfig::new(
-                *id,
-                1,
-                addr.clone(),
-                dir.join(format!("node{id}")),
-                peers.clone(),
-            );
-            tuning.apply(&mut c);
-            nodes.push(Node::start(c, faults.clone()).await?);
+        for (gid, peers) in &layout {
+            for (id, addr) in peers {
+                let mut c = NodeConfig::new(
+                    *id,
+                    *gid,
+                    addr.clone(),
+                    dir.join(format!("node{id}")),
+                    peers.clone(),
+                );
+                if *gid != 0 {
+                    c.controllers = controllers.clone();
+                }
+                tuning.apply(&mut c);
+                nodes.push(Node::start(c, faults.clone()).await?);
+            }
         }
-        Ok(LocalCluster { nodes })
+        let mut cluster = LocalCluster { nodes, config: 0 };
+        if groups > 0 {
+            let join: Vec<(Gid, Vec<NodeInfo>)> =
+                (1..=u64::from(groups)).map(|g| (g, infos(g))).collect();
+            cluster.config = cluster.join(&controllers, join).await?;
+        }
+        Ok(cluster)
     }
 
-    /// Waits until some node leads the group and returns its address.
-    pub async fn wait_leader(&self, timeout: Duration) -> Option<NodeAddr> {
-        let first = self.nodes.first()?;
-        let m = first
-            .group()
-            .raft()
-            .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "leader")
+    /// Joins the groups unless a restarted deployment has them already; returns the
+    /// configuration number that has them.
+    async fn join(
+        &self,
+        controllers: &[NodeInfo],
+        join: Vec<(Gid, Vec<NodeInfo>)>,
+    ) -> anyhow::Result<u64> {
+        let bus = &self.nodes[0].shared.bus;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let latest = call_group(bus, 0, controllers, ClusterRequest::Query(None), deadline)
             .await
-            .ok()?;
-        m.current_leader.and_then(|l| first.group().node_addr(l))
+            .map_err(|e| anyhow::anyhow!("controller: {e}"))?;
+        if let ClusterReply::Config(Some(c)) = &latest {
+            if c.num > 0 {
+                return Ok(c.num);
+            }
+        }
+        let req = ClusterRequest::Ctl(CtlOp::Join(join));
+        match call_group(bus, 0, controllers, req, deadline).await {
+            Ok(ClusterReply::Done(Reply::Int(n))) => Ok(n as u64),
+            other => anyhow::bail!("joining the groups failed: {other:?}"),
+        }
+    }
+
+    /// Waits until every data group serves configuration `num` with nothing in flight.
+    pub async fn wait_settled(&self, num: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let done = self
+                .nodes
+                .iter()
+                .filter(|n| n.group().is_leader() && n.group().gid() != 0)
+                .map(|n| n.group().reader().cluster())
+                .filter(|m| {
+                    m.slots
+                        .as_ref()
+                        .is_some_and(|t| t.config.num >= num && t.settled())
+                })
+                .count();
+            let groups = self
+                .nodes
+                .iter()
+                .map(|n| n.group().gid())
+                .filter(|g| *g != 0)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            if done >= groups {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Each group's leader, once every group has one.
+    pub async fn leaders(&self, timeout: Duration) -> BTreeMap<Gid, NodeAddr> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut out = BTreeMap::new();
+            for n in &self.nodes {
+                let g = n.group();
+                if let Some(addr) = g.current_leader().and_then(|l| g.node_addr(l)) {
+                    out.insert(g.gid(), addr);
+                }
+            }
+            let groups: std::collections::BTreeSet<Gid> =
+                self.nodes.iter().map(|n| n.group().gid()).collect();
+            if out.len() == groups.len() || tokio::time::Instant::now() > deadline {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn stop(self) {

@@ -56,28 +56,47 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
                 (None, Some(t)) => t,
                 (None, None) => anyhow::bail!("no data directory"),
             };
-            let cluster =
-                LocalCluster::start(dir.clone(), args.base_port, args.replicas, &args.tuning)
-                    .await?;
+            let cluster = LocalCluster::start(
+                dir.clone(),
+                args.base_port,
+                args.groups,
+                args.replicas,
+                &args.tuning,
+            )
+            .await?;
             println!(
-                "redraft dev: one group of {} replicas, data in {}",
-                cluster.nodes.len(),
+                "redraft dev: {} data group(s) of {} replicas and a controller of 3, data in {}",
+                args.groups,
+                args.replicas,
                 dir.display()
             );
+            if !cluster
+                .wait_settled(cluster.config, Duration::from_secs(60))
+                .await
+            {
+                println!("warning: the groups have not settled on their slots yet");
+            }
+            let leaders = cluster.leaders(Duration::from_secs(10)).await;
             for n in &cluster.nodes {
+                let g = n.group();
+                let role = if g.gid() == 0 { "controller" } else { "group" };
+                let lead = if leaders.get(&g.gid()) == Some(n.addr()) {
+                    " (leader)"
+                } else {
+                    ""
+                };
                 println!(
-                    "  node {} on {}",
+                    "  {role} {} node {} on {}{lead}",
+                    g.gid(),
                     n.shared.config.id,
                     n.addr().client_addr()
                 );
             }
-            match cluster.wait_leader(Duration::from_secs(10)).await {
-                Some(l) => println!(
-                    "leader: {}  (try: redis-cli -p {} set hello world)",
-                    l.client_addr(),
+            if let Some(l) = leaders.get(&1) {
+                println!(
+                    "try: redis-cli -c -p {} set hello world   (-c follows MOVED to the owning group)",
                     l.client_port
-                ),
-                None => println!("no leader elected yet"),
+                );
             }
             shutdown_signal().await;
             cluster.stop().await;

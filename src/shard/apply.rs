@@ -184,7 +184,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
             let Some(orphaned) = table.advance(next) else {
                 return Reply::Int(0);
             };
-            tracing::info!(
+            tracing::debug!(
                 gid,
                 config = next.num,
                 pulling = table.pulling.len(),
@@ -252,7 +252,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
                 keys += ov.delete_slot(*s);
             }
             table.progress.keys_dropped += keys;
-            tracing::info!(
+            tracing::debug!(
                 gid,
                 config = num,
                 slots = dropped.len(),

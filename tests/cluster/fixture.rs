@@ -1,5 +1,7 @@
-//! TestCluster: a Raft group of in-process nodes on ephemeral loopback ports that tests can
-//! kill, restart, wipe and partition, plus helpers that wait on conditions (never on time).
+//! TestCluster: in-process nodes on ephemeral loopback ports that tests can kill, restart,
+//! wipe and partition, plus helpers that wait on conditions (never on time). Either one
+//! standalone Raft group (`start`) or a sharded deployment (`sharded`): a controller group
+//! (gid 0) and data groups 1..=G, joined and balanced.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,10 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redraft::bus::FaultTable;
+use redraft::cluster::NodeInfo;
 use redraft::config::NodeConfig;
 use redraft::db::{DbRead, Value};
 use redraft::node::Node;
-use redraft::raft::{NodeAddr, NodeId};
+use redraft::raft::{Gid, NodeAddr, NodeId};
 
 pub const GID: u64 = 1;
 
@@ -19,7 +22,10 @@ pub struct TestCluster {
     /// None only while dropping.
     dir: Option<tempfile::TempDir>,
     pub faults: Arc<FaultTable>,
+    /// Every node's address, all groups.
     pub peers: BTreeMap<NodeId, NodeAddr>,
+    /// Every node's group.
+    pub gids: BTreeMap<NodeId, Gid>,
     pub nodes: BTreeMap<NodeId, Option<Node>>,
     tweak: fn(&mut NodeConfig),
 }
@@ -49,10 +55,29 @@ impl TestCluster {
 
     /// Starts `n` replicas; `tweak` adjusts every node's config (e.g. snapshot frequency).
     pub async fn start_with(n: u64, tweak: fn(&mut NodeConfig)) -> TestCluster {
+        Self::start_layout((1..=n).map(|id| (id, GID)).collect(), tweak).await
+    }
+
+    /// A controller (3 replicas, ids 1–3) and `groups` data groups of `replicas` each
+    /// (ids 10·gid + 1…), not joined yet: see [`TestCluster::join_all`].
+    pub async fn sharded(groups: u64, replicas: u64, tweak: fn(&mut NodeConfig)) -> TestCluster {
+        let mut layout: BTreeMap<NodeId, Gid> = (1..=3).map(|id| (id, 0)).collect();
+        for g in 1..=groups {
+            for r in 1..=replicas {
+                layout.insert(10 * g + r, g);
+            }
+        }
+        Self::start_layout(layout, tweak).await
+    }
+
+    async fn start_layout(
+        layout: BTreeMap<NodeId, Gid>,
+        tweak: fn(&mut NodeConfig),
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut listeners = BTreeMap::new();
         let mut peers = BTreeMap::new();
-        for id in 1..=n {
+        for &id in layout.keys() {
             let client = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
@@ -71,6 +96,7 @@ impl TestCluster {
             dir: Some(dir),
             faults: Arc::new(FaultTable::default()),
             peers,
+            gids: layout,
             nodes: BTreeMap::new(),
             tweak,
         };
@@ -88,15 +114,120 @@ impl TestCluster {
     }
 
     pub fn config(&self, id: NodeId) -> NodeConfig {
+        let gid = self.gids[&id];
         let mut cfg = NodeConfig::new(
             id,
-            GID,
+            gid,
             self.peers[&id].clone(),
             self.dir().join(format!("node{id}")),
-            self.peers.clone(),
+            self.members(gid)
+                .into_iter()
+                .map(|m| (m, self.peers[&m].clone()))
+                .collect(),
         );
+        if gid != 0 {
+            cfg.controllers = self.node_infos(0);
+        }
         (self.tweak)(&mut cfg);
         cfg
+    }
+
+    /// The node ids of group `gid`.
+    pub fn members(&self, gid: Gid) -> Vec<NodeId> {
+        self.gids
+            .iter()
+            .filter(|(_, g)| **g == gid)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The data groups.
+    pub fn data_gids(&self) -> Vec<Gid> {
+        let mut g: Vec<Gid> = self.gids.values().copied().filter(|g| *g != 0).collect();
+        g.dedup();
+        g
+    }
+
+    pub fn node_infos(&self, gid: Gid) -> Vec<NodeInfo> {
+        self.members(gid)
+            .into_iter()
+            .map(|id| NodeInfo {
+                id,
+                addr: self.peers[&id].clone(),
+            })
+            .collect()
+    }
+
+    /// `CLUSTER JOIN` arguments for the given groups.
+    pub fn join_args(&self, gids: &[Gid]) -> Vec<String> {
+        let mut args = vec!["JOIN".to_string()];
+        for g in gids {
+            args.push(g.to_string());
+            for n in self.node_infos(*g) {
+                args.push(format!("{}={}", n.id, n.addr));
+            }
+        }
+        args
+    }
+
+    /// Runs `CLUSTER <args>` at a controller node; returns the reply.
+    pub async fn cluster_cmd(&self, args: &[String]) -> redis::Value {
+        let id = self.members(0)[0];
+        let id = if self.nodes[&id].is_some() {
+            id
+        } else {
+            *self
+                .members(0)
+                .iter()
+                .find(|m| self.nodes[m].is_some())
+                .expect("a controller node")
+        };
+        let mut con = self.client(id).await;
+        let mut cmd = redis::cmd("CLUSTER");
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd.query_async(&mut con).await.expect("CLUSTER command")
+    }
+
+    /// Joins every data group and waits until all have settled on the resulting config.
+    pub async fn join_all(&self) -> u64 {
+        let num = match self.cluster_cmd(&self.join_args(&self.data_gids())).await {
+            redis::Value::Int(n) => n as u64,
+            other => panic!("JOIN answered {other:?}"),
+        };
+        self.settled(num).await;
+        num
+    }
+
+    /// Waits until every data group's leader has applied config `num` with nothing in flight.
+    pub async fn settled(&self, num: u64) {
+        wait_until(
+            Duration::from_secs(60),
+            &format!("all groups settled at config {num}"),
+            || async {
+                for gid in self.data_gids() {
+                    let ok = self
+                        .members(gid)
+                        .iter()
+                        .filter_map(|id| self.nodes[id].as_ref())
+                        .any(|n| {
+                            let g = n.group();
+                            g.is_leader()
+                                && g.reader()
+                                    .cluster()
+                                    .slots
+                                    .as_ref()
+                                    .is_some_and(|t| t.config.num >= num && t.settled())
+                        });
+                    if !ok {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -123,13 +254,22 @@ impl TestCluster {
         con
     }
 
-    /// Waits until every running node names the same leader, which is running itself.
+    /// Waits until every running node of group 1 names the same leader, which is running.
     pub async fn leader(&self) -> NodeId {
+        self.leader_of(GID).await
+    }
+
+    /// Waits until every running node of `gid` names the same leader, which is running.
+    pub async fn leader_of(&self, gid: Gid) -> NodeId {
         wait_until(
             Duration::from_secs(10),
             "a leader all running nodes agree on",
             || async {
-                let leaders: Vec<_> = self.running().map(|n| n.group().current_leader()).collect();
+                let leaders: Vec<_> = self
+                    .running()
+                    .filter(|n| n.group().gid() == gid)
+                    .map(|n| n.group().current_leader())
+                    .collect();
                 let l = leaders.first().copied().flatten()?;
                 (leaders.iter().all(|x| *x == Some(l))
                     && self.nodes.get(&l).is_some_and(|n| n.is_some()))
@@ -198,7 +338,7 @@ impl TestCluster {
                 .metrics()
                 .last_log_index
                 .unwrap_or(0);
-            if self.running().any(|n| {
+            if self.running().filter(|n| n.group().gid() == GID).any(|n| {
                 n.group()
                     .metrics()
                     .last_applied
@@ -211,7 +351,7 @@ impl TestCluster {
             let first = self.dump(leader);
             self.nodes
                 .keys()
-                .filter(|id| self.nodes[id].is_some())
+                .filter(|id| self.nodes[id].is_some() && self.gids[id] == GID)
                 .all(|id| self.dump(*id) == first)
                 .then_some(first)
         })

@@ -3,6 +3,7 @@
 
 mod fixture;
 mod raw;
+mod router;
 
 mod batching;
 mod commands;
@@ -11,3 +12,4 @@ mod failover;
 mod partition;
 mod protocol;
 mod recovery;
+mod sharding;
