@@ -127,6 +127,8 @@ pub struct Node {
     raft: ShardRaft,
     bus: Bus,
     server: JoinHandle<()>,
+    /// The state machine's database, which only Raft's tasks hold.
+    sm_storage: crate::storage::StorageWatch,
 }
 
 impl Node {
@@ -152,6 +154,8 @@ impl Node {
         let committed = log.committed_index();
         let sm_storage = Storage::open_at(&config.dir, "sm", config.id)?;
         let sm = ShardStateMachine::open(&sm_storage, config.gid)?;
+        let sm_watch = sm_storage.watch();
+        drop(sm_storage);
         let reader = sm.reader();
 
         let registry = Arc::new(GroupRegistry::default());
@@ -232,6 +236,7 @@ impl Node {
             raft,
             bus,
             server,
+            sm_storage: sm_watch,
         })
     }
 
@@ -251,6 +256,21 @@ impl Node {
         let _ = self.server.await;
         self.bus.shutdown().await;
         let _ = self.raft.shutdown().await;
+        // Raft's state machine worker and background tasks may still hold the databases
+        // for a moment: wait until they are closed, so the directory is free for a restart
+        // (or a test that wipes it).
+        let watches = [self.shared.storage.watch(), self.sm_storage];
+        drop(self.shared);
+        drop(self.raft);
+        drop(self.bus);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !watches.iter().all(|w| w.released()) {
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!("storage still open 10 s after stop");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
 

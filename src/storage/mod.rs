@@ -68,7 +68,21 @@ struct Inner {
 const NODE_KEYSPACE: &str = "node";
 const NODE_ID_KEY: &[u8] = b"id";
 
+/// Tells when every handle of a [`Storage`] is gone (see [`Storage::watch`]).
+pub struct StorageWatch(std::sync::Weak<Inner>);
+
+impl StorageWatch {
+    pub fn released(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 impl Storage {
+    /// A watch that does not keep the database open.
+    pub fn watch(&self) -> StorageWatch {
+        StorageWatch(Arc::downgrade(&self.inner))
+    }
+
     /// Opens (or creates) the node's data dir. The first open records `node_id`; a later open
     /// with another id fails, because a node that comes back with someone else's log (or an
     /// empty one under an old id) breaks Raft's safety and panics the leader.

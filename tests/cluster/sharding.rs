@@ -361,3 +361,243 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
     assert_eq!(next, 2);
     c.stop().await;
 }
+
+/// SETs `n` keys `prefix:i` = i through the router.
+async fn fill(r: &Router, prefix: &str, n: usize) {
+    for i in 0..n {
+        let k = format!("{prefix}:{i}");
+        let _: () = r
+            .query(key_slot(k.as_bytes()), redis::cmd("SET").arg(&k).arg(i))
+            .await
+            .expect("SET");
+    }
+}
+
+async fn check_fill(r: &Router, prefix: &str, n: usize) {
+    for i in 0..n {
+        let k = format!("{prefix}:{i}");
+        let v: Option<usize> = r
+            .query(key_slot(k.as_bytes()), redis::cmd("GET").arg(&k))
+            .await
+            .expect("GET");
+        assert_eq!(v, Some(i), "key {k}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_was_down_catches_up_config_by_config() {
+    let mut c = TestCluster::sharded(3, 3, |_| {}).await;
+    c.join_all().await;
+    let r = Router::new(seeds(&c));
+    fill(&r, "k", 300).await;
+    // Group 3 goes down entirely; meanwhile it is asked to leave and more configurations
+    // pass. Slots it holds can't move until it is back; the others keep serving.
+    for id in c.members(3) {
+        c.kill(id).await;
+    }
+    num(c.cluster_cmd(&["LEAVE".into(), "3".into()]).await);
+    num(c
+        .cluster_cmd(&["MOVE".into(), "0-99".into(), "2".into()])
+        .await);
+    let last = num(c
+        .cluster_cmd(&["MOVE".into(), "0-49".into(), "1".into()])
+        .await);
+    let g1 = c.leader_of(1).await;
+    let t = c.node(g1).group().reader().cluster();
+    assert!(
+        t.slots.as_ref().unwrap().config.num < last,
+        "group 1 can't pass the LEAVE while group 3 is down"
+    );
+    for id in c.members(3) {
+        c.restart(id).await;
+    }
+    c.settled(last).await;
+    check_fill(&r, "k", 300).await;
+    check_each_key_once(&c).await;
+    let g3 = c.leader_of(3).await;
+    assert!(
+        c.dump(g3).is_empty(),
+        "group 3 dropped everything it offloaded"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_from_snapshots_mid_migration_keep_every_write() {
+    let mut c = TestCluster::sharded(2, 3, |cfg| {
+        cfg.timings.snapshot_logs = 20;
+        cfg.timings.keep_logs = 5;
+    })
+    .await;
+    let n = num(c.cluster_cmd(&c.join_args(&[1])).await);
+    c.settled(n).await;
+    let r = Router::new(seeds(&c));
+    fill(&r, "s", 500).await;
+    let load = AppendLoad::start(&c, 3, 4);
+    load.progress(30).await;
+    let n = num(c.cluster_cmd(&c.join_args(&[2])).await);
+    // Restart the leaders of both sides while the slots move.
+    for gid in [2, 1] {
+        let l = c.leader_of(gid).await;
+        c.kill(l).await;
+        load.progress(10).await;
+        c.restart(l).await;
+    }
+    c.settled(n).await;
+    load.progress(20).await;
+    // And every replica of group 2, one at a time, recovering from its snapshot.
+    for id in c.members(2) {
+        c.kill(id).await;
+        c.restart(id).await;
+        load.progress(10).await;
+    }
+    assert_eq!(load.check(&c).await, 12);
+    check_fill(&r, "s", 500).await;
+    check_each_key_once(&c).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreliable_bus_loses_and_duplicates_nothing() {
+    let c = TestCluster::sharded(3, 3, |_| {}).await;
+    let n = num(c.cluster_cmd(&c.join_args(&[1, 2])).await);
+    c.settled(n).await;
+    let load = AppendLoad::start(&c, 4, 4);
+    load.progress(30).await;
+    // Every link between groups drops 10% of messages and delays the rest a little.
+    let ids: Vec<_> = c.peers.keys().copied().collect();
+    for a in &ids {
+        for b in &ids {
+            if c.gids[a] != c.gids[b] {
+                c.faults.set_drop(*a, *b, 0.1);
+                c.faults.set_delay(*a, *b, Duration::from_millis(5));
+            }
+        }
+    }
+    for op in [
+        c.join_args(&[3]),
+        vec!["LEAVE".into(), "1".into()],
+        c.join_args(&[1]),
+    ] {
+        let n = num(c.cluster_cmd(&op).await);
+        c.settled(n).await;
+        load.progress(10).await;
+    }
+    c.faults.heal();
+    assert_eq!(load.check(&c).await, 16);
+    check_each_key_once(&c).await;
+    c.stop().await;
+}
+
+/// A key with a hash tag whose slot satisfies `pred`.
+fn tagged(pred: impl Fn(u16) -> bool) -> String {
+    (0..)
+        .map(|i| format!("{{t{i}}}"))
+        .find(|t| pred(key_slot(t.as_bytes())))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_slots_serve_throughout_and_arrived_slots_serve_at_once() {
+    let c = TestCluster::sharded(2, 3, |_| {}).await;
+    let n = num(c.cluster_cmd(&c.join_args(&[1])).await);
+    c.settled(n).await;
+    num(c.cluster_cmd(&c.join_args(&[2])).await);
+    // Put everything back on group 1, then move one range [small, big] to group 2.
+    let n = num(c
+        .cluster_cmd(&["MOVE".into(), "0-16383".into(), "1".into()])
+        .await);
+    c.settled(n).await;
+    let big = tagged(|s| s > 9000 && s < 9100);
+    let small = tagged(|s| s > 8000 && s < 8100);
+    let still = tagged(|s| s < 1000);
+    let (bs, ss) = (key_slot(big.as_bytes()), key_slot(small.as_bytes()));
+    let g1 = c.leader_of(1).await;
+    let mut con = c.client(g1).await;
+    let mut pipe = redis::pipe();
+    for i in 0..4000 {
+        pipe.cmd("SET")
+            .arg(format!("{big}:{i}"))
+            .arg(vec![b'v'; 1024])
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut con).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{small}:x"))
+        .arg("here")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // Slow the pulls down (group 2 → group 1 links only) so the move takes a while.
+    for a in c.members(2) {
+        for b in c.members(1) {
+            c.faults.set_delay(a, b, Duration::from_millis(150));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let (stop, mut con) = (stop.clone(), c.client(g1).await);
+        let key = format!("{still}:counter");
+        tokio::spawn(async move {
+            let (mut ok, mut errors) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match redis::cmd("INCR")
+                    .arg(&key)
+                    .query_async::<i64>(&mut con)
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (ok, errors)
+        })
+    };
+    let n = num(c
+        .cluster_cmd(&["MOVE".into(), format!("{ss}-{bs}"), "2".into()])
+        .await);
+    // The small slot completes in the first chunk; the big one takes several.
+    let g2 = c.leader_of(2).await;
+    wait_until(
+        Duration::from_secs(30),
+        "small slot installed, big one still pulling",
+        || async {
+            let m = c.node(g2).group().reader().cluster();
+            let t = m.slots.as_ref()?;
+            (t.config.num == n && !t.pulling.contains_key(&ss) && t.pulling.contains_key(&bs))
+                .then_some(())
+        },
+    )
+    .await;
+    let mut con2 = c.client(g2).await;
+    let v: String = redis::cmd("GET")
+        .arg(format!("{small}:x"))
+        .query_async(&mut con2)
+        .await
+        .unwrap();
+    assert_eq!(v, "here", "an installed slot serves before the rest arrive");
+    let err = redis::cmd("GET")
+        .arg(format!("{big}:0"))
+        .query_async::<Value>(&mut con2)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    c.settled(n).await;
+    c.faults.heal();
+    stop.store(true, Ordering::Relaxed);
+    let (ok, errors) = hammer.await.unwrap();
+    assert!(
+        errors.is_empty(),
+        "a non-moving slot saw errors: {errors:?}"
+    );
+    assert!(ok > 10, "the non-moving slot was served ({ok} INCRs)");
+    let n2 = c.dump(g2).len();
+    assert_eq!(n2, 4001, "group 2 holds the moved slots' keys");
+    let v: Vec<u8> = redis::cmd("GET")
+        .arg(format!("{big}:3999"))
+        .query_async(&mut con2)
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 1024);
+    c.stop().await;
+}

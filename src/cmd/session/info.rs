@@ -131,7 +131,35 @@ fn section(name: &str, node: &NodeShared) -> String {
             }
         }
         "cpu" => s.push_str("# CPU\r\n"),
-        "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cluster" => {
+            s.push_str("# Cluster\r\n");
+            let _ = write!(
+                s,
+                "cluster_enabled:{}\r\n",
+                u8::from(node.config.cluster_mode())
+            );
+            let meta = node.group.reader().cluster();
+            if node.config.gid == 0 {
+                let _ = write!(s, "redraft_config:{}\r\n", meta.ctl.latest_num());
+            } else if let Some(t) = meta.slots.as_ref() {
+                // Migration progress: slots in flight now, and totals moved so far.
+                let p = &t.progress;
+                let _ = write!(
+                    s,
+                    "redraft_config:{}\r\nredraft_slots_owned:{}\r\nredraft_slots_pulling:{}\r\nredraft_slots_offloading:{}\r\nredraft_slots_unacked:{}\r\nredraft_slots_in:{}\r\nredraft_slots_out:{}\r\nredraft_keys_in:{}\r\nredraft_bytes_in:{}\r\nredraft_keys_dropped:{}\r\n",
+                    t.config.num,
+                    t.config.slots.iter().filter(|g| **g == t.gid).count(),
+                    t.pulling.len(),
+                    t.offloading.len(),
+                    t.unacked.len(),
+                    p.slots_in,
+                    p.slots_out,
+                    p.keys_in,
+                    p.bytes_in,
+                    p.keys_dropped,
+                );
+            }
+        }
         "keyspace" => {
             s.push_str("# Keyspace\r\n");
             let reader = node.group.reader();

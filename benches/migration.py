@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Slot migration under load: move one slot holding many keys between two groups of a
+release `redraft dev --groups 2` while a client keeps writing to a slot that does not
+move, and print the migration time and that client's p99 latency before, during and
+after the move.
+
+    python3 benches/migration.py [--keys 100000] [--value-size 64]
+
+Needs redis-py (compat/requirements.txt) and a release build (the script builds it).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import redis
+
+BASE = 7701  # group 1: 7701-7703, group 2: 7704-7706, controller: 7707-7709
+
+
+def crc16(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str) -> int:
+    k = key.encode()
+    s = k.find(b"{")
+    if s != -1:
+        e = k.find(b"}", s + 1)
+        if e > s + 1:
+            k = k[s + 1:e]
+    return crc16(k) % 16384
+
+
+def tag_in(slots, avoid=()):
+    i = 0
+    while True:
+        t = "{t%d}" % i
+        if key_slot(t) in slots and key_slot(t) not in avoid:
+            return t
+        i += 1
+
+
+def leader_of(ports):
+    while True:
+        for p in ports:
+            try:
+                info = redis.Redis(port=p).info("replication")
+                if info.get("role") == "master":
+                    return p
+            except redis.RedisError:
+                pass
+        time.sleep(0.05)
+
+
+def cluster_info(port):
+    return redis.Redis(port=port).info("cluster")
+
+
+def p99(xs):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--value-size", type=int, default=64)
+    ap.add_argument("--phase-seconds", type=float, default=3.0)
+    args = ap.parse_args()
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=root, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    binary = os.path.join(target, "release", "redraft")
+    work = tempfile.mkdtemp()
+    dev = subprocess.Popen(
+        [binary, "dev", "--groups", "2", "--base-port", str(BASE), "--dir", work + "/data"],
+        stdout=subprocess.DEVNULL, stderr=open(work + "/dev.log", "w"))
+    try:
+        run(args, work)
+    finally:
+        dev.terminate()
+        dev.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work):
+    g1 = leader_of([BASE, BASE + 1, BASE + 2])
+    g2 = leader_of([BASE + 3, BASE + 4, BASE + 5])
+    ctl = redis.Redis(port=BASE + 6)
+    while int(cluster_info(g1).get("redraft_config", 0)) < 1:
+        time.sleep(0.05)
+    slots1 = set(range(0, 8192))  # group 1 holds the lower half after the first join
+    moving = tag_in(slots1)
+    steady = tag_in(slots1, avoid={key_slot(moving)})
+    slot = key_slot(moving)
+    c1 = redis.Redis(port=g1)
+    assert c1.get(moving + ":probe") is None  # owned by group 1, or this raises MOVED
+
+    t = time.time()
+    value = b"v" * args.value_size
+    pipe = c1.pipeline(transaction=False)
+    for i in range(args.keys):
+        pipe.set("%s:%d" % (moving, i), value)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    print("loaded %d keys of %d bytes into slot %d in %.1f s" %
+          (args.keys, args.value_size, slot, time.time() - t))
+
+    samples = []  # (start time, latency)
+    stop = threading.Event()
+
+    def load():
+        con = redis.Redis(port=g1)
+        i = 0
+        while not stop.is_set():
+            s = time.perf_counter()
+            con.set("%s:%d" % (steady, i % 1000), value)
+            samples.append((time.time(), time.perf_counter() - s))
+            i += 1
+
+    th = threading.Thread(target=load)
+    th.start()
+    time.sleep(args.phase_seconds)
+    before_end = time.time()
+    num = ctl.execute_command("CLUSTER", "MOVE", str(slot), "2")
+    start = time.time()
+    while True:
+        i2 = cluster_info(g2)
+        i1 = cluster_info(g1)
+        if (int(i2.get("redraft_config", 0)) >= num and int(i2.get("redraft_slots_pulling", 1)) == 0
+                and int(i2.get("redraft_slots_unacked", 1)) == 0
+                and int(i1.get("redraft_config", 0)) >= num
+                and int(i1.get("redraft_slots_offloading", 1)) == 0):
+            break
+        time.sleep(0.005)
+    end = time.time()
+    time.sleep(args.phase_seconds)
+    stop.set()
+    th.join()
+
+    moved = redis.Redis(port=g2).dbsize()
+    before = [l for (s, l) in samples if s < before_end]
+    during = [l for (s, l) in samples if start <= s <= end]
+    after = [l for (s, l) in samples if s > end]
+    print("migration of slot %d (%d keys) to group 2: %.0f ms; group 2 now holds %d keys" %
+          (slot, args.keys, (end - start) * 1000, moved))
+    print("unaffected SET p99: before %.2f ms (%d), during %.2f ms (%d), after %.2f ms (%d)" %
+          (p99(before), len(before), p99(during), len(during), p99(after), len(after)))
+    print("during/before p99 ratio: %.2f" % (p99(during) / p99(before)))
+    if moved < args.keys:
+        print("FAIL: keys missing after the move", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
