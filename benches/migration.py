@@ -89,12 +89,14 @@ def main():
     work = tempfile.mkdtemp()
     dev = subprocess.Popen(
         [binary, "dev", "--groups", "2", "--base-port", str(BASE), "--dir", work + "/data"],
-        stdout=subprocess.DEVNULL, stderr=open(work + "/dev.log", "w"))
+        stdout=open(work + "/dev.log", "w"), stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
         run(args, work)
     finally:
         dev.terminate()
         dev.wait()
+        if os.environ.get("BENCH_LOG"):
+            print("".join(l for l in open(work + "/dev.log") if "chunk" in l or "migration" in l or "installed" in l))
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -140,9 +142,13 @@ def run(args, work):
     before_end = time.time()
     num = ctl.execute_command("CLUSTER", "MOVE", str(slot), "2")
     start = time.time()
+    served = None
     while True:
         i2 = cluster_info(g2)
         i1 = cluster_info(g1)
+        if served is None and int(i2.get("redraft_config", 0)) >= num and int(
+                i2.get("redraft_slots_pulling", 1)) == 0:
+            served = time.time()
         if (int(i2.get("redraft_config", 0)) >= num and int(i2.get("redraft_slots_pulling", 1)) == 0
                 and int(i2.get("redraft_slots_unacked", 1)) == 0
                 and int(i1.get("redraft_config", 0)) >= num
@@ -158,8 +164,9 @@ def run(args, work):
     before = [l for (s, l) in samples if s < before_end]
     during = [l for (s, l) in samples if start <= s <= end]
     after = [l for (s, l) in samples if s > end]
-    print("migration of slot %d (%d keys) to group 2: %.0f ms; group 2 now holds %d keys" %
-          (slot, args.keys, (end - start) * 1000, moved))
+    print("migration of slot %d (%d keys) to group 2: serving there after %.0f ms, "
+          "settled (old copy dropped) after %.0f ms; group 2 now holds %d keys" %
+          (slot, args.keys, (served - start) * 1000, (end - start) * 1000, moved))
     print("unaffected SET p99: before %.2f ms (%d), during %.2f ms (%d), after %.2f ms (%d)" %
           (p99(before), len(before), p99(during), len(during), p99(after), len(after)))
     print("during/before p99 ratio: %.2f" % (p99(during) / p99(before)))

@@ -9,7 +9,7 @@
 //! dropped its copy; only then is it settled on both sides. Every step names the
 //! configuration number it belongs to, so a retried or late step is a no-op.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,14 @@ pub struct SlotTable {
     /// The nodes of the groups slots come from, as of the previous configuration (a group
     /// that left is gone from the current one).
     pub sources: BTreeMap<Gid, Vec<NodeInfo>>,
+    /// Slots dropped here whose data is still being deleted, a bounded batch per log
+    /// entry so that no apply stalls the group (does not hold back the next config).
+    #[serde(default)]
+    pub purging: BTreeSet<u16>,
+    /// The last storage key purged so far in the first purging slot: the next batch
+    /// starts after it instead of scanning past the deletions of the earlier ones.
+    #[serde(default)]
+    pub purge_cursor: Option<Vec<u8>>,
     pub progress: Progress,
 }
 
@@ -66,6 +74,8 @@ impl SlotTable {
             offloading: BTreeMap::new(),
             unacked: BTreeMap::new(),
             sources: BTreeMap::new(),
+            purging: BTreeSet::new(),
+            purge_cursor: None,
             progress: Progress::default(),
         }
     }
@@ -87,7 +97,8 @@ impl SlotTable {
     }
 
     /// Moves to `next` if it is the very next configuration and every slot is settled.
-    /// Returns the slots to delete at once (owned here before, owned by nobody now), or
+    /// Returns the slots to delete at once (owned here before and by nobody now, or
+    /// served here again straight from unassigned while old data awaits its purge), or
     /// None when the step does not apply.
     pub fn advance(&mut self, next: &Config) -> Option<Vec<u16>> {
         if next.num != self.config.num + 1 || !self.settled() {
@@ -105,8 +116,15 @@ impl SlotTable {
                 } else {
                     self.offloading.insert(slot, new);
                 }
-            } else if new == self.gid && old != 0 {
-                self.pulling.insert(slot, old);
+            } else if new == self.gid {
+                // Leftovers of an earlier stay must go before the slot serves: a pull
+                // clears the slot when it starts; a slot from nobody is cleared now.
+                if self.purging.remove(&slot) && old == 0 {
+                    orphaned.push(slot);
+                }
+                if old != 0 {
+                    self.pulling.insert(slot, old);
+                }
             }
         }
         self.sources = self
@@ -140,7 +158,8 @@ impl SlotTable {
     }
 
     /// The new owner has installed these slots of configuration `num`: returns those whose
-    /// data must now be deleted here (the rest were dropped already or never offloaded).
+    /// data must now be deleted here (the rest were dropped already or never offloaded);
+    /// they are `purging` until it is.
     pub fn drop_offloaded(&mut self, num: u64, slots: &[u16]) -> Vec<u16> {
         if num != self.config.num {
             return Vec::new();
@@ -151,6 +170,7 @@ impl SlotTable {
             .copied()
             .collect();
         self.progress.slots_out += dropped.len() as u64;
+        self.purging.extend(dropped.iter().copied());
         dropped
     }
 
@@ -311,6 +331,41 @@ mod tests {
         assert_eq!(b.pulling.len(), 8192);
         assert_eq!(b.nodes_of(1), &[node(10)][..]);
         assert!(!b.config.groups.contains_key(&1));
+    }
+
+    #[test]
+    fn dropped_slots_purge_and_leftovers_never_serve() {
+        let mut ctl = ControllerState::default();
+        let c1 = join(&mut ctl, 1);
+        let c2 = join(&mut ctl, 2);
+        let mut a = SlotTable::new(1);
+        a.advance(&c1).unwrap();
+        a.advance(&c2).unwrap();
+        let gone: Vec<u16> = a.offloading.keys().copied().collect();
+        a.drop_offloaded(2, &gone);
+        assert!(a.settled(), "purging does not hold back the next config");
+        assert_eq!(a.purging.len(), gone.len());
+        // Group 2 leaves: its slots come back by pull, so the pull's clear removes the
+        // leftovers, and the purge must not delete what the pull installs.
+        ctl.apply(&CtlOp::Leave(vec![2])).unwrap();
+        let c3 = ctl.latest();
+        assert_eq!(a.advance(&c3), Some(vec![]));
+        assert!(a.purging.is_empty());
+        assert_eq!(a.pulling.len(), gone.len());
+        // A slot that comes back from nobody is cleared at once instead.
+        let mut b = SlotTable::new(1);
+        b.config = c2.clone();
+        b.purging.insert(gone[0]);
+        let mut c4 = c2.clone();
+        c4.num = 3;
+        c4.slots[gone[0] as usize] = 0;
+        b.advance(&c4).unwrap();
+        let mut c5 = c4.clone();
+        c5.num = 4;
+        c5.slots[gone[0] as usize] = 1;
+        assert_eq!(b.advance(&c5), Some(vec![gone[0]]));
+        assert!(b.purging.is_empty());
+        assert_eq!(b.access(gone[0]), Access::Serve);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::cluster::slots::{Access, SlotTable};
 use crate::cluster::ControllerState;
 use crate::cmd::WriteCmd;
 use crate::db::keys::{user_key, PREFIX_LEN};
-use crate::db::{DbWrite, Value};
+use crate::db::Value;
 use crate::raft::Gid;
 use redraft_proxy::wire::{key_slot, Reply};
 
@@ -219,7 +219,9 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
                 }
                 match postcard::from_bytes::<Value>(v) {
                     Ok(value) => {
-                        ov.put(user_key(k), value);
+                        // Pulled slots start empty (dropped when they last left, cleared
+                        // when a pull restarts) and a pull sends each key once, in order.
+                        ov.put_absent(user_key(k), value);
                         keys += 1;
                         bytes += (k.len() + v.len()) as u64;
                     }
@@ -247,20 +249,36 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
             if dropped.is_empty() {
                 return Reply::Int(0);
             }
-            let mut keys = 0;
-            for s in &dropped {
-                keys += ov.delete_slot(*s);
-            }
-            table.progress.keys_dropped += keys;
             tracing::debug!(
                 gid,
                 config = num,
                 slots = dropped.len(),
-                keys,
-                "dropped slots that left"
+                "slots left, purging"
             );
             ov.cluster_mut().slots = Some(table);
             Reply::Int(dropped.len() as i64)
+        }
+        ClusterOp::Purge { slot, limit } => {
+            let Some(mut table) = ov.cluster().slots.clone() else {
+                return Reply::Int(0);
+            };
+            if !table.purging.contains(slot) {
+                return Reply::Int(0);
+            }
+            let cursor = table
+                .purge_cursor
+                .take()
+                .filter(|c| c.len() >= 2 && slot_of(c) == *slot);
+            let (keys, last) = ov.delete_slot_part(*slot, cursor, *limit as usize);
+            table.progress.keys_dropped += keys;
+            match last {
+                Some(k) => table.purge_cursor = Some(k),
+                None => {
+                    table.purging.remove(slot);
+                }
+            }
+            ov.cluster_mut().slots = Some(table);
+            Reply::Int(keys as i64)
         }
         ClusterOp::Acked { num, slots } => {
             let Some(mut table) = ov.cluster().slots.clone() else {

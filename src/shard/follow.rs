@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::request::ClusterOp;
@@ -19,9 +20,11 @@ use crate::raft::Gid;
 use redraft_proxy::wire::Reply;
 
 /// How often an idle leader asks the controller for the next configuration.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
 /// Bytes of slot data per pull request and per log entry.
-const CHUNK_BYTES: u32 = 2 * 1024 * 1024;
+const CHUNK_BYTES: u32 = 512 * 1024;
+/// Keys deleted per log entry when a slot that left is purged.
+const PURGE_KEYS: u32 = 2000;
 /// Bound on one request to another group, retries included.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,6 +53,15 @@ async fn step(
         .slots
         .clone()
         .unwrap_or_else(|| SlotTable::new(g.gid()));
+    if let Some(&slot) = table.purging.iter().next() {
+        // One bounded batch per round: deleting a big slot never stalls the group.
+        let cmd = WriteCmd::Cluster(ClusterOp::Purge {
+            slot,
+            limit: PURGE_KEYS,
+        });
+        // Not counted as progress: purges pace themselves at one batch per poll.
+        let _ = g.write(cmd, 64).await;
+    }
     if table.settled() {
         if let Some((num, started)) = migration.take() {
             tracing::info!(
@@ -127,36 +139,46 @@ async fn pull_slots(
 ) -> Result<(), String> {
     let started = Instant::now();
     let (total, mut keys) = (slots.len(), 0usize);
-    let mut after = None;
-    while !slots.is_empty() {
-        let req = ClusterRequest::Pull {
-            num,
-            slots: slots.clone(),
-            after: after.clone(),
-            max_bytes: CHUNK_BYTES,
-        };
-        let (kvs, dedup, clear, complete) =
-            match call_group(bus, from, nodes, req, Instant::now() + STEP_TIMEOUT).await? {
-                ClusterReply::Chunk {
-                    kvs,
-                    dedup,
-                    started,
-                    complete,
-                } => (kvs, dedup, started, complete),
-                ClusterReply::NotYet => {
-                    return Err(format!("group {from} is not at config {num} yet"))
-                }
-                other => return Err(format!("group {from} answered {other:?}")),
+    // The next chunk is fetched while the previous one commits.
+    let fetch = |slots: Vec<u16>, after: Option<Bytes>| {
+        let (bus, nodes) = (bus.clone(), nodes.to_vec());
+        tokio::spawn(async move {
+            let req = ClusterRequest::Pull {
+                num,
+                slots,
+                after,
+                max_bytes: CHUNK_BYTES,
             };
+            let t0 = Instant::now();
+            let reply = call_group(&bus, from, &nodes, req, Instant::now() + STEP_TIMEOUT).await;
+            (reply, t0.elapsed())
+        })
+    };
+    let mut next = Some(fetch(slots.clone(), None));
+    while let Some(pending) = next.take() {
+        let (reply, pull_time) = pending.await.map_err(|e| e.to_string())?;
+        let (kvs, dedup, clear, complete) = match reply? {
+            ClusterReply::Chunk {
+                kvs,
+                dedup,
+                started,
+                complete,
+            } => (kvs, dedup, started, complete),
+            ClusterReply::NotYet => return Err(format!("group {from} is not at config {num} yet")),
+            other => return Err(format!("group {from} answered {other:?}")),
+        };
         if kvs.is_empty() && complete.is_empty() {
             return Err(format!("group {from} sent an empty chunk"));
         }
         slots.retain(|s| !complete.contains(s));
-        // Resume inside the first unfinished slot if this chunk ended in it.
-        after = kvs
-            .last()
-            .filter(|(k, _)| slots.first() == Some(&u16::from_be_bytes([k[0], k[1]])))
-            .map(|(k, _)| k.clone());
+        if !slots.is_empty() {
+            // Resume inside the first unfinished slot if this chunk ended in it.
+            let after = kvs
+                .last()
+                .filter(|(k, _)| slots.first() == Some(&u16::from_be_bytes([k[0], k[1]])))
+                .map(|(k, _)| k.clone());
+            next = Some(fetch(slots.clone(), after));
+        }
         keys += kvs.len();
         let size = kvs
             .iter()
@@ -172,9 +194,18 @@ async fn pull_slots(
             dedup,
             complete,
         };
+        let t1 = Instant::now();
         g.write(WriteCmd::Cluster(fill), size)
             .await
             .map_err(|e| e.to_string())?;
+        tracing::debug!(
+            gid = g.gid(),
+            from,
+            bytes = size,
+            pull_ms = pull_time.as_millis() as u64,
+            fill_ms = t1.elapsed().as_millis() as u64,
+            "pulled a chunk"
+        );
     }
     tracing::info!(
         gid = g.gid(),

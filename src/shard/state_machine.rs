@@ -545,27 +545,82 @@ impl<'a> Overlay<'a> {
     }
 
     /// Deletes every key and exactly-once entry of `slot`; returns how many keys.
-    pub(super) fn delete_slot(&mut self, slot: u16) -> u64 {
+    /// Deletes up to `limit` stored keys of `slot` after storage key `after`, lowest
+    /// first. Returns how many, and the last one deleted while more remain; once none
+    /// remain, the slot's exactly-once entries go too (and None is returned).
+    pub(super) fn delete_slot_part(
+        &mut self,
+        slot: u16,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> (u64, Option<Vec<u8>>) {
         let (start, end) = crate::db::keys::slot_range(slot);
-        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Included(start),
+        };
+        let mut stored: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut more = false;
         if let Some(base) = self.base {
-            for kv in base.range(start.clone()..end.clone()) {
-                match kv.key() {
-                    Ok(k) => keys.push(k.to_vec()),
+            for kv in base.range((lower, std::ops::Bound::Excluded(end))) {
+                match kv.into_inner() {
+                    Ok((k, _)) if self.writes.contains_key(&*k) => {}
+                    Ok(_) if stored.len() >= limit => {
+                        more = true;
+                        break;
+                    }
+                    Ok((k, v)) => match postcard::from_bytes::<Value>(&v) {
+                        Ok(v) => stored.push((k.to_vec(), v)),
+                        Err(e) => self.fail(e),
+                    },
                     Err(e) => self.fail(e),
                 }
             }
         }
-        keys.extend(
-            self.writes
-                .range(start.clone()..end.clone())
-                .filter(|(_, v)| v.is_some())
-                .map(|(k, _)| k.clone()),
-        );
-        keys.sort();
-        keys.dedup();
+        let n = stored.len() as u64;
+        let last = stored.last().map(|(k, _)| k.clone());
+        for (dk, old) in stored {
+            self.account(&dk, Some(&old), None);
+            self.writes.insert(dk, None);
+        }
+        if more {
+            return (n, last);
+        }
+        (n + self.delete_slot(slot), None)
+    }
+
+    pub(super) fn delete_slot(&mut self, slot: u16) -> u64 {
+        let (start, end) = crate::db::keys::slot_range(slot);
+        // One sequential scan gives every stored value (for the counters and ttl index):
+        // no point lookups, which a slot of 100k keys would otherwise cost.
+        let mut stored: Vec<(Vec<u8>, Value)> = Vec::new();
+        if let Some(base) = self.base {
+            for kv in base.range(start.clone()..end.clone()) {
+                match kv.into_inner() {
+                    Ok((k, v)) if !self.writes.contains_key(&*k) => {
+                        match postcard::from_bytes::<Value>(&v) {
+                            Ok(v) => stored.push((k.to_vec(), v)),
+                            Err(e) => self.fail(e),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
         let mut n = 0;
-        for dk in keys {
+        for (dk, old) in stored {
+            self.account(&dk, Some(&old), None);
+            self.writes.insert(dk, None);
+            n += 1;
+        }
+        let written: Vec<Vec<u8>> = self
+            .writes
+            .range(start.clone()..end.clone())
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for dk in written {
             if self.delete(user_key(&dk)) {
                 n += 1;
             }
@@ -584,6 +639,17 @@ impl<'a> Overlay<'a> {
             self.dedup.insert(k, None);
         }
         n
+    }
+
+    /// Stores a key known to be absent (a slot being pulled holds only what its current
+    /// pull installed, in increasing key order): no lookup of an old value.
+    pub(super) fn put_absent(&mut self, key: &[u8], value: Value) {
+        let dk = data_key(key);
+        if self.writes.contains_key(&dk) || key.len() > crate::cmd::MAX_KEY_LEN {
+            return self.put(key, value);
+        }
+        self.account(&dk, None, Some(&value));
+        self.writes.insert(dk, Some(value));
     }
 
     fn fail(&self, e: impl Into<StorageError>) {
