@@ -32,6 +32,8 @@ pub struct NodeShared {
     pub group: ShardGroup,
     /// For calls to other groups (the controller, forwarded CLUSTER commands).
     pub bus: Bus,
+    /// Other groups' leaders, for MOVED.
+    pub leaders: Arc<crate::shard::hints::LeaderHints>,
     pub storage: Storage,
     pub clients: Arc<crate::resp::session::Clients>,
     pub maxclients: AtomicUsize,
@@ -218,7 +220,16 @@ impl Node {
                 config.controllers.clone(),
             ));
         }
+        let leaders = Arc::new(crate::shard::hints::LeaderHints::default());
+        if config.cluster_mode() {
+            tokio::spawn(crate::shard::hints::run(
+                group.downgrade_handle(),
+                bus.clone(),
+                leaders.clone(),
+            ));
+        }
         let shared = Arc::new(NodeShared {
+            leaders,
             bus: bus.clone(),
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),

@@ -1,6 +1,9 @@
 //! Whether this node may run a command on a slot, or where the client should go instead.
 
+use crate::cluster::slots::Access;
+use crate::cluster::Config;
 use crate::node::NodeShared;
+use crate::raft::Gid;
 use crate::shard::apply::{self, ClusterMeta};
 use redraft_proxy::wire::Reply;
 
@@ -20,18 +23,30 @@ pub fn refusal_at(node: &NodeShared, meta: &ClusterMeta, slot: u16) -> Option<Re
     }
     if node.config.gid == 0 {
         // A controller node holds no data: send the client to the slot's owner.
-        let owner = meta.ctl.latest_ref().and_then(|c| {
-            let gid = c.owner(slot);
-            c.nodes(gid).first().filter(|_| gid != 0)
-        });
-        return Some(match owner {
-            Some(n) => Reply::err(format!("MOVED {slot} {}", n.addr.client_addr())),
-            None => Reply::err("CLUSTERDOWN Hash slot not served"),
+        return Some(match meta.ctl.latest_ref() {
+            Some(c) => moved(node, c, slot, c.owner(slot)),
+            None => not_served(),
         });
     }
-    match meta.slots {
+    match meta.slots.as_ref() {
         // Started with a controller but no configuration applied yet.
-        None => Some(Reply::err("CLUSTERDOWN Hash slot not served")),
-        Some(_) => apply::refusal(meta, slot),
+        None => Some(not_served()),
+        Some(t) => match t.access(slot) {
+            Access::Serve => None,
+            Access::TryAgain => apply::refusal(meta, slot),
+            Access::Moved(gid) => Some(moved(node, &t.config, slot, gid)),
+        },
     }
+}
+
+/// `MOVED` to the owner's leader when known (else one of its nodes).
+fn moved(node: &NodeShared, config: &Config, slot: u16, gid: Gid) -> Reply {
+    match node.leaders.target(config, gid).filter(|_| gid != 0) {
+        Some(n) => Reply::err(format!("MOVED {slot} {}", n.addr.client_addr())),
+        None => not_served(),
+    }
+}
+
+fn not_served() -> Reply {
+    Reply::err("CLUSTERDOWN Hash slot not served")
 }

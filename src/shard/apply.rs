@@ -258,25 +258,37 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
             ov.cluster_mut().slots = Some(table);
             Reply::Int(dropped.len() as i64)
         }
-        ClusterOp::Purge { slot, limit } => {
+        ClusterOp::Purge { limit } => {
             let Some(mut table) = ov.cluster().slots.clone() else {
                 return Reply::Int(0);
             };
-            if !table.purging.contains(slot) {
+            if table.purging.is_empty() {
                 return Reply::Int(0);
             }
-            let cursor = table
-                .purge_cursor
-                .take()
-                .filter(|c| c.len() >= 2 && slot_of(c) == *slot);
-            let (keys, last) = ov.delete_slot_part(*slot, cursor, *limit as usize);
-            table.progress.keys_dropped += keys;
-            match last {
-                Some(k) => table.purge_cursor = Some(k),
-                None => {
-                    table.purging.remove(slot);
+            let mut left = *limit as usize;
+            let mut keys = 0;
+            while let Some(&slot) = table.purging.iter().next() {
+                let cursor = table
+                    .purge_cursor
+                    .take()
+                    .filter(|c| c.len() >= 2 && slot_of(c) == slot);
+                let (n, last) = ov.delete_slot_part(slot, cursor, left);
+                keys += n;
+                left = left.saturating_sub(n as usize);
+                match last {
+                    Some(k) => {
+                        table.purge_cursor = Some(k);
+                        break;
+                    }
+                    None => {
+                        table.purging.remove(&slot);
+                    }
+                }
+                if left == 0 {
+                    break;
                 }
             }
+            table.progress.keys_dropped += keys;
             ov.cluster_mut().slots = Some(table);
             Reply::Int(keys as i64)
         }

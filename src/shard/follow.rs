@@ -53,12 +53,9 @@ async fn step(
         .slots
         .clone()
         .unwrap_or_else(|| SlotTable::new(g.gid()));
-    if let Some(&slot) = table.purging.iter().next() {
+    if !table.purging.is_empty() {
         // One bounded batch per round: deleting a big slot never stalls the group.
-        let cmd = WriteCmd::Cluster(ClusterOp::Purge {
-            slot,
-            limit: PURGE_KEYS,
-        });
+        let cmd = WriteCmd::Cluster(ClusterOp::Purge { limit: PURGE_KEYS });
         // Not counted as progress: purges pace themselves at one batch per poll.
         let _ = g.write(cmd, 64).await;
     }

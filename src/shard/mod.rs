@@ -12,6 +12,7 @@ pub mod apply;
 pub mod barrier;
 pub mod expiry;
 pub mod follow;
+pub mod hints;
 pub mod rejoin;
 pub mod request;
 pub mod rpc;

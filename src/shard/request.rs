@@ -54,7 +54,7 @@ pub enum ClusterOp {
     Drop { num: u64, slots: Vec<u16> },
     /// The old owner has dropped these slots: they are settled.
     Acked { num: u64, slots: Vec<u16> },
-    /// Delete up to `limit` keys of a slot being purged (and, with the last of them, its
-    /// exactly-once entries).
-    Purge { slot: u16, limit: u32 },
+    /// Delete up to `limit` keys of the slots being purged, in slot order (a slot's
+    /// exactly-once entries go with its last keys).
+    Purge { limit: u32 },
 }

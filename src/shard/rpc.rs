@@ -34,6 +34,8 @@ pub enum ClusterRequest {
     /// Shard group: the caller installed these slots of configuration `num`; delete them
     /// (leader only).
     Drop { num: u64, slots: Vec<u16> },
+    /// Which node leads the group, as far as this node knows.
+    WhoLeads,
 }
 
 /// The answer to a [`ClusterRequest`].
@@ -55,6 +57,8 @@ pub enum ClusterReply {
     NotLeader(Option<NodeInfo>),
     Dropped,
     Failed(String),
+    /// Answer to [`ClusterRequest::WhoLeads`].
+    Leader(Option<NodeInfo>),
 }
 
 /// Serves `req` on this node's replica of the group.
@@ -104,6 +108,7 @@ pub async fn serve(group: &ShardGroup, req: ClusterRequest) -> ClusterReply {
                 complete: chunk.complete,
             }
         }
+        ClusterRequest::WhoLeads => ClusterReply::Leader(leader_info(group)),
         ClusterRequest::Drop { num, slots } => {
             let reached = group
                 .reader()
@@ -123,16 +128,17 @@ pub async fn serve(group: &ShardGroup, req: ClusterRequest) -> ClusterReply {
     }
 }
 
+fn leader_info(group: &ShardGroup) -> Option<NodeInfo> {
+    let id = group.current_leader()?;
+    Some(NodeInfo {
+        id,
+        addr: group.node_addr(id)?,
+    })
+}
+
 fn from_shard_error(group: &ShardGroup, e: ShardError) -> ClusterReply {
     match e {
-        ShardError::NotLeader { .. } => {
-            ClusterReply::NotLeader(group.current_leader().and_then(|id| {
-                Some(NodeInfo {
-                    id,
-                    addr: group.node_addr(id)?,
-                })
-            }))
-        }
+        ShardError::NotLeader { .. } => ClusterReply::NotLeader(leader_info(group)),
         e => ClusterReply::Failed(e.to_string()),
     }
 }

@@ -1753,6 +1753,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn once_answers_repeats_and_idle_entries_are_forgotten() {
+        use crate::shard::apply::DEDUP_IDLE_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        let once = |seq: u64| {
+            let argv = ["ONCE", "7", &seq.to_string(), "APPEND", "k", "x"]
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .to_vec();
+            match crate::cmd::parse(argv, 0) {
+                crate::cmd::Command::Write(w) => w,
+                other => panic!("{other:?}"),
+            }
+        };
+        let t = 1_000;
+        let r = sm
+            .apply([normal(1, t, vec![once(1), once(1), once(2), once(1)])])
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0],
+            vec![Reply::Int(1), Reply::Int(1), Reply::Int(2), Reply::Int(1)]
+        );
+        let idle = reader.idle_dedup(t + 1, 10);
+        assert_eq!(idle.len(), 1);
+        assert!(reader.idle_dedup(t, 10).is_empty());
+        // Not idle long enough at the entry's time: kept.
+        let forget = WriteCmd::ForgetDedup(idle.clone());
+        let r = sm
+            .apply([normal(
+                2,
+                t + DEDUP_IDLE_MS - 1,
+                vec![forget.clone(), once(2)],
+            )])
+            .await
+            .unwrap();
+        assert_eq!(r[0], vec![Reply::Int(0), Reply::Int(2)]);
+        // The repeat above refreshed nothing (a cached reply): idle from `t` on.
+        let r = sm
+            .apply([normal(3, t + DEDUP_IDLE_MS, vec![forget, once(2)])])
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0],
+            vec![Reply::Int(1), Reply::Int(3)],
+            "forgotten: the same seq applies again"
+        );
+    }
+
+    #[tokio::test]
     async fn state_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
         {

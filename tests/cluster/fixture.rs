@@ -200,6 +200,28 @@ impl TestCluster {
         num
     }
 
+    /// Waits until no running data node still holds data of slots that left its group.
+    pub async fn purged(&self) {
+        wait_until(
+            Duration::from_secs(60),
+            "slots that left to be purged",
+            || async {
+                self.running()
+                    .filter(|n| n.group().gid() != 0)
+                    .all(|n| {
+                        n.group()
+                            .reader()
+                            .cluster()
+                            .slots
+                            .as_ref()
+                            .is_none_or(|t| t.purging.is_empty())
+                    })
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
     /// Waits until every data group's leader has applied config `num` with nothing in flight.
     pub async fn settled(&self, num: u64) {
         wait_until(
