@@ -80,7 +80,8 @@ class Writer(threading.Thread):
                 con.append(f"log{self.w}", f"{n},")
                 self.acked.add(n)
             except redis.exceptions.ResponseError as e:
-                if str(e).startswith("MOVED"):
+                # redis-py raises MovedError with the text after "MOVED" for a redirect.
+                if isinstance(e, redis.exceptions.MovedError) or str(e).startswith("MOVED"):
                     # Redirected before proposing: not applied. Follow the redirect.
                     self.port = int(str(e).rsplit(":", 1)[1])
                 else:
@@ -146,6 +147,7 @@ def main():
             check(len(tokens) == len(set(tokens)), f"writer {t.w}: no append applied twice")
             check(tokens == sorted(tokens), f"writer {t.w}: appends in order")
             lost = t.acked - set(tokens)
+            check(len(t.acked) > 0, f"writer {t.w}: made progress (follows MOVED to the leader)")
             check(not lost, f"writer {t.w}: all {len(t.acked)} acknowledged appends present"
                             + (f" (lost {sorted(lost)[:5]})" if lost else ""))
             bogus = set(tokens) - t.acked - t.unknown

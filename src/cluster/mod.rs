@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod rebalance;
 pub mod slots;
+pub mod views;
 
 pub use config::{Config, NodeInfo, SLOTS};
 pub use controller::{ControllerState, CtlError, CtlOp};
