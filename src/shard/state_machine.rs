@@ -430,6 +430,53 @@ impl ShardStateMachine {
     }
 }
 
+impl ShardStateMachine {
+    /// `apply` proper: one overlay and one fjall batch for all `entries`.
+    fn apply_sync(
+        &mut self,
+        entries: impl IntoIterator<Item = openraft::Entry<ShardTC>>,
+    ) -> RaftRes<Vec<ShardResponse>> {
+        let gen = self.shared.generation();
+        let cluster = self.shared.cluster();
+        let mut ov =
+            Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, cluster);
+        ov.cache = std::mem::take(&mut self.cache);
+        ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
+        let gid = self.shared.gid;
+        let mut replies = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for e in entries {
+            match e.payload {
+                EntryPayload::Blank => replies.push(Vec::new()),
+                EntryPayload::Normal(req) => {
+                    // A new leader with a slower clock must not un-expire keys.
+                    ov.clock = ov.clock.max(req.now_ms);
+                    let now = ov.clock;
+                    replies.push(
+                        req.cmds
+                            .iter()
+                            .map(|c| super::apply::apply(&mut ov, gid, c, now))
+                            .collect(),
+                    )
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m));
+                    replies.push(Vec::new());
+                }
+            }
+            last = Some(e.log_id);
+        }
+        let Some(last) = last else {
+            self.cache = ov.cache;
+            return Ok(replies);
+        };
+        self.commit(ov, &gen, &last, membership)
+            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
+        Ok(replies)
+    }
+}
+
 /// Commits `batch` (which sets the current generation to `new`) and switches readers to
 /// `new` atomically with it, then drops `old` once the flip is on disk: fjall records
 /// keyspace deletions durably at once, while the flip sits in the journal until the next
@@ -1309,44 +1356,10 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         I: IntoIterator<Item = openraft::Entry<ShardTC>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let gen = self.shared.generation();
-        let cluster = self.shared.cluster();
-        let mut ov =
-            Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, cluster);
-        ov.cache = std::mem::take(&mut self.cache);
-        ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
-        let gid = self.shared.gid;
-        let mut replies = Vec::new();
-        let mut last = None;
-        let mut membership = None;
-        for e in entries {
-            match e.payload {
-                EntryPayload::Blank => replies.push(Vec::new()),
-                EntryPayload::Normal(req) => {
-                    // A new leader with a slower clock must not un-expire keys.
-                    ov.clock = ov.clock.max(req.now_ms);
-                    let now = ov.clock;
-                    replies.push(
-                        req.cmds
-                            .iter()
-                            .map(|c| super::apply::apply(&mut ov, gid, c, now))
-                            .collect(),
-                    )
-                }
-                EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(e.log_id), m));
-                    replies.push(Vec::new());
-                }
-            }
-            last = Some(e.log_id);
-        }
-        let Some(last) = last else {
-            self.cache = ov.cache;
-            return Ok(replies);
-        };
-        crate::storage::blocking(|| self.commit(ov, &gen, &last, membership))
-            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
-        Ok(replies)
+        // The whole apply runs off the async workers: a large entry (a migration chunk,
+        // a big MSET) then delays other groups' tasks by OS time slicing, not by holding
+        // a worker that their queued tasks wait behind.
+        crate::storage::blocking(|| self.apply_sync(entries))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
