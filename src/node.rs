@@ -226,6 +226,7 @@ impl Node {
                 group.downgrade_handle(),
                 bus.clone(),
                 leaders.clone(),
+                config.controllers.clone(),
             ));
         }
         let shared = Arc::new(NodeShared {

@@ -35,6 +35,15 @@ impl LeaderHints {
             .or_else(|| nodes.first().cloned())
     }
 
+    /// The last leader heard of for `gid`.
+    pub fn leader(&self, gid: Gid) -> Option<NodeInfo> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&gid)
+            .cloned()
+    }
+
     fn set(&self, gid: Gid, leader: Option<NodeInfo>) {
         let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
         match leader {
@@ -46,7 +55,12 @@ impl LeaderHints {
 
 /// Refreshes `hints` for every other group of the latest configuration this node knows,
 /// until the group is dropped.
-pub async fn run(group: WeakShardGroup, bus: Bus, hints: Arc<LeaderHints>) {
+pub async fn run(
+    group: WeakShardGroup,
+    bus: Bus,
+    hints: Arc<LeaderHints>,
+    controllers: Vec<NodeInfo>,
+) {
     loop {
         tokio::time::sleep(REFRESH).await;
         let Some(g) = group.upgrade() else { return };
@@ -59,7 +73,9 @@ pub async fn run(group: WeakShardGroup, bus: Bus, hints: Arc<LeaderHints>) {
         let me = g.gid();
         drop(g);
         let Some(config) = config else { continue };
-        for (gid, nodes) in config.groups.iter().filter(|(gid, _)| **gid != me) {
+        let controller = (me != 0 && !controllers.is_empty()).then_some((&0, &controllers));
+        let others = config.groups.iter().filter(|(gid, _)| **gid != me);
+        for (gid, nodes) in controller.into_iter().chain(others) {
             let deadline = Instant::now() + REFRESH;
             if let Ok(ClusterReply::Leader(l)) =
                 call_group(&bus, *gid, nodes, ClusterRequest::WhoLeads, deadline).await

@@ -435,7 +435,7 @@ impl ShardStateMachine {
     fn apply_sync(
         &mut self,
         entries: impl IntoIterator<Item = openraft::Entry<ShardTC>>,
-    ) -> RaftRes<Vec<ShardResponse>> {
+    ) -> Result<Vec<ShardResponse>, Box<RaftStorageError<NodeId>>> {
         let gen = self.shared.generation();
         let cluster = self.shared.cluster();
         let mut ov =
@@ -472,7 +472,7 @@ impl ShardStateMachine {
             return Ok(replies);
         };
         self.commit(ov, &gen, &last, membership)
-            .map_err(|e| raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e))?;
+            .map_err(|e| Box::new(raft_err(ErrorSubject::Apply(last), ErrorVerb::Write, e)))?;
         Ok(replies)
     }
 }
@@ -903,6 +903,26 @@ impl ShardReader {
     /// The cluster state as committed (configuration, slot states, controller history).
     pub fn cluster(&self) -> Arc<ClusterMeta> {
         self.shared.cluster()
+    }
+
+    /// Up to `limit` user keys stored in `slot` (expired ones included, as Redis's
+    /// CLUSTER GETKEYSINSLOT), and how many there are in all when `limit` is usize::MAX.
+    pub fn slot_keys(&self, slot: u16, limit: usize) -> (Vec<Bytes>, u64) {
+        let gen = self.shared.generation();
+        let (start, end) = crate::db::keys::slot_range(slot);
+        let (mut keys, mut n) = (Vec::new(), 0u64);
+        for kv in gen.data.range(start..end) {
+            let Some(k) = self.logged(kv.key().map_err(StorageError::from)) else {
+                break;
+            };
+            n += 1;
+            if keys.len() < limit {
+                keys.push(Bytes::copy_from_slice(user_key(&k)));
+            } else if limit != usize::MAX {
+                break;
+            }
+        }
+        (keys, n)
     }
 
     /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys).
@@ -1359,7 +1379,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         // The whole apply runs off the async workers: a large entry (a migration chunk,
         // a big MSET) then delays other groups' tasks by OS time slicing, not by holding
         // a worker that their queued tasks wait behind.
-        crate::storage::blocking(|| self.apply_sync(entries))
+        crate::storage::blocking(|| self.apply_sync(entries)).map_err(|e| *e)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -25,12 +25,21 @@ const HELP: &[&str] = &[
     "    Show a configuration (the latest by default).",
     "REBALANCE",
     "    Even out slot counts across the joined groups.",
+    "SLOTS | SHARDS | NODES | INFO | MYID | MYSHARDID",
+    "    Redis Cluster's views: each group is a shard, its Raft leader the master.",
+    "KEYSLOT <key> | COUNTKEYSINSLOT <slot> | GETKEYSINSLOT <slot> <count>",
+    "    Slots and the keys this node holds in them.",
+    "FAILOVER",
+    "    Move the leadership of this node's group to this node.",
     "HELP",
     "    Print this help.",
 ];
 
 pub async fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
     let sub = argv[1].to_ascii_lowercase();
+    if let Some(reply) = super::cluster_views::execute(&sub, argv, node).await {
+        return reply;
+    }
     let req = match sub.as_slice() {
         b"help" => return help(HELP),
         b"join" => parse_join(&argv[2..]).map(|op| ClusterRequest::Ctl(CtlOp::Join(op))),

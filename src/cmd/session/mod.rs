@@ -3,6 +3,7 @@
 
 mod client;
 mod cluster;
+mod cluster_views;
 mod config;
 mod hello;
 mod info;
