@@ -15,7 +15,7 @@ use crate::bus::Bus;
 use crate::cluster::{Config, NodeInfo};
 use crate::raft::Gid;
 
-const REFRESH: Duration = Duration::from_millis(500);
+const REFRESH: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub struct LeaderHints(RwLock<HashMap<Gid, NodeInfo>>);

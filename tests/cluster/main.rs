@@ -6,6 +6,7 @@ mod raw;
 mod router;
 
 mod batching;
+mod cluster_client;
 mod commands;
 mod expiry;
 mod failover;

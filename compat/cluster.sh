@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Redis Cluster tools and clients straight at the nodes of a release `redraft dev`
+# (three groups): redis-cli -c, redis-cli --cluster check, redis-benchmark --cluster,
+# redis-py RedisCluster. Needs redis-tools and redis-py (installed by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+work=$(mktemp -d)
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --dir "$work/data" --base-port 7401 >"$work/dev.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Ready when a replica of every group has applied the first configuration.
+ready=""
+for _ in $(seq 1 400); do
+  n=0
+  for p in 7401 7404 7407; do
+    redis-cli -p $p info cluster 2>/dev/null | grep -q "redraft_slots_owned:[1-9]" && n=$((n + 1))
+  done
+  if [ $n -eq 3 ] && redis-cli -p 7401 cluster info 2>/dev/null | grep -q "cluster_state:ok"; then ready=1; break; fi
+  sleep 0.05
+done
+[ -n "$ready" ] || { echo "FAIL: cluster not ready"; cat "$work/dev.log"; exit 1; }
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# redis-cli -c follows MOVED from whichever node it starts at.
+for i in $(seq 1 30); do
+  port=$((7401 + i % 9))
+  got=$(redis-cli -c -p $port set "key:$i" "v$i" 2>&1)
+  [ "$got" == OK ] || { fail "redis-cli -c set key:$i via $port: $got"; continue; }
+  [ "$(redis-cli -c -p $((7401 + (i + 4) % 9)) get "key:$i")" == "v$i" ] && ok || fail "redis-cli -c get key:$i"
+done
+
+check=$(redis-cli --cluster check 127.0.0.1:7401 2>&1)
+grep -q "\[OK\] All nodes agree about slots configuration." <<<"$check" && ok || fail "cluster check: nodes disagree: $check"
+grep -q "\[OK\] All 16384 slots covered." <<<"$check" && ok || fail "cluster check: slots not covered: $check"
+
+out=$(redis-benchmark --cluster -p 7401 -t set,get -n 100000 -c 50 -q 2>&1 | tr '\r' '\n')
+for t in SET GET; do
+  grep -q "^$t: .*requests per second" <<<"$out" && ok || fail "redis-benchmark --cluster $t: $out"
+done
+grep -qi "error" <<<"$out" && fail "redis-benchmark --cluster reported errors: $out" || ok
+
+if python3 compat/test_cluster.py 7401; then ok; else fail "redis-py RedisCluster (compat/test_cluster.py)"; fi
+echo "cluster compat: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
