@@ -178,20 +178,24 @@ mod slot_runs {
     }
 }
 
+/// A node on 127.0.0.1 with ports derived from its id, for tests of cluster logic.
+#[cfg(test)]
+pub(crate) fn test_node(id: NodeId) -> NodeInfo {
+    NodeInfo {
+        id,
+        addr: NodeAddr {
+            host: "127.0.0.1".into(),
+            client_port: 7000 + id as u16,
+            bus_port: 17000 + id as u16,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn node(id: NodeId) -> NodeInfo {
-        NodeInfo {
-            id,
-            addr: NodeAddr {
-                host: "127.0.0.1".into(),
-                client_port: 7000 + id as u16,
-                bus_port: 17000 + id as u16,
-            },
-        }
-    }
+    use super::test_node as node;
 
     /// Groups 1..=3 with three nodes each; slots split in thirds with a gap at 100..=199.
     fn three_groups() -> Config {

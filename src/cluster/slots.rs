@@ -218,18 +218,8 @@ fn group_by_gid(m: &BTreeMap<u16, Gid>) -> BTreeMap<Gid, Vec<u16>> {
 mod tests {
     use super::*;
     use crate::cluster::{ControllerState, CtlOp};
-    use crate::raft::NodeAddr;
 
-    fn node(id: u64) -> NodeInfo {
-        NodeInfo {
-            id,
-            addr: NodeAddr {
-                host: "127.0.0.1".into(),
-                client_port: 7000 + id as u16,
-                bus_port: 17000 + id as u16,
-            },
-        }
-    }
+    use crate::cluster::config::test_node as node;
 
     fn join(ctl: &mut ControllerState, gid: Gid) -> Config {
         ctl.apply(&CtlOp::Join(vec![(gid, vec![node(gid * 10)])]))

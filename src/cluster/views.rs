@@ -267,18 +267,8 @@ mod tests {
 
     use super::*;
     use crate::cluster::SLOTS;
-    use crate::raft::NodeAddr;
 
-    fn node(id: NodeId) -> NodeInfo {
-        NodeInfo {
-            id,
-            addr: NodeAddr {
-                host: "127.0.0.1".into(),
-                client_port: 7000 + id as u16,
-                bus_port: 17000 + id as u16,
-            },
-        }
-    }
+    use crate::cluster::config::test_node as node;
 
     /// Groups 1..=3 with nodes g0, g1, g2; slots split in thirds.
     fn three_groups() -> Config {
