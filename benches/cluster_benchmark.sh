@@ -16,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"${CARGO_TARGET_DIR:-target}/release/redraft" dev --dir "$work/redraft" --base-port 7901 >"$work/dev.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --port 0 --dir "$work/redraft" --base-port 7901 >"$work/dev.log" 2>&1 &
 pids+=($!)
 for p in 7951 7952 7953 7954 7955 7956; do
   mkdir -p "$work/r$p"

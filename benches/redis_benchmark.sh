@@ -20,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --port 0 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
 pids+=($!)
 redis-server --port 7201 --save '' --appendonly no --dir "$work" --daemonize no >/dev/null 2>&1 &
 pids+=($!)

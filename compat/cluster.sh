@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
 work=$(mktemp -d)
-"${CARGO_TARGET_DIR:-target}/release/redraft" dev --dir "$work/data" --base-port 7401 >"$work/dev.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --port 0 --dir "$work/data" --base-port 7401 >"$work/dev.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -5,14 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
 work=$(mktemp -d)
-"${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --dir "$work/data" --base-port 7301 >"$work/dev.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --port 0 --dir "$work/data" --base-port 7301 >"$work/dev.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 leader=""
-for _ in $(seq 1 200); do
+for _ in $(seq 1 400); do
   for p in 7301 7302 7303; do
-    if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master"; then leader=$p; break 2; fi
+    # The leader, once it has applied the configuration that gives its group the slots.
+    if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master" &&
+      redis-cli -p $p INFO cluster 2>/dev/null | grep -q "redraft_slots_owned:16384"; then leader=$p; break 2; fi
   done
   sleep 0.05
 done

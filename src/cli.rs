@@ -27,6 +27,54 @@ pub enum Cmd {
     Node(NodeArgs),
     /// Run a whole local deployment in one process, for a first try.
     Dev(DevArgs),
+    /// Run a proxy: one RESP endpoint for plain Redis clients.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Client (RESP) port.
+    #[arg(long, env = "REDRAFT_PORT", default_value_t = 6379)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "REDRAFT_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Nodes to learn the cluster from, usually the controller's: `<host>:<port>,...`.
+    #[arg(
+        long,
+        env = "REDRAFT_CONTROLLER",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub controller: Vec<String>,
+    /// Most client connections.
+    #[arg(long, env = "REDRAFT_MAXCLIENTS", default_value_t = 10_000)]
+    pub maxclients: usize,
+    #[command(flatten)]
+    pub proxy: ProxyTuning,
+}
+
+/// Proxy settings shared by `redraft proxy` and `redraft dev`.
+#[derive(Args, Debug, Clone)]
+pub struct ProxyTuning {
+    /// How long the proxy retries a command through redirects, failovers and migrations
+    /// before the client gets the last error, in milliseconds.
+    #[arg(long, env = "REDRAFT_RETRY_MS", default_value_t = 5000)]
+    pub retry_ms: u64,
+    /// Pipelined connections from the proxy to each node.
+    #[arg(long, env = "REDRAFT_BACKEND_CONNS", default_value_t = 4)]
+    pub backend_conns: usize,
+}
+
+impl ProxyTuning {
+    pub fn config(&self, seeds: Vec<String>, maxclients: usize) -> redraft_proxy::ProxyConfig {
+        redraft_proxy::ProxyConfig {
+            seeds,
+            retry_window: std::time::Duration::from_millis(self.retry_ms),
+            maxclients,
+            backend_conns: self.backend_conns,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -108,8 +156,13 @@ pub struct DevArgs {
     /// Replicas in each data group.
     #[arg(long, env = "REDRAFT_REPLICAS", default_value_t = 3)]
     pub replicas: u16,
+    /// The proxy's port (0: no proxy).
+    #[arg(long, env = "REDRAFT_PROXY_PORT", default_value_t = 6379)]
+    pub port: u16,
     #[command(flatten)]
     pub tuning: Tuning,
+    #[command(flatten)]
+    pub proxy: ProxyTuning,
 }
 
 impl NodeArgs {

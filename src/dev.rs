@@ -175,6 +175,15 @@ impl LocalCluster {
         }
     }
 
+    /// The controller's client addresses (host:port), where a proxy learns the cluster.
+    pub fn controller_addrs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.group().gid() == 0)
+            .map(|n| n.addr().client_addr())
+            .collect()
+    }
+
     pub async fn stop(self) {
         for n in self.nodes {
             n.stop().await;

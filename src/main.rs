@@ -50,6 +50,16 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             node.stop().await;
         }
+        Cmd::Proxy(args) => {
+            let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
+            let proxy = redraft_proxy::Proxy::start(
+                listener,
+                args.proxy.config(args.controller.clone(), args.maxclients),
+            )?;
+            println!("redraft proxy serving RESP on {}", proxy.addr);
+            shutdown_signal().await;
+            proxy.stop();
+        }
         Cmd::Dev(args) => {
             let dir = match (&args.dir, tmp) {
                 (Some(d), _) => d.clone(),
@@ -92,13 +102,32 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
                     n.addr().client_addr()
                 );
             }
+            let proxy = if args.port != 0 {
+                let seeds = cluster.controller_addrs();
+                let config = args.proxy.config(seeds, args.tuning.maxclients);
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+                let proxy = redraft_proxy::Proxy::start(listener, config)?;
+                if !proxy.ready(Duration::from_secs(30)).await {
+                    println!("warning: the proxy does not know every slot's owner yet");
+                }
+                println!(
+                    "  proxy on {}: try redis-cli -p {} set hello world",
+                    proxy.addr, args.port
+                );
+                Some(proxy)
+            } else {
+                None
+            };
             if let Some(l) = leaders.get(&1) {
                 println!(
-                    "try: redis-cli -c -p {} set hello world   (-c follows MOVED to the owning group)",
+                    "cluster clients: redis-cli -c -p {} (-c follows MOVED to the owning group)",
                     l.client_port
                 );
             }
             shutdown_signal().await;
+            if let Some(p) = proxy {
+                p.stop();
+            }
             cluster.stop().await;
         }
     }

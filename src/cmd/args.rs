@@ -93,16 +93,7 @@ pub fn parse_i32(b: &[u8]) -> ParseResult<i32> {
     })
 }
 
-/// Makes user-supplied bytes safe inside an error line: lossy UTF-8, CR/LF become spaces
-/// (Redis's addReplyErrorLength does the same so the reply stays one line).
-pub fn err_text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace(['\r', '\n'], " ")
-}
-
-/// The first `n` bytes of `b`, as `%.Ns` prints them.
-pub fn cut(b: &[u8], n: usize) -> &[u8] {
-    &b[..b.len().min(n)]
-}
+pub use redraft_proxy::wire::table::{cut, err_text};
 
 /// A float argument as strtold read it, kept as an exact decimal `±mant × 10^exp10` so that
 /// INCRBYFLOAT can add without binary noise (see `string::incrbyfloat`).

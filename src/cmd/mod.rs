@@ -10,7 +10,7 @@ pub mod args;
 pub mod keyspace;
 pub mod server;
 pub mod string;
-pub mod table;
+pub use redraft_proxy::wire::table;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -21,9 +21,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Data, DbRead, DbWrite, Value};
-use args::{cut, err_text, ParseResult};
+use args::ParseResult;
 use redraft_proxy::wire::Reply;
-use table::{CommandSpec, COMMANDS};
+use table::{key_indices, CommandSpec};
+pub use table::{lookup, lookup_sub, resolve, unknown_command};
 
 /// A parsed command and how it must run.
 #[derive(Debug)]
@@ -181,61 +182,13 @@ fn session(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     Ok(Command::Session(argv.to_vec()))
 }
 
-/// Lower-case name → top-level spec.
-static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
-
 /// Full name → parser.
 static PARSER_BY_NAME: LazyLock<HashMap<&'static str, ParseFn>> =
     LazyLock::new(|| PARSERS.iter().copied().collect());
 
-/// Looks a name up case-insensitively without allocating for ordinary names.
-fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
-    let b = buf.get_mut(..name.len())?;
-    for (d, s) in b.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
-    }
-    std::str::from_utf8(b).ok()
-}
-
-/// The top-level spec for `name`, case-insensitively.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut buf = [0u8; 32];
-    BY_NAME.get(lower(name, &mut buf)?).copied()
-}
-
-/// A container's subcommand spec, case-insensitively.
-pub fn lookup_sub(container: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
-    container
-        .subcommands
-        .iter()
-        .find(|s| s.sub_name().as_bytes().eq_ignore_ascii_case(sub))
-}
-
 /// Longest key accepted. fjall keys are at most 65,535 bytes and storage adds up to 18
 /// (slot, hash, expiry time) in front; a longer key would panic the state machine.
 pub const MAX_KEY_LEN: usize = 65_000;
-
-/// The argv indices of a command's keys, per the table.
-fn key_indices(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
-    let argc = argc as i32;
-    let last = if spec.last_key < 0 {
-        argc + spec.last_key
-    } else {
-        spec.last_key
-    };
-    let (first, step) = if spec.first_key <= 0 || spec.step <= 0 {
-        (1, 1)
-    } else {
-        (spec.first_key, spec.step)
-    };
-    let end = if spec.first_key <= 0 || spec.step <= 0 {
-        0
-    } else {
-        last.min(argc - 1)
-    };
-    (first..=end).step_by(step as usize).map(|i| i as usize)
-}
 
 /// Whether any of the command's key arguments (per the table) is longer than MAX_KEY_LEN.
 fn has_long_key(spec: &CommandSpec, argv: &[Bytes]) -> bool {
@@ -281,49 +234,6 @@ pub fn parse(argv: Vec<Bytes>, now_ms: u64) -> Command {
         },
         Err(e) => Command::Reply(e),
     }
-}
-
-/// processCommand's lookup and arity check: the spec that will run, or the error.
-pub fn resolve(argv: &[Bytes]) -> ParseResult<&'static CommandSpec> {
-    let Some(name) = argv.first() else {
-        return Err(unknown_command(argv));
-    };
-    let mut spec = lookup(name).ok_or_else(|| unknown_command(argv))?;
-    if spec.is_container() && argv.len() >= 2 {
-        spec = lookup_sub(spec, &argv[1]).ok_or_else(|| {
-            Reply::err(format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                err_text(cut(&argv[1], 128)),
-                err_text(name).to_ascii_uppercase()
-            ))
-        })?;
-    }
-    let argc = argv.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
-        return Err(Reply::wrong_arity(spec.name));
-    }
-    Ok(spec)
-}
-
-/// `ERR unknown command '<argv0>', with args beginning with: 'a' 'b' `, with Redis's
-/// 128-byte cuts.
-fn unknown_command(argv: &[Bytes]) -> Reply {
-    let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
-    let mut args: Vec<u8> = Vec::new();
-    for a in argv.iter().skip(1) {
-        if args.len() >= 128 {
-            break;
-        }
-        let room = 128 - args.len();
-        args.push(b'\'');
-        args.extend_from_slice(cut(a, room));
-        args.extend_from_slice(b"' ");
-    }
-    Reply::err(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        err_text(cut(name, 128)),
-        err_text(&args)
-    ))
 }
 
 /// Commands answered from the leader's local state after a read barrier.

@@ -1,9 +1,11 @@
 //! The RESP wire protocol as Redis speaks it.
 
+pub mod decode;
 pub mod glob;
 pub mod reply;
 pub mod request;
 pub mod slot;
+pub mod table;
 
 pub use reply::{Protocol, Reply};
 pub use request::{Limits, ProtocolError, RequestParser};

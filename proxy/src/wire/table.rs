@@ -1,9 +1,16 @@
 //! The command table: Redis's commands/*.json as Rust data.
 //!
 //! It drives the arity check, `unknown command` / `unknown subcommand`, COMMAND, COMMAND INFO,
-//! DOCS, LIST and COUNT, and (through the key positions) slot routing. Parsers live in the
-//! command files; `super::PARSERS` maps each full name here to one, and a test checks that the
-//! two agree both ways.
+//! DOCS, LIST and COUNT, and (through the key positions) slot routing, at the nodes and at
+//! the proxy alike. Parsers live in the node's command files; `redraft::cmd::PARSERS` maps
+//! each full name here to one, and a test checks that the two agree both ways.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+use super::Reply;
 
 /// Where a command's keys are, in COMMAND INFO's key-spec shape (begin_search by index,
 /// find_keys by range).
@@ -404,3 +411,104 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "client|list", arity: -2, flags: &["admin", "noscript", "loading", "stale"], tips: &["nondeterministic_output"], summary: "Get the list of client connections", since: "2.4.0", complexity: "O(N) where N is the number of client connections", ..CLIENT_SUB },
     CommandSpec { name: "client|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLIENT_SUB },
 ];
+
+/// Lower-case name → top-level spec.
+static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+
+/// Looks a name up case-insensitively without allocating for ordinary names.
+fn lower<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    let b = buf.get_mut(..name.len())?;
+    for (d, s) in b.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(b).ok()
+}
+
+/// The top-level spec for `name`, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    BY_NAME.get(lower(name, &mut buf)?).copied()
+}
+
+/// A container's subcommand spec, case-insensitively.
+pub fn lookup_sub(container: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    container
+        .subcommands
+        .iter()
+        .find(|s| s.sub_name().as_bytes().eq_ignore_ascii_case(sub))
+}
+
+/// The argv indices of a command's keys, per the table.
+pub fn key_indices(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
+    let argc = argc as i32;
+    let last = if spec.last_key < 0 {
+        argc + spec.last_key
+    } else {
+        spec.last_key
+    };
+    let (first, step) = if spec.first_key <= 0 || spec.step <= 0 {
+        (1, 1)
+    } else {
+        (spec.first_key, spec.step)
+    };
+    let end = if spec.first_key <= 0 || spec.step <= 0 {
+        0
+    } else {
+        last.min(argc - 1)
+    };
+    (first..=end).step_by(step as usize).map(|i| i as usize)
+}
+
+/// processCommand's lookup and arity check: the spec that will run, or the error.
+pub fn resolve(argv: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
+    let Some(name) = argv.first() else {
+        return Err(unknown_command(argv));
+    };
+    let mut spec = lookup(name).ok_or_else(|| unknown_command(argv))?;
+    if spec.is_container() && argv.len() >= 2 {
+        spec = lookup_sub(spec, &argv[1]).ok_or_else(|| {
+            Reply::err(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                err_text(cut(&argv[1], 128)),
+                err_text(name).to_ascii_uppercase()
+            ))
+        })?;
+    }
+    let argc = argv.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return Err(Reply::wrong_arity(spec.name));
+    }
+    Ok(spec)
+}
+
+/// `ERR unknown command '<argv0>', with args beginning with: 'a' 'b' `, with Redis's
+/// 128-byte cuts.
+pub fn unknown_command(argv: &[Bytes]) -> Reply {
+    let name = argv.first().map(|b| &b[..]).unwrap_or(b"");
+    let mut args: Vec<u8> = Vec::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(cut(a, room));
+        args.extend_from_slice(b"' ");
+    }
+    Reply::err(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        err_text(cut(name, 128)),
+        err_text(&args)
+    ))
+}
+
+/// An argument in an error text: CR and LF would end the reply line early.
+pub fn err_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace(['\r', '\n'], " ")
+}
+
+/// The first `n` bytes of `b`, as `%.Ns` prints them.
+pub fn cut(b: &[u8], n: usize) -> &[u8] {
+    &b[..b.len().min(n)]
+}

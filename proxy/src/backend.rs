@@ -1,0 +1,195 @@
+//! One pipelined connection to a node: many requests in flight, replies matched to their
+//! requests by order (RESP has no request ids; a node answers a connection in order).
+//!
+//! A writer task sends whatever requests are queued with one write; a reader task decodes
+//! replies and completes the oldest waiter. When the connection fails every waiter gets
+//! [`BackendError::Lost`]: the outcome of its request is unknown, which the caller may
+//! retry only when that is safe (reads, and writes stamped for exactly-once).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::decode::decode_reply;
+use crate::wire::{Protocol, Reply};
+
+/// Time allowed to open a connection to a node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Requests written with one syscall at most.
+const MAX_WRITE_BATCH: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The connection failed (or never opened) with the request possibly sent.
+    #[error("connection to {0} lost")]
+    Lost(Arc<str>),
+}
+
+type Waiter = oneshot::Sender<Result<Reply, BackendError>>;
+
+struct Job {
+    req: Bytes,
+    reply: Waiter,
+}
+
+/// Requests sent and not yet answered, oldest first.
+type Inflight = Mutex<VecDeque<Waiter>>;
+
+/// A handle to one backend connection; cheap to clone.
+#[derive(Clone)]
+pub struct Backend {
+    addr: Arc<str>,
+    tx: mpsc::UnboundedSender<Job>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Backend {
+    /// Starts connecting to `addr`; requests queue until the connection is up.
+    pub fn connect(addr: Arc<str>, proto: Protocol) -> Backend {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(run(addr.clone(), proto, rx, alive.clone()));
+        Backend { addr, tx, alive }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Queues an encoded request; the receiver gets its reply. Requests queued by one
+    /// caller reach the node in the order they were queued.
+    pub fn send(&self, req: Bytes) -> oneshot::Receiver<Result<Reply, BackendError>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { req, reply }) {
+            let _ = job.reply.send(Err(BackendError::Lost(self.addr.clone())));
+        }
+        rx
+    }
+}
+
+async fn run(
+    addr: Arc<str>,
+    proto: Protocol,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    alive: Arc<AtomicBool>,
+) {
+    let inflight: Inflight = Mutex::new(VecDeque::new());
+    match open(&addr, proto).await {
+        Ok((stream, leftover)) => {
+            let (read, write) = stream.into_split();
+            // Whichever side fails first ends both.
+            tokio::select! {
+                _ = write_requests(write, &mut rx, &inflight) => {}
+                _ = read_replies(read, leftover, &inflight) => {}
+            }
+        }
+        Err(e) => tracing::debug!(%addr, error = %e, "backend connect failed"),
+    }
+    alive.store(false, Ordering::Release);
+    rx.close();
+    let lost = || Err(BackendError::Lost(addr.clone()));
+    for w in std::mem::take(&mut *inflight.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = w.send(lost());
+    }
+    while let Ok(job) = rx.try_recv() {
+        let _ = job.reply.send(lost());
+    }
+}
+
+/// Connects, and for RESP3 switches the connection with HELLO 3 first.
+async fn open(addr: &str, proto: Protocol) -> std::io::Result<(TcpStream, BytesMut)> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    if proto == Protocol::Resp3 {
+        stream
+            .write_all(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+            .await?;
+        loop {
+            match decode_reply(&mut buf) {
+                Ok(Some(Reply::Error(e))) => return Err(std::io::Error::other(e)),
+                Ok(Some(_)) => break,
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+    Ok((stream, buf))
+}
+
+async fn write_requests(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
+    inflight: &Inflight,
+) {
+    let mut jobs = Vec::with_capacity(MAX_WRITE_BATCH);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        if rx.recv_many(&mut jobs, MAX_WRITE_BATCH).await == 0 {
+            return;
+        }
+        {
+            // Waiters are queued before their bytes leave, so a reply always finds one.
+            let mut q = inflight.lock().unwrap_or_else(|e| e.into_inner());
+            for job in jobs.drain(..) {
+                out.extend_from_slice(&job.req);
+                q.push_back(job.reply);
+            }
+        }
+        if write.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+    }
+}
+
+async fn read_replies(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    mut buf: BytesMut,
+    inflight: &Inflight,
+) {
+    loop {
+        loop {
+            match decode_reply(&mut buf) {
+                Ok(Some(reply)) => {
+                    let waiter = inflight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop_front();
+                    match waiter {
+                        Some(w) => {
+                            let _ = w.send(Ok(reply));
+                        }
+                        None => {
+                            tracing::warn!("backend sent a reply nobody asked for");
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "backend sent a malformed reply");
+                    return;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

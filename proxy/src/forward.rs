@@ -1,0 +1,324 @@
+//! Sending one request to the node that should answer it, and riding out what a cluster
+//! in motion answers: MOVED (follow it now), ASK (ASKING then the command), TRYAGAIN and
+//! CLUSTERDOWN (back off and retry), a lost connection or an unknown write outcome (retry
+//! when the request is safe to repeat), all within the retry window; after that the client
+//! gets the last error.
+//!
+//! A request is sent when it is started (synchronously, so one client's requests reach a
+//! node in the order the client sent them) and finished asynchronously.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::backend::{Backend, BackendError};
+use crate::topology::Topology;
+use crate::wire::{Protocol, Reply};
+
+/// Longest one attempt may take: a node answers a stuck write after its 5 s commit timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// One node's connections for one protocol.
+type Lanes = Vec<Backend>;
+
+/// Pipelined connections to the nodes, a few per node and protocol. A client always uses
+/// the same lane, so its requests to one node share one connection and keep their order.
+pub struct Pool {
+    lanes: usize,
+    conns: Mutex<HashMap<(Arc<str>, Protocol), Lanes>>,
+}
+
+impl Pool {
+    pub fn new(lanes: usize) -> Pool {
+        Pool {
+            lanes: lanes.max(1),
+            conns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, addr: &Arc<str>, proto: Protocol, lane: u64) -> Backend {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let lanes = self.lanes;
+        let v = conns.entry((addr.clone(), proto)).or_insert_with(|| {
+            (0..lanes)
+                .map(|_| Backend::connect(addr.clone(), proto))
+                .collect()
+        });
+        let b = &mut v[(lane % lanes as u64) as usize];
+        if !b.is_alive() {
+            *b = Backend::connect(addr.clone(), proto);
+        }
+        b.clone()
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// The leader of the group owning the slot.
+    Slot(u16),
+    /// Any node (keyless commands every node answers the same).
+    Any,
+}
+
+/// What the proxy shares among its clients.
+pub struct Backends {
+    pub topo: Arc<Topology>,
+    pub pool: Pool,
+    pub retry_window: Duration,
+}
+
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads: repeating one changes nothing.
+    Read,
+    /// Writes stamped `ONCE client seq`: a repeat gets the first reply.
+    StampedWrite,
+    /// Everything else (a client's own ONCE, controller commands): never sent twice
+    /// unless the node said it did not run it.
+    Unsafe,
+}
+
+/// One request in flight.
+pub struct Call {
+    target: Target,
+    addr: Option<Arc<str>>,
+    req: Bytes,
+    proto: Protocol,
+    lane: u64,
+    retry: Retry,
+    first: Option<oneshot::Receiver<Result<Reply, BackendError>>>,
+}
+
+impl Backends {
+    /// Sends `req` now; `finish` waits for (and retries) its reply.
+    pub fn start(
+        &self,
+        target: Target,
+        req: Bytes,
+        proto: Protocol,
+        lane: u64,
+        retry: Retry,
+    ) -> Call {
+        let addr = match target {
+            Target::Slot(s) => self.topo.addr(s),
+            Target::Any => self.topo.any(),
+        };
+        let first = addr
+            .as_ref()
+            .map(|a| self.pool.get(a, proto, lane).send(req.clone()));
+        Call {
+            target,
+            addr,
+            req,
+            proto,
+            lane,
+            retry,
+            first,
+        }
+    }
+
+    pub async fn finish(&self, mut call: Call) -> Reply {
+        let deadline = Instant::now() + self.retry_window;
+        let mut backoff = FIRST_BACKOFF;
+        let mut redirects = 0u32;
+        let mut asking = false;
+        loop {
+            let outcome = match call.first.take() {
+                Some(rx) => Some(wait(rx).await),
+                None => match call.addr.clone() {
+                    Some(addr) if asking => Some(self.ask(&addr, &call).await),
+                    Some(addr) => {
+                        let rx = self
+                            .pool
+                            .get(&addr, call.proto, call.lane)
+                            .send(call.req.clone());
+                        Some(wait(rx).await)
+                    }
+                    None => None,
+                },
+            };
+            asking = false;
+            let last = match outcome {
+                Some(Ok(Reply::Error(e))) => match redirect(&e) {
+                    Some((kind, slot, addr)) => {
+                        let addr: Arc<str> = Arc::from(addr);
+                        if kind == "MOVED" {
+                            self.topo.moved(slot, &addr);
+                        } else {
+                            asking = true;
+                        }
+                        call.addr = Some(addr);
+                        redirects += 1;
+                        // Leaders changing hands can bounce a request a few times; only
+                        // then back off.
+                        if redirects < 4 {
+                            continue;
+                        }
+                        Reply::Error(e)
+                    }
+                    None if retryable(&e, call.retry != Retry::Unsafe) => {
+                        if e.starts_with("CLUSTERDOWN") {
+                            self.topo.request_refresh();
+                        }
+                        Reply::Error(e)
+                    }
+                    None => return Reply::Error(e),
+                },
+                Some(Ok(r)) => return r,
+                Some(Err(BackendError::Lost(_))) => {
+                    self.topo.request_refresh();
+                    match call.retry {
+                        Retry::Unsafe => {
+                            return Reply::err(
+                                "ERR write outcome unknown: the connection to the node was lost",
+                            )
+                        }
+                        Retry::StampedWrite => Reply::err(
+                            "ERR write outcome unknown: no node answered within the retry window",
+                        ),
+                        Retry::Read => Reply::err("CLUSTERDOWN The cluster is down"),
+                    }
+                }
+                None => {
+                    self.topo.refresh_and_wait(MAX_BACKOFF).await;
+                    Reply::err("CLUSTERDOWN Hash slot not served")
+                }
+            };
+            if Instant::now() + backoff > deadline {
+                return last;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            call.addr = match call.target {
+                Target::Slot(s) => self.topo.addr(s),
+                Target::Any => self.topo.any(),
+            };
+        }
+    }
+
+    /// ASKING and the request on a connection of their own: ASKING holds only for the
+    /// next command of its connection, and a pooled connection is shared.
+    async fn ask(&self, addr: &Arc<str>, call: &Call) -> Result<Reply, BackendError> {
+        let b = Backend::connect(addr.clone(), call.proto);
+        let asking = b.send(encode(&[Bytes::from_static(b"ASKING")]));
+        let rx = b.send(call.req.clone());
+        let _ = wait(asking).await;
+        wait(rx).await
+    }
+}
+
+async fn wait(rx: oneshot::Receiver<Result<Reply, BackendError>>) -> Result<Reply, BackendError> {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, rx).await {
+        Ok(Ok(r)) => r,
+        _ => Err(BackendError::Lost(Arc::from("timeout"))),
+    }
+}
+
+/// `MOVED <slot> <addr>` / `ASK <slot> <addr>`.
+fn redirect(e: &str) -> Option<(&str, u16, &str)> {
+    let mut it = e.split(' ');
+    let kind = it.next()?;
+    if kind != "MOVED" && kind != "ASK" {
+        return None;
+    }
+    let slot = it.next()?.parse().ok()?;
+    let addr = it.next()?;
+    Some((kind, slot, addr))
+}
+
+/// Errors that say "not now" rather than "no".
+fn retryable(e: &str, repeatable: bool) -> bool {
+    e.starts_with("TRYAGAIN")
+        || e.starts_with("CLUSTERDOWN")
+        || (repeatable && e.starts_with("ERR write outcome unknown"))
+}
+
+/// A request as a RESP array of bulk strings.
+pub fn encode(argv: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 16);
+    put_len(&mut out, b'*', argv.len());
+    for a in argv {
+        put_len(&mut out, b'$', a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+/// `ONCE <client> <seq>` in front of a request.
+pub fn encode_once(client: u64, seq: u64, argv: &[Bytes]) -> Bytes {
+    let mut c = itoa::Buffer::new();
+    let mut s = itoa::Buffer::new();
+    let (c, s) = (c.format(client).as_bytes(), s.format(seq).as_bytes());
+    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 64);
+    put_len(&mut out, b'*', argv.len() + 3);
+    for a in [&b"ONCE"[..], c, s]
+        .into_iter()
+        .chain(argv.iter().map(|a| &a[..]))
+    {
+        put_len(&mut out, b'$', a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+fn put_len(out: &mut BytesMut, tag: u8, n: usize) {
+    let mut b = itoa::Buffer::new();
+    out.put_u8(tag);
+    out.extend_from_slice(b.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_parse() {
+        assert_eq!(
+            redirect("MOVED 3999 127.0.0.1:6381"),
+            Some(("MOVED", 3999, "127.0.0.1:6381"))
+        );
+        assert_eq!(redirect("ASK 1 h:2"), Some(("ASK", 1, "h:2")));
+        assert_eq!(redirect("MOVED x h:1"), None);
+        assert_eq!(redirect("ERR MOVED 1 h:1"), None);
+    }
+
+    #[test]
+    fn once_wraps_the_request() {
+        let r = encode_once(
+            7,
+            42,
+            &[Bytes::from_static(b"INCR"), Bytes::from_static(b"k")],
+        );
+        assert_eq!(
+            &r[..],
+            b"*5\r\n$4\r\nONCE\r\n$1\r\n7\r\n$2\r\n42\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
+        );
+        assert_eq!(
+            &encode(&[Bytes::from_static(b"GET"), Bytes::new()])[..],
+            b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn only_not_now_errors_are_retried() {
+        assert!(retryable("TRYAGAIN Slot 5 is being migrated", false));
+        assert!(retryable("CLUSTERDOWN The cluster is down", false));
+        assert!(!retryable("ERR write outcome unknown", false));
+        assert!(retryable("ERR write outcome unknown", true));
+        assert!(!retryable(
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            true
+        ));
+    }
+}

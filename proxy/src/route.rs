@@ -1,0 +1,240 @@
+//! What the proxy does with each command, by the command table: answer it here (PING,
+//! HELLO, CLIENT …), send it to the leader of its slot (stamped `ONCE client seq` when it
+//! writes), split it per slot and merge the replies (MGET, MSET, DEL, UNLINK, EXISTS,
+//! TOUCH), fan it out to every group and aggregate as one Redis would (DBSIZE, KEYS, SCAN,
+//! RANDOMKEY, FLUSHALL), or pass it to any node (CLUSTER, COMMAND, CONFIG, TIME …).
+//!
+//! A split command is not atomic across slots: each slot's part commits on its own.
+//! Commands that must be atomic (MSETNX, RENAME, COPY …) need one slot, as at a node.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::forward::{encode, encode_once, Retry, Target};
+use crate::session::Session;
+use crate::wire::table::{key_indices, resolve, CommandSpec};
+use crate::wire::{key_slot, Reply};
+use crate::Shared;
+
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
+
+/// A command's reply: known now, or on its way.
+pub enum Dispatched {
+    Ready(Reply),
+    Pending(ReplyFuture),
+}
+
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// Routes one request. Runs synchronously up to the point where its requests are sent,
+/// so a client's requests leave in the order it sent them.
+pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatched {
+    let spec = match resolve(&argv) {
+        Ok(spec) => spec,
+        Err(e) => return Dispatched::Ready(e),
+    };
+    use Dispatched::Ready;
+    match spec.name {
+        "ping" => Ready(match argv.get(1) {
+            Some(m) => Reply::Bulk(m.clone()),
+            None => Reply::status("PONG"),
+        }),
+        "echo" => Ready(Reply::Bulk(argv[1].clone())),
+        "quit" => {
+            s.quit = true;
+            Ready(Reply::ok())
+        }
+        "hello" => Ready(crate::session::hello(s, sh, &argv)),
+        "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
+        n if n.starts_with("client|") && n != "client|help" => {
+            Ready(crate::session::client(s, sh, &argv))
+        }
+        "info" => crate::fanout::info(sh, s, &argv),
+        "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" => {
+            crate::fanout::fan_out(sh, s, spec.name, argv)
+        }
+        "scan" => crate::fanout::scan(sh, s, argv),
+        "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => split(sh, s, spec, argv),
+        "once" => match slot_of(spec_of(&argv[3..]), &argv[3..]) {
+            Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Unsafe),
+            Ok(None) => Ready(Reply::err("ERR ONCE only wraps data commands")),
+            Err(e) => Ready(e),
+        },
+        _ => match slot_of(Some(spec), &argv) {
+            Err(e) => Ready(e),
+            Ok(Some(slot)) if spec.has_flag("write") => {
+                let req = encode_once(s.once_client, s.next_seq(), &argv);
+                forward(sh, s, Target::Slot(slot), req, Retry::StampedWrite)
+            }
+            Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Read),
+            Ok(None) => {
+                let retry = if spec.has_flag("write") || spec.has_flag("admin") {
+                    Retry::Unsafe
+                } else {
+                    Retry::Read
+                };
+                forward(sh, s, Target::Any, encode(&argv), retry)
+            }
+        },
+    }
+}
+
+fn spec_of(argv: &[Bytes]) -> Option<&'static CommandSpec> {
+    resolve(argv).ok()
+}
+
+/// The one slot of a command's keys; CROSSSLOT if they differ.
+fn slot_of(spec: Option<&'static CommandSpec>, argv: &[Bytes]) -> Result<Option<u16>, Reply> {
+    let Some(spec) = spec else { return Ok(None) };
+    let mut slot = None;
+    for i in key_indices(spec, argv.len()) {
+        let k = key_slot(&argv[i]);
+        match slot {
+            None => slot = Some(k),
+            Some(p) if p != k => return Err(Reply::err(CROSSSLOT)),
+            _ => {}
+        }
+    }
+    Ok(slot)
+}
+
+/// Sends one request and waits for its reply (with retries) in the background.
+pub fn forward(
+    sh: &Arc<Shared>,
+    s: &Session,
+    target: Target,
+    req: Bytes,
+    retry: Retry,
+) -> Dispatched {
+    let call = sh.backends.start(target, req, s.proto, s.lane, retry);
+    let sh = sh.clone();
+    Dispatched::Pending(Box::pin(async move { sh.backends.finish(call).await }))
+}
+
+/// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one request per slot, replies merged in order.
+fn split(
+    sh: &Arc<Shared>,
+    s: &mut Session,
+    spec: &'static CommandSpec,
+    argv: Vec<Bytes>,
+) -> Dispatched {
+    let step = if spec.name == "mset" { 2 } else { 1 };
+    if spec.name == "mset" && argv.len().is_multiple_of(2) {
+        return Dispatched::Ready(Reply::wrong_arity("mset"));
+    }
+    // (slot, argv indices of its keys) in order of first appearance.
+    let mut parts: Vec<(u16, Vec<usize>)> = Vec::new();
+    let mut at: HashMap<u16, usize> = HashMap::new();
+    for i in (1..argv.len()).step_by(step) {
+        let slot = key_slot(&argv[i]);
+        let n = *at.entry(slot).or_insert_with(|| {
+            parts.push((slot, Vec::new()));
+            parts.len() - 1
+        });
+        parts[n].1.push(i);
+    }
+    let write = spec.has_flag("write");
+    let send = |s: &mut Session, slot: u16, sub: &[Bytes]| {
+        let (req, retry) = if write {
+            (
+                encode_once(s.once_client, s.next_seq(), sub),
+                Retry::StampedWrite,
+            )
+        } else {
+            (encode(sub), Retry::Read)
+        };
+        sh.backends
+            .start(Target::Slot(slot), req, s.proto, s.lane, retry)
+    };
+    if parts.len() == 1 {
+        let call = send(s, parts[0].0, &argv);
+        let sh = sh.clone();
+        return Dispatched::Pending(Box::pin(async move { sh.backends.finish(call).await }));
+    }
+    let calls: Vec<_> = parts
+        .iter()
+        .map(|(slot, idx)| {
+            let mut sub = Vec::with_capacity(idx.len() * step + 1);
+            sub.push(argv[0].clone());
+            for &i in idx {
+                sub.extend_from_slice(&argv[i..i + step]);
+            }
+            send(s, *slot, &sub)
+        })
+        .collect();
+    let sh = sh.clone();
+    let name = spec.name;
+    let keys = (argv.len() - 1) / step;
+    Dispatched::Pending(Box::pin(async move {
+        let mut replies = Vec::with_capacity(calls.len());
+        for c in calls {
+            replies.push(sh.backends.finish(c).await);
+        }
+        merge(name, keys, &parts, replies)
+    }))
+}
+
+/// One reply from the parts' replies, as the unsplit command would have answered.
+fn merge(name: &str, keys: usize, parts: &[(u16, Vec<usize>)], replies: Vec<Reply>) -> Reply {
+    if let Some(e) = replies.iter().find(|r| r.is_error()) {
+        return e.clone();
+    }
+    match name {
+        "mget" => {
+            let mut out = vec![Reply::Null; keys];
+            for ((_, idx), r) in parts.iter().zip(replies) {
+                let Reply::Array(vals) = r else {
+                    return Reply::err("ERR unexpected reply from a node to MGET");
+                };
+                for (&i, v) in idx.iter().zip(vals) {
+                    out[i - 1] = v;
+                }
+            }
+            Reply::Array(out)
+        }
+        "mset" => Reply::ok(),
+        _ => Reply::Int(
+            replies
+                .iter()
+                .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
+                .sum(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_puts_values_back_in_key_order() {
+        let parts = vec![(1, vec![1, 3]), (2, vec![2])];
+        let r = merge(
+            "mget",
+            3,
+            &parts,
+            vec![
+                Reply::Array(vec![Reply::bulk_str("a"), Reply::Null]),
+                Reply::Array(vec![Reply::bulk_str("b")]),
+            ],
+        );
+        assert_eq!(
+            r,
+            Reply::Array(vec![
+                Reply::bulk_str("a"),
+                Reply::bulk_str("b"),
+                Reply::Null
+            ])
+        );
+        assert_eq!(
+            merge("del", 3, &parts, vec![Reply::Int(2), Reply::Int(1)]),
+            Reply::Int(3)
+        );
+        let e = Reply::err("ERR key is too long");
+        assert_eq!(merge("mset", 3, &parts, vec![Reply::ok(), e.clone()]), e);
+    }
+}

@@ -1,0 +1,247 @@
+//! A client's connection state at the proxy, and the commands about the connection itself
+//! (HELLO, CLIENT …), which the proxy answers: its backend connections are shared, so
+//! connection state must never be sent to a node.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::wire::request::string2ll;
+use crate::wire::{Protocol, Reply};
+use crate::Shared;
+
+/// The Redis version the proxy reports (the one redraft's replies follow).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub struct Session {
+    /// CLIENT ID.
+    pub id: u64,
+    /// The exactly-once identity of this connection's writes: unique across proxies and
+    /// restarts (random), with `seq` counting its writes.
+    pub once_client: u64,
+    seq: u64,
+    pub proto: Protocol,
+    /// Which pooled connection to each node this client uses.
+    pub lane: u64,
+    pub quit: bool,
+}
+
+impl Session {
+    pub fn new(id: u64) -> Session {
+        Session {
+            id,
+            // 63 bits: the node reads it as a non-negative integer.
+            once_client: random_u64() >> 1,
+            seq: 0,
+            proto: Protocol::Resp2,
+            lane: id,
+            quit: false,
+        }
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+/// A random u64 from the standard library's randomly keyed hasher, the clock and a counter.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// What CLIENT LIST shows of each connection.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub addr: String,
+    pub name: Bytes,
+    pub lib_name: Bytes,
+    pub lib_ver: Bytes,
+}
+
+/// The proxy's open client connections.
+#[derive(Default)]
+pub struct Clients(Mutex<BTreeMap<u64, ClientInfo>>);
+
+impl Clients {
+    pub fn add(&self, id: u64, addr: String) {
+        self.lock().insert(
+            id,
+            ClientInfo {
+                addr,
+                ..ClientInfo::default()
+            },
+        );
+    }
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+    fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
+        if let Some(c) = self.lock().get_mut(&id) {
+            f(c)
+        }
+    }
+    fn get(&self, id: u64) -> ClientInfo {
+        self.lock().get(&id).cloned().unwrap_or_default()
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientInfo>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Client names may not contain spaces or control bytes (CLIENT LIST splits on spaces).
+fn check_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        Ok(())
+    } else {
+        Err(Reply::err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ))
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+pub fn hello(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
+    let mut proto = s.proto;
+    let mut name = None;
+    if argv.len() >= 2 {
+        proto = match string2ll(&argv[1]) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+            None => return Reply::err("ERR Protocol version is not an integer or out of range"),
+        };
+        let mut i = 2;
+        while i < argv.len() {
+            let opt = argv[i].to_ascii_lowercase();
+            let more = argv.len() - i - 1;
+            if opt == b"auth" && more >= 2 {
+                if !argv[i + 1].eq_ignore_ascii_case(b"default") {
+                    return Reply::err(
+                        "WRONGPASS invalid username-password pair or user is disabled.",
+                    );
+                }
+                i += 3;
+            } else if opt == b"setname" && more >= 1 {
+                if let Err(e) = check_name(&argv[i + 1]) {
+                    return e;
+                }
+                name = Some(argv[i + 1].clone());
+                i += 2;
+            } else {
+                return Reply::err(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ));
+            }
+        }
+    }
+    s.proto = proto;
+    if let Some(n) = name {
+        sh.clients.update(s.id, |c| c.name = n);
+    }
+    Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
+        (
+            Reply::bulk_str("proto"),
+            Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
+        (Reply::bulk_str("id"), Reply::Int(s.id as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(vec![])),
+    ])
+}
+
+/// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST (arity already checked).
+pub fn client(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
+    let sub = argv[1].to_ascii_lowercase();
+    match sub.as_slice() {
+        b"id" => Reply::Int(s.id as i64),
+        b"setname" => match check_name(&argv[2]) {
+            Ok(()) => {
+                sh.clients.update(s.id, |c| c.name = argv[2].clone());
+                Reply::ok()
+            }
+            Err(e) => e,
+        },
+        b"getname" => {
+            let name = sh.clients.get(s.id).name;
+            if name.is_empty() {
+                Reply::Null
+            } else {
+                Reply::Bulk(name)
+            }
+        }
+        b"setinfo" => {
+            let attr = argv[2].to_ascii_lowercase();
+            if attr != b"lib-name" && attr != b"lib-ver" {
+                return Reply::err(format!(
+                    "ERR Unrecognized option '{}'",
+                    String::from_utf8_lossy(&argv[2])
+                ));
+            }
+            if let Err(_e) = check_name(&argv[3]) {
+                return Reply::err(
+                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
+                );
+            }
+            let v = argv[3].clone();
+            sh.clients.update(s.id, |c| {
+                if attr == b"lib-name" {
+                    c.lib_name = v
+                } else {
+                    c.lib_ver = v
+                }
+            });
+            Reply::ok()
+        }
+        b"info" => Reply::Verbatim(Bytes::from(line(s.id, &sh.clients.get(s.id), s))),
+        b"list" => {
+            let all: Vec<(u64, ClientInfo)> = sh
+                .clients
+                .lock()
+                .iter()
+                .map(|(id, c)| (*id, c.clone()))
+                .collect();
+            let text: String = all.iter().map(|(id, c)| line(*id, c, s)).collect();
+            Reply::Verbatim(Bytes::from(text))
+        }
+        _ => Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&argv[1])
+        )),
+    }
+}
+
+fn line(id: u64, c: &ClientInfo, s: &Session) -> String {
+    let resp = if s.proto == Protocol::Resp3 && id == s.id {
+        3
+    } else {
+        2
+    };
+    format!(
+        "id={id} addr={} laddr= fd=0 name={} age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
+        c.addr,
+        String::from_utf8_lossy(&c.name),
+        String::from_utf8_lossy(&c.lib_name),
+        String::from_utf8_lossy(&c.lib_ver),
+    )
+}
