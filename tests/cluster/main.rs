@@ -12,5 +12,6 @@ mod expiry;
 mod failover;
 mod partition;
 mod protocol;
+mod proxy;
 mod recovery;
 mod sharding;

@@ -121,9 +121,7 @@ fn parse(b: &mut Bytes) -> Result<Reply, DecodeError> {
             if n < 0 {
                 return Ok(Reply::Null);
             }
-            let items = (0..n)
-                .map(|_| parse(b))
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = (0..n).map(|_| parse(b)).collect::<Result<Vec<_>, _>>()?;
             if tag == b'~' {
                 Reply::Set(items)
             } else {

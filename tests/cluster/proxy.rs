@@ -1,0 +1,461 @@
+//! The proxy in front of a controller and three groups: plain clients see one Redis. Every
+//! command family, multi-key commands split across slots, keyless commands fanned out,
+//! 10k-command pipelines in order, and exactly-once appends through a leader kill and a
+//! slot migration (compared against what each writer was told).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redraft_proxy::wire::key_slot;
+use redraft_proxy::{Proxy, ProxyConfig};
+
+use crate::fixture::{wait_until, TestCluster};
+use crate::raw::{encode, Raw};
+
+async fn start() -> (TestCluster, Proxy) {
+    let c = TestCluster::sharded(3, 3, |_| {}).await;
+    c.join_all().await;
+    let proxy = start_proxy(&c).await;
+    (c, proxy)
+}
+
+async fn start_proxy(c: &TestCluster) -> Proxy {
+    let seeds = c
+        .members(0)
+        .iter()
+        .map(|id| c.peers[id].client_addr())
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ProxyConfig {
+        seeds,
+        retry_window: Duration::from_secs(10),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::start(listener, config).expect("proxy");
+    assert!(
+        proxy.ready(Duration::from_secs(30)).await,
+        "proxy learned the slots"
+    );
+    proxy
+}
+
+async fn client(proxy: &Proxy) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{}/", proxy.addr)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    con.set_response_timeout(Duration::from_secs(30));
+    con
+}
+
+/// redis-rs names the error kind rather than printing Redis's code word.
+fn is_crossslot(e: redis::RedisError) -> bool {
+    format!("{e:?} {e}").to_lowercase().contains("crossslot")
+}
+
+/// Keys spread over every group: one per slot range of 1000.
+fn spread_keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("key:{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_family_through_the_proxy() {
+    let (c, proxy) = start().await;
+    let mut con = client(&proxy).await;
+    let keys = spread_keys(200);
+    let slots: BTreeSet<u16> = keys.iter().map(|k| key_slot(k.as_bytes())).collect();
+    assert!(slots.len() > 100, "keys cover many slots");
+
+    // Cross-slot MSET / MGET / EXISTS / DEL split per slot and merge in order.
+    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
+    let _: () = con.mset(&pairs).await.unwrap();
+    let mut ask: Vec<String> = keys.clone();
+    ask.insert(7, "missing".into());
+    let got: Vec<Option<String>> = con.mget(&ask).await.unwrap();
+    for (k, v) in ask.iter().zip(&got) {
+        let want = (k != "missing").then(|| format!("v-{k}"));
+        assert_eq!(v, &want, "MGET {k}");
+    }
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(&keys[0])
+        .arg(&keys[0])
+        .arg(&keys[1])
+        .arg("missing")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "EXISTS counts repeats, as Redis");
+    let n: i64 = redis::cmd("TOUCH")
+        .arg(&keys[2..12])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 10);
+    let dbsize: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(dbsize, 200, "DBSIZE sums the groups");
+    let all: Vec<String> = con.keys("key:*").await.unwrap();
+    assert_eq!(
+        all.iter().cloned().collect::<BTreeSet<_>>(),
+        keys.iter().cloned().collect()
+    );
+
+    // SCAN walks every group with one cursor: each key exactly once.
+    let mut seen = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(17)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        seen.extend(page);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    seen.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(seen, want, "a full SCAN returns every key once");
+    let bad: redis::RedisResult<()> = redis::cmd("SCAN").arg("x1").query_async(&mut con).await;
+    assert!(bad.unwrap_err().to_string().contains("invalid cursor"));
+    let rk: String = redis::cmd("RANDOMKEY").query_async(&mut con).await.unwrap();
+    assert!(keys.contains(&rk));
+
+    // Strings.
+    let _: () = con.set("s", "hello").await.unwrap();
+    assert_eq!(con.append::<_, _, i64>("s", " world").await.unwrap(), 11);
+    assert_eq!(con.strlen::<_, i64>("s").await.unwrap(), 11);
+    assert_eq!(con.getrange::<_, String>("s", 0, 4).await.unwrap(), "hello");
+    assert_eq!(
+        con.setrange::<_, _, i64>("s", 6, "WORLD").await.unwrap(),
+        11
+    );
+    assert_eq!(con.get::<_, String>("s").await.unwrap(), "hello WORLD");
+    assert_eq!(con.incr::<_, _, i64>("n", 5).await.unwrap(), 5);
+    assert_eq!(con.decr::<_, _, i64>("n", 2).await.unwrap(), 3);
+    let f: String = redis::cmd("INCRBYFLOAT")
+        .arg("f")
+        .arg("1.5")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(f, "1.5");
+    assert!(!con.set_nx::<_, _, bool>("s", "x").await.unwrap());
+    let old: String = redis::cmd("GETSET")
+        .arg("s")
+        .arg("new")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(old, "hello WORLD");
+    let gd: String = redis::cmd("GETDEL")
+        .arg("s")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(gd, "new");
+    let e: redis::RedisResult<i64> = con.incr("f", 1).await;
+    assert!(e.unwrap_err().to_string().contains("not an integer"));
+
+    // Keyspace and TTLs.
+    let _: () = con.set_ex("t", "v", 100).await.unwrap();
+    let ttl: i64 = con.ttl("t").await.unwrap();
+    assert!((99..=100).contains(&ttl), "TTL {ttl}");
+    assert!(con.persist::<_, bool>("t").await.unwrap());
+    assert_eq!(con.ttl::<_, i64>("t").await.unwrap(), -1);
+    let ty: String = redis::cmd("TYPE")
+        .arg("t")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(ty, "string");
+    // Commands that must be atomic need one slot; hash tags give them one.
+    let _: () = con.set("{u}a", "1").await.unwrap();
+    let _: () = con.rename("{u}a", "{u}b").await.unwrap();
+    assert_eq!(con.get::<_, String>("{u}b").await.unwrap(), "1");
+    let cross: redis::RedisResult<()> = con.rename("{u}b", "{v}b").await;
+    assert!(is_crossslot(cross.unwrap_err()));
+    let ok: bool = redis::cmd("MSETNX")
+        .arg("{u}x")
+        .arg(1)
+        .arg("{u}y")
+        .arg(2)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(ok);
+    let cross: redis::RedisResult<bool> = redis::cmd("MSETNX")
+        .arg("{u}z")
+        .arg(1)
+        .arg("{v}z")
+        .arg(2)
+        .query_async(&mut con)
+        .await;
+    assert!(is_crossslot(cross.unwrap_err()));
+
+    // The connection itself is the proxy's.
+    let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("me")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let name: String = redis::cmd("CLIENT")
+        .arg("GETNAME")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(name, "me");
+    let e: redis::RedisResult<()> = redis::cmd("NOPE").arg("x").query_async(&mut con).await;
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("unknown command 'NOPE'"));
+    let e: redis::RedisResult<()> = redis::cmd("GET").query_async(&mut con).await;
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("wrong number of arguments for 'get' command"));
+
+    // Controller commands and Redis Cluster's views describe the real groups.
+    let q: redis::Value = redis::cmd("CLUSTER")
+        .arg("QUERY")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(format!("{q:?}").contains("groups"), "{q:?}");
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(slots.len() >= 3);
+
+    let info: String = redis::cmd("INFO").query_async(&mut con).await.unwrap();
+    assert!(
+        info.contains("redraft_role:proxy") && info.contains("db0:keys="),
+        "{info}"
+    );
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await.unwrap();
+    let dbsize: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(dbsize, 0);
+    proxy.stop();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_of_10k_mixed_commands_keeps_its_order() {
+    let (c, proxy) = start().await;
+    let mut raw = Raw::connect(&proxy.addr.to_string()).await;
+    let mut bytes = Vec::new();
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    let mut model: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..10_000i64 {
+        let k = format!("p{}", i % 97);
+        match i % 4 {
+            0 => {
+                bytes.extend(encode(&[b"SET", k.as_bytes(), i.to_string().as_bytes()]));
+                model.insert(k, i);
+                want.push(b"+OK\r\n".to_vec());
+            }
+            1 | 3 => {
+                bytes.extend(encode(&[b"INCR", k.as_bytes()]));
+                let v = model.entry(k).or_insert(0);
+                *v += 1;
+                want.push(format!(":{v}\r\n").into_bytes());
+            }
+            _ => {
+                bytes.extend(encode(&[b"GET", k.as_bytes()]));
+                want.push(match model.get(&k) {
+                    Some(v) => format!("${}\r\n{v}\r\n", v.to_string().len()).into_bytes(),
+                    None => b"$-1\r\n".to_vec(),
+                });
+            }
+        }
+    }
+    raw.send(&bytes).await;
+    for (i, w) in want.iter().enumerate() {
+        let got = raw.reply().await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(w),
+            "reply {i}"
+        );
+    }
+    proxy.stop();
+    c.stop().await;
+}
+
+const WRITERS: usize = 4;
+const KEYS: usize = 12;
+
+/// What one writer was told: (key, token) acknowledged, and the errors it got.
+type Outcome = (Vec<(String, String)>, Vec<String>);
+
+/// Pipelined writers APPENDing unique tokens through the proxy, each recording what it
+/// was told.
+struct Writers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Outcome>>,
+}
+
+fn start_writers(proxy: &Proxy) -> Writers {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let addr = proxy.addr.to_string();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut raw = Raw::connect(&addr).await;
+            let mut acked: Vec<(String, String)> = Vec::new();
+            let mut errors = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 64 {
+                // A pipeline of 16 appends over several keys (and so groups).
+                let mut batch = Vec::new();
+                let mut bytes = Vec::new();
+                for _ in 0..16 {
+                    let key = format!("list:{}", (i * 7 + w) % KEYS);
+                    let token = format!("w{w}-{i},");
+                    bytes.extend(encode(&[b"APPEND", key.as_bytes(), token.as_bytes()]));
+                    batch.push((key, token));
+                    i += 1;
+                }
+                raw.send(&bytes).await;
+                for (key, token) in batch {
+                    let r = raw.reply().await;
+                    if r.first() == Some(&b':') {
+                        acked.push((key, token));
+                    } else {
+                        errors.push(String::from_utf8_lossy(&r).into_owned());
+                    }
+                }
+            }
+            (acked, errors)
+        }));
+    }
+    Writers { stop, tasks }
+}
+
+impl Writers {
+    /// Stops the writers and checks: no client saw an error, every key holds every
+    /// acknowledged token exactly once and nothing else, each writer's tokens in the order
+    /// it sent them.
+    async fn check(self, proxy: &Proxy) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for t in self.tasks {
+            let (a, errors) = t.await.unwrap();
+            assert!(
+                errors.is_empty(),
+                "clients of the proxy saw errors: {errors:?}"
+            );
+            acked.extend(a);
+        }
+        assert!(acked.len() >= WRITERS * 64);
+        let mut con = client(proxy).await;
+        let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for k in 0..KEYS {
+            let key = format!("list:{k}");
+            let v: Option<String> = con.get(&key).await.unwrap();
+            let tokens: Vec<String> = v
+                .unwrap_or_default()
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| format!("{t},"))
+                .collect();
+            stored.insert(key, tokens);
+        }
+        for (key, token) in &acked {
+            let n = stored[key].iter().filter(|t| *t == token).count();
+            assert_eq!(n, 1, "{token} in {key} {n} times");
+        }
+        let total: usize = stored.values().map(Vec::len).sum();
+        assert_eq!(total, acked.len(), "no token beyond the acknowledged ones");
+        for tokens in stored.values() {
+            for w in 0..WRITERS {
+                let prefix = format!("w{w}-");
+                let seq: Vec<usize> = tokens
+                    .iter()
+                    .filter_map(|t| t.strip_prefix(&prefix))
+                    .map(|n| n.trim_end_matches(',').parse().unwrap())
+                    .collect();
+                assert!(
+                    seq.windows(2).all(|p| p[0] < p[1]),
+                    "writer {w} order: {seq:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Waits until the writers have made progress (acknowledged appends are visible).
+async fn writers_running(proxy: &Proxy) {
+    let mut con = client(proxy).await;
+    wait_until(Duration::from_secs(10), "writers appending", || {
+        let mut con = con.clone();
+        async move {
+            let n: i64 = redis::cmd("STRLEN")
+                .arg("list:0")
+                .query_async(&mut con)
+                .await
+                .ok()?;
+            (n > 100).then_some(())
+        }
+    })
+    .await;
+    let _: () = redis::cmd("PING").query_async(&mut con).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_kill_under_pipelined_appends_applies_each_once() {
+    let (mut c, proxy) = start().await;
+    let writers = start_writers(&proxy);
+    writers_running(&proxy).await;
+    let victim = c.leader_of(2).await;
+    c.kill(victim).await;
+    // The group elects a new leader; the proxy finds it.
+    c.leader_of(2).await;
+    writers_running(&proxy).await;
+    c.restart(victim).await;
+    writers.check(&proxy).await;
+    proxy.stop();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migration_under_load_is_invisible_to_proxy_clients() {
+    let (c, proxy) = start().await;
+    let writers = start_writers(&proxy);
+    writers_running(&proxy).await;
+    // Move every slot of the written keys to group 3, then rebalance them back.
+    let mut num = 0;
+    for k in 0..KEYS {
+        let slot = key_slot(format!("list:{k}").as_bytes());
+        let args = vec!["MOVE".to_string(), slot.to_string(), "3".to_string()];
+        if let redis::Value::Int(n) = c.cluster_cmd(&args).await {
+            num = n as u64;
+        }
+    }
+    c.settled(num).await;
+    writers_running(&proxy).await;
+    let r = c.cluster_cmd(&["REBALANCE".to_string()]).await;
+    let redis::Value::Int(n) = r else {
+        panic!("REBALANCE: {r:?}")
+    };
+    c.settled(n as u64).await;
+    writers.check(&proxy).await;
+    wait_until(
+        Duration::from_secs(5),
+        "the proxy saw the new configurations",
+        || async { (proxy.shared.backends.topo.epoch() >= n as u64).then_some(()) },
+    )
+    .await;
+    proxy.stop();
+    c.stop().await;
+}
