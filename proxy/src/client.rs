@@ -38,6 +38,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     let mut inflight: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Set once nothing more will be read: QUIT, or a malformed request.
     let mut closing = false;
+    let mut shutdown = sh.shutdown.subscribe();
     loop {
         while !closing && inflight.len() < WINDOW {
             match parser.parse(&mut buf) {
@@ -83,6 +84,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
             buf.reserve(16 * 1024);
         }
         tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
             n = stream.read_buf(&mut buf), if can_read => {
                 if !matches!(n, Ok(n) if n > 0) {
                     return;

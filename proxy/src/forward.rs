@@ -42,6 +42,11 @@ impl Pool {
         }
     }
 
+    /// Drops every connection (in-flight requests fail as lost).
+    pub fn clear(&self) {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub fn get(&self, addr: &Arc<str>, proto: Protocol, lane: u64) -> Backend {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let lanes = self.lanes;

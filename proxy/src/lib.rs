@@ -61,6 +61,8 @@ pub struct Shared {
     pub started: Instant,
     next_id: AtomicU64,
     connected: AtomicUsize,
+    /// Set when the proxy stops: client connections close.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running proxy.
@@ -86,6 +88,7 @@ impl Proxy {
             started: Instant::now(),
             next_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
+            shutdown: tokio::sync::watch::channel(false).0,
         });
         let task = tokio::spawn(accept(listener, shared.clone()));
         Ok(Proxy { addr, shared, task })
@@ -106,8 +109,12 @@ impl Proxy {
         }
     }
 
+    /// Stops accepting, closes every client connection and every connection to the
+    /// nodes (a node that is shutting down waits for its connections to go).
     pub fn stop(self) {
         self.task.abort();
+        self.shared.shutdown.send_replace(true);
+        self.shared.backends.pool.clear();
     }
 }
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Plain clients through the proxy of a release `redraft dev` (three groups): a scripted
+# redis-cli session, redis-benchmark with zero errors, and redis-py (compat/test_proxy.py).
+# Needs redis-tools and redis-py (installed by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+work=$(mktemp -d)
+port=7599
+"${CARGO_TARGET_DIR:-target}/release/redraft" dev --port $port --dir "$work/data" --base-port 7501 >"$work/dev.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Ready when the proxy has printed its address (it waits until it knows every slot).
+for _ in $(seq 1 600); do
+  grep -q "proxy on" "$work/dev.log" && break
+  sleep 0.05
+done
+grep -q "proxy on" "$work/dev.log" || { echo "FAIL: proxy not ready"; cat "$work/dev.log"; exit 1; }
+
+passed=0
+failed=0
+expect() { # expect WANT CMD...
+  local want=$1; shift
+  local got
+  got=$(redis-cli -p $port "$@" 2>&1)
+  if [ "$got" == "$want" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-cli $* → '$got', want '$want'"; fi
+}
+expect OK set hello world
+expect world get hello
+expect 11 append hello " again"
+expect "world again" get hello
+expect 1 incr counter
+expect 11 incrby counter 10
+expect 1 expire hello 100
+expect 100 ttl hello
+expect 1 del hello
+expect "" get hello
+expect OK mset a 1 b 2 c 3 d 4
+expect $'1\n2\n3\n4' mget a b c d
+expect 4 del a b c d
+expect OK set "bin key" $'va\tlue'
+expect $'va\tlue' get "bin key"
+expect 2 dbsize
+got=$(redis-cli -p $port --scan | sort | tr '\n' ' ')
+[ "$got" == "bin key counter " ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --scan → '$got'"; }
+
+echo "redis-cli session: $passed passed, $failed failed ($SECONDS s)"
+out=$(redis-benchmark -p $port -t ping,set,get,incr,mset -n 100000 -c 50 -q 2>&1 | tr '\r' '\n')
+for t in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do
+  if grep -q "^$t: .*requests per second" <<<"$out"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-benchmark $t: $out"; fi
+done
+if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-benchmark reported errors"; fi
+
+echo "redis-benchmark done ($SECONDS s)"
+if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
+echo "proxy compat: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

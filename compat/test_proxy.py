@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""redis-py's plain client through the proxy: one address, as if it were one Redis.
+
+    python3 compat/test_proxy.py <proxy port>
+"""
+
+import sys
+
+import redis
+
+port = int(sys.argv[1])
+failures = []
+
+
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+r = redis.Redis(host="127.0.0.1", port=port)
+check(r.ping(), "PING")
+for i in range(1000):
+    r.set(f"py:{i}", i)
+check(all(int(r.get(f"py:{i}")) == i for i in range(1000)), "1000 keys over every group")
+
+# Pipelines keep their order, across groups.
+p = r.pipeline(transaction=False)
+for i in range(500):
+    p.incr(f"ctr:{i % 10}")
+    p.get(f"ctr:{i % 10}")
+out = p.execute()
+ok = all(int(out[2 * i]) == int(out[2 * i + 1]) == i // 10 + 1 for i in range(500))
+check(ok, "a 1000-command pipeline replies in order")
+
+# Binary keys and values, NUL bytes included.
+blob = bytes(range(256)) * 40
+r.set(b"bin\x00key\xff", blob)
+check(r.get(b"bin\x00key\xff") == blob, "binary key and a 10 KiB binary value")
+
+# Multi-key commands across slots, split and merged by the proxy.
+r.mset({f"m:{i}": f"v{i}" for i in range(100)})
+vals = r.mget([f"m:{i}" for i in range(100)] + ["m:none"])
+check(vals == [f"v{i}".encode() for i in range(100)] + [None], "cross-slot MSET/MGET")
+check(r.exists(*[f"m:{i}" for i in range(100)]) == 100, "cross-slot EXISTS")
+check(r.delete(*[f"m:{i}" for i in range(50)]) == 50, "cross-slot DEL")
+n = r.dbsize()
+r.set("one-more", 1)
+check(r.dbsize() == n + 1 and n >= 1000 + 10 + 1 + 50, f"DBSIZE sums every group ({n})")
+scanned = set(r.scan_iter(match="py:*", count=100))
+check(scanned == {f"py:{i}".encode() for i in range(1000)}, "SCAN over every group")
+
+# Errors are Redis's.
+try:
+    r.rename("{a}x", "{b}y")
+    check(False, "RENAME across slots refused")
+except redis.ResponseError as e:
+    check("hash to the same slot" in str(e), f"RENAME across slots: {type(e).__name__} {e}")
+try:
+    r.execute_command("NOSUCH", "x")
+    check(False, "unknown command refused")
+except redis.ResponseError as e:
+    check(str(e).startswith("unknown command 'NOSUCH'"), "unknown command text")
+
+# RESP3 through the proxy.
+r3 = redis.Redis(host="127.0.0.1", port=port, protocol=3)
+r3.set("r3", "v")
+check(r3.get("r3") == b"v", "RESP3 client")
+
+print(f"proxy (redis-py): {0 if failures else 1} run, {len(failures)} failures")
+sys.exit(1 if failures else 0)
