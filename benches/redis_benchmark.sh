@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000
 C=50
-while getopts "n:c:" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; *) exit 2 ;; esac; done
+PROXY=""
+while getopts "n:c:x" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; x) PROXY=1 ;; *) exit 2 ;; esac; done
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need redis-benchmark redis-tools
@@ -20,7 +21,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --port 0 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+if [ -n "$PROXY" ]; then
+  "${CARGO_TARGET_DIR:-target}/release/redraft" dev --port 7199 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+else
+  "${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --port 0 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+fi
 pids+=($!)
 redis-server --port 7201 --save '' --appendonly no --dir "$work" --daemonize no >/dev/null 2>&1 &
 pids+=($!)
@@ -29,7 +34,11 @@ redis-server --port 7202 --save '' --appendonly yes --appendfsync always --dir "
 pids+=($!)
 
 leader=""
+if [ -n "$PROXY" ]; then
+  for _ in $(seq 1 600); do grep -q "proxy on" "$work/dev.log" && leader=7199 && break; sleep 0.1; done
+fi
 for _ in $(seq 1 100); do
+  [ -n "$leader" ] && break
   for p in 7101 7102 7103; do
     if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master"; then leader=$p; break 2; fi
   done
