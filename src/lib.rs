@@ -13,6 +13,7 @@ pub mod db;
 pub mod raft;
 pub mod shard;
 pub mod storage;
+pub mod verify;
 
 pub mod cli;
 pub mod config;
