@@ -10,6 +10,7 @@ mod cluster_client;
 mod commands;
 mod expiry;
 mod failover;
+mod nemesis;
 mod partition;
 mod protocol;
 mod proxy;

@@ -1,0 +1,374 @@
+//! Jepsen-style: clients of the proxy APPEND unique ids to and GET a few dozen keys spread
+//! over three groups, recording every operation (invoke, completion, outcome), while a
+//! nemesis kills and restarts leaders, followers and the controller's leader, cuts leaders
+//! off, and moves slots between groups. Then everything heals, each key is read once more,
+//! and `redraft::verify::list_append` checks the history: one total order per key, real-time
+//! order, no lost, duplicated or phantom append.
+//!
+//! Seeded: a failure prints the seed, and `REDRAFT_NEMESIS_SEED=<seed>` replays the same
+//! choices (the timing of a real cluster still varies). The long run:
+//! `compat/nemesis.sh --runs N --seconds S`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redraft::verify::history::{parse_list, History, Kind, Outcome};
+use redraft::verify::list_append::check;
+use redraft_proxy::wire::key_slot;
+use redraft_proxy::{Proxy, ProxyConfig};
+
+use crate::fixture::{wait_until, TestCluster};
+
+const KEYS: u64 = 24;
+const CLIENTS: u64 = 6;
+
+/// xorshift64*: reproducible choices from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    KillLeader,
+    KillFollower,
+    IsolateLeader,
+    KillController,
+    MoveSlot,
+}
+
+/// One client: random appends and reads through the proxy until told to stop.
+async fn client(
+    proxy: String,
+    process: u64,
+    history: Arc<History>,
+    next_id: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) {
+    let mut rng = Rng(seed ^ (process + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut con: Option<redis::aio::MultiplexedConnection> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if con.is_none() {
+            let c = redis::Client::open(format!("redis://{proxy}/")).unwrap();
+            match c.get_multiplexed_async_connection().await {
+                Ok(mut c) => {
+                    c.set_response_timeout(Duration::from_secs(20));
+                    con = Some(c);
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        }
+        let c = con.as_mut().unwrap();
+        let key = format!("n:{}", rng.below(KEYS));
+        let invoke = history.now();
+        if rng.below(2) == 0 {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let r: redis::RedisResult<i64> = redis::cmd("APPEND")
+                .arg(&key)
+                .arg(format!("{id},"))
+                .query_async(c)
+                .await;
+            // Any error through the proxy may follow an attempt whose outcome is unknown.
+            let outcome = if r.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Info
+            };
+            if r.as_ref().is_err_and(|e| e.is_io_error() || e.is_timeout()) {
+                con = None;
+            }
+            history.record(process, &key, Kind::Append(id), invoke, outcome);
+        } else {
+            let r: redis::RedisResult<Option<Vec<u8>>> =
+                redis::cmd("GET").arg(&key).query_async(c).await;
+            match r {
+                Ok(v) => {
+                    let ids = parse_list(&v.unwrap_or_default()).expect("a list-append value");
+                    history.record(process, &key, Kind::Read(ids), invoke, Outcome::Ok);
+                }
+                Err(e) => {
+                    if e.is_io_error() || e.is_timeout() {
+                        con = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A controller command at any running controller node; None if none answered.
+async fn controller(c: &TestCluster, args: &[String]) -> Option<redis::Value> {
+    for id in c.members(0) {
+        if c.nodes[&id].is_none() {
+            continue;
+        }
+        let mut con = c.client(id).await;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg(args);
+        if let Ok(v) = cmd.query_async(&mut con).await {
+            return Some(v);
+        }
+    }
+    None
+}
+
+async fn leader_of(c: &TestCluster, gid: u64) -> Option<u64> {
+    c.running()
+        .filter(|n| n.group().gid() == gid)
+        .find_map(|n| n.group().current_leader())
+        .filter(|l| c.nodes.get(l).is_some_and(|n| n.is_some()))
+}
+
+/// Runs one fault, then undoes it.
+async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
+    let gid = 1 + rng.below(3);
+    let pause = Duration::from_millis(500 + rng.below(1500));
+    match fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::KillController => {
+            let gid = if matches!(fault, Fault::KillController) {
+                0
+            } else {
+                gid
+            };
+            let Some(leader) = leader_of(c, gid).await else {
+                return format!("no leader in group {gid} to strike");
+            };
+            let victim = if matches!(fault, Fault::KillFollower) {
+                let f: Vec<u64> = c
+                    .members(gid)
+                    .into_iter()
+                    .filter(|id| *id != leader)
+                    .collect();
+                f[rng.below(f.len() as u64) as usize]
+            } else {
+                leader
+            };
+            c.kill(victim).await;
+            tokio::time::sleep(pause).await;
+            c.restart(victim).await;
+            format!("{fault:?} node {victim} of group {gid} for {pause:?}")
+        }
+        Fault::IsolateLeader => {
+            let Some(leader) = leader_of(c, gid).await else {
+                return format!("no leader in group {gid} to isolate");
+            };
+            c.faults.isolate(leader);
+            tokio::time::sleep(pause).await;
+            c.faults.heal();
+            format!("isolated node {leader} of group {gid} for {pause:?}")
+        }
+        Fault::MoveSlot => {
+            let key = format!("n:{}", rng.below(KEYS));
+            let slot = key_slot(key.as_bytes());
+            let args = ["MOVE".to_string(), slot.to_string(), gid.to_string()];
+            let r = controller(c, &args).await;
+            format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
+        }
+    }
+}
+
+/// One seeded run of `secs` seconds with faults drawn from `faults`; panics with the
+/// anomalies (and the seed) if the history is not linearizable.
+pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
+    let mut c = TestCluster::sharded(3, 3, |cfg| cfg.write_timeout = Duration::from_secs(3)).await;
+    c.join_all().await;
+    let seeds = c
+        .members(0)
+        .iter()
+        .map(|id| c.peers[id].client_addr())
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = Proxy::start(
+        listener,
+        ProxyConfig {
+            seeds,
+            retry_window: Duration::from_secs(8),
+            ..ProxyConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(proxy.ready(Duration::from_secs(30)).await);
+    let history = Arc::new(History::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ids = Arc::new(AtomicU64::new(1));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|p| {
+            tokio::spawn(client(
+                proxy.addr.to_string(),
+                p,
+                history.clone(),
+                ids.clone(),
+                stop.clone(),
+                seed,
+            ))
+        })
+        .collect();
+
+    let mut rng = Rng(seed | 1);
+    let mut log = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200 + rng.below(800))).await;
+        let fault = faults[rng.below(faults.len() as u64) as usize];
+        log.push(strike(&mut c, fault, &mut rng).await);
+    }
+    // Heal, let the cluster settle on its last configuration, then stop the clients.
+    c.faults.heal();
+    let latest = c
+        .running()
+        .filter_map(|n| {
+            n.group()
+                .reader()
+                .cluster()
+                .slots
+                .as_ref()
+                .map(|t| t.config.num)
+        })
+        .max()
+        .unwrap_or(0);
+    c.settled(latest).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in clients {
+        t.await.unwrap();
+    }
+    // The final read of every key, retried until the cluster answers.
+    let client = redis::Client::open(format!("redis://{}/", proxy.addr)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    con.set_response_timeout(Duration::from_secs(20));
+    let mut finals = BTreeMap::new();
+    for k in 0..KEYS {
+        let key = format!("n:{k}");
+        let v: Vec<u8> = wait_until(
+            Duration::from_secs(60),
+            &format!("final read of {key}"),
+            || {
+                let mut con = con.clone();
+                let key = key.clone();
+                async move {
+                    let r: redis::RedisResult<Option<Vec<u8>>> =
+                        redis::cmd("GET").arg(&key).query_async(&mut con).await;
+                    r.ok().map(Option::unwrap_or_default)
+                }
+            },
+        )
+        .await;
+        finals.insert(key, parse_list(&v).expect("a list-append value"));
+    }
+    let ops = history.ops();
+    let anomalies = check(&ops, &finals);
+    let acked = ops
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Append(_)) && o.outcome == Outcome::Ok)
+        .count();
+    let unknown = ops.iter().filter(|o| o.outcome == Outcome::Info).count();
+    let reads = ops
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Read(_)))
+        .count();
+    let summary = format!(
+        "seed {seed}: {} ops ({acked} appends acknowledged, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
+        ops.len(),
+        log.len(),
+        anomalies.len()
+    );
+    proxy.stop();
+    c.stop().await;
+    assert!(
+        anomalies.is_empty(),
+        "{summary}\nfaults: {log:#?}\nanomalies: {:#?}\nreplay with REDRAFT_NEMESIS_SEED={seed}",
+        &anomalies[..anomalies.len().min(20)]
+    );
+    assert!(
+        acked > 100,
+        "{summary}: the workload made too little progress"
+    );
+    summary
+}
+
+fn seed() -> u64 {
+    std::env::var("REDRAFT_NEMESIS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nemesis_kills() {
+    let s = seed();
+    println!(
+        "{}",
+        run(
+            s,
+            20,
+            &[
+                Fault::KillLeader,
+                Fault::KillFollower,
+                Fault::KillController
+            ]
+        )
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nemesis_partitions_and_moves() {
+    let s = seed();
+    println!(
+        "{}",
+        run(
+            s,
+            20,
+            &[Fault::IsolateLeader, Fault::MoveSlot, Fault::KillLeader]
+        )
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nemesis_everything() {
+    println!("{}", run(seed(), 20, &ALL).await);
+}
+
+const ALL: [Fault; 5] = [
+    Fault::KillLeader,
+    Fault::KillFollower,
+    Fault::IsolateLeader,
+    Fault::KillController,
+    Fault::MoveSlot,
+];
+
+/// The long run: `REDRAFT_NEMESIS_RUNS` × `REDRAFT_NEMESIS_SECONDS` with every fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn nemesis_long() {
+    let runs: u64 = std::env::var("REDRAFT_NEMESIS_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let secs: u64 = std::env::var("REDRAFT_NEMESIS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let first = seed();
+    for i in 0..runs {
+        let s = first.wrapping_add(i);
+        println!("run {}: {}", i + 1, run(s, secs, &ALL).await);
+    }
+}
