@@ -102,7 +102,7 @@ pub(crate) struct RequestFrame {
 
 /// A server-to-client frame after the handshake.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ResponseFrame {
+pub enum ResponseFrame {
     Response {
         id: u64,
         resp: BusResponse,

@@ -205,5 +205,24 @@ fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Decodes bytes as a peer's stream would be decoded: frames, then the handshake, request
+/// and response bodies inside each. Returns how many frames there were. For the fuzz
+/// target (`tests/fuzz`) and its regression tests: nothing a peer sends may panic.
+pub fn decode_stream(data: &[u8]) -> usize {
+    use tokio_util::codec::Decoder;
+    let mut codec = codec();
+    let mut buf = bytes::BytesMut::from(data);
+    let mut frames = 0;
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        frames += 1;
+        let _ = postcard::from_bytes::<Hello>(&frame);
+        if let Ok((_, rest)) = postcard::take_from_bytes::<u64>(&frame) {
+            let _ = postcard::from_bytes::<BusRequest>(rest);
+        }
+        let _ = postcard::from_bytes::<message::ResponseFrame>(&frame);
+    }
+    frames
+}
+
 #[cfg(test)]
 mod tests;

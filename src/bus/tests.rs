@@ -360,3 +360,16 @@ async fn three_nodes_share_one_table() {
     let r = n[0].call(3, &addr(&n[2]), req(7, b""), T).await;
     assert!(matches!(r, Err(BusError::Unreachable { .. })), "{r:?}");
 }
+
+#[test]
+fn garbage_from_a_peer_decodes_without_panicking() {
+    // A frame length far past the limit, a truncated frame, frames of junk.
+    assert_eq!(super::decode_stream(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]), 0);
+    assert_eq!(super::decode_stream(&[0, 0, 0, 9, 1, 2]), 0);
+    let mut junk = Vec::new();
+    for n in 0u8..64 {
+        junk.extend_from_slice(&[0, 0, 0, n]);
+        junk.extend((0..n).map(|i| i.wrapping_mul(37) ^ n));
+    }
+    assert_eq!(super::decode_stream(&junk), 64);
+}
