@@ -22,7 +22,7 @@ use crate::shard::ShardGroup;
 use crate::storage::Storage;
 
 /// The Redis version redraft reports (HELLO, INFO): the command set it follows.
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use redraft_proxy::wire::hello::REDIS_VERSION;
 
 /// What connections and commands share: config, the group, the client registry.
 pub struct NodeShared {

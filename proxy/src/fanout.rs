@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use crate::forward::{encode, Retry, Target};
 use crate::route::Dispatched;
-use crate::session::{Session, REDIS_VERSION};
+use crate::session::{random_u64, Session};
+use crate::wire::hello::REDIS_VERSION;
 use crate::wire::{key_slot, Reply, SLOTS};
 use crate::Shared;
 
@@ -93,7 +94,7 @@ fn aggregate(name: &str, replies: Vec<Reply>) -> Reply {
             if found.is_empty() {
                 Reply::Null
             } else {
-                let pick = (crate::session::Session::new(0).once_client as usize) % found.len();
+                let pick = (random_u64() as usize) % found.len();
                 found.into_iter().nth(pick).unwrap_or(Reply::Null)
             }
         }

@@ -7,12 +7,9 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::wire::request::string2ll;
+use crate::wire::hello::{self, check_name};
 use crate::wire::{Protocol, Reply};
 use crate::Shared;
-
-/// The Redis version the proxy reports (the one redraft's replies follow).
-pub const REDIS_VERSION: &str = "7.0.15";
 
 pub struct Session {
     /// CLIENT ID.
@@ -47,7 +44,7 @@ impl Session {
 }
 
 /// A random u64 from the standard library's randomly keyed hasher, the clock and a counter.
-fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -105,69 +102,17 @@ impl Clients {
     }
 }
 
-/// Client names may not contain spaces or control bytes (CLIENT LIST splits on spaces).
-fn check_name(name: &[u8]) -> Result<(), Reply> {
-    if name.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        Ok(())
-    } else {
-        Err(Reply::err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ))
-    }
-}
-
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 pub fn hello(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
-    let mut proto = s.proto;
-    let mut name = None;
-    if argv.len() >= 2 {
-        proto = match string2ll(&argv[1]) {
-            Some(2) => Protocol::Resp2,
-            Some(3) => Protocol::Resp3,
-            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
-            None => return Reply::err("ERR Protocol version is not an integer or out of range"),
-        };
-        let mut i = 2;
-        while i < argv.len() {
-            let opt = argv[i].to_ascii_lowercase();
-            let more = argv.len() - i - 1;
-            if opt == b"auth" && more >= 2 {
-                if !argv[i + 1].eq_ignore_ascii_case(b"default") {
-                    return Reply::err(
-                        "WRONGPASS invalid username-password pair or user is disabled.",
-                    );
-                }
-                i += 3;
-            } else if opt == b"setname" && more >= 1 {
-                if let Err(e) = check_name(&argv[i + 1]) {
-                    return e;
-                }
-                name = Some(argv[i + 1].clone());
-                i += 2;
-            } else {
-                return Reply::err(format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&argv[i])
-                ));
-            }
-        }
-    }
+    let (proto, name) = match hello::parse(argv, s.proto) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     s.proto = proto;
     if let Some(n) = name {
         sh.clients.update(s.id, |c| c.name = n);
     }
-    Reply::Map(vec![
-        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
-        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
-        (
-            Reply::bulk_str("proto"),
-            Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
-        ),
-        (Reply::bulk_str("id"), Reply::Int(s.id as i64)),
-        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
-        (Reply::bulk_str("role"), Reply::bulk_str("master")),
-        (Reply::bulk_str("modules"), Reply::Array(vec![])),
-    ])
+    hello::reply(proto, s.id, "master")
 }
 
 /// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST (arity already checked).

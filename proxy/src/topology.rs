@@ -90,18 +90,6 @@ impl Topology {
         Some((addr, end))
     }
 
-    /// Every leader that owns slots, in slot order, each once.
-    pub fn masters(&self) -> Vec<Arc<str>> {
-        let v = self.read();
-        let mut out: Vec<Arc<str>> = Vec::new();
-        for a in v.slots.iter().flatten() {
-            if !out.iter().any(|o| Arc::ptr_eq(o, a) || **o == **a) {
-                out.push(a.clone());
-            }
-        }
-        out
-    }
-
     /// Some node to send a keyless command to: a leader, else a seed.
     pub fn any(&self) -> Option<Arc<str>> {
         let v = self.read();

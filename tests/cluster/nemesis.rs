@@ -17,7 +17,6 @@ use std::time::Duration;
 use redraft::verify::history::{parse_list, History, Kind, Outcome};
 use redraft::verify::list_append::check;
 use redraft_proxy::wire::key_slot;
-use redraft_proxy::{Proxy, ProxyConfig};
 
 use crate::fixture::{wait_until, TestCluster};
 
@@ -184,22 +183,7 @@ async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
 pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
     let mut c = TestCluster::sharded(3, 3, |cfg| cfg.write_timeout = Duration::from_secs(3)).await;
     c.join_all().await;
-    let seeds = c
-        .members(0)
-        .iter()
-        .map(|id| c.peers[id].client_addr())
-        .collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = Proxy::start(
-        listener,
-        ProxyConfig {
-            seeds,
-            retry_window: Duration::from_secs(8),
-            ..ProxyConfig::default()
-        },
-    )
-    .unwrap();
-    assert!(proxy.ready(Duration::from_secs(30)).await);
+    let proxy = crate::proxy::start_proxy(&c, Duration::from_secs(8)).await;
     let history = Arc::new(History::default());
     let stop = Arc::new(AtomicBool::new(false));
     let ids = Arc::new(AtomicU64::new(1));

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod glob;
+pub mod hello;
 pub mod reply;
 pub mod request;
 pub mod slot;

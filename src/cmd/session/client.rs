@@ -9,17 +9,7 @@ use crate::node::NodeShared;
 use crate::resp::session::Session;
 use redraft_proxy::wire::Reply;
 
-/// Client names and library info may not contain spaces or control bytes: CLIENT LIST
-/// lines are split on spaces.
-pub fn check_name(name: &[u8]) -> Result<(), Reply> {
-    if name.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        Ok(())
-    } else {
-        Err(Reply::err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ))
-    }
-}
+pub use redraft_proxy::wire::hello::check_name;
 
 pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) -> Reply {
     let sub = argv[1].to_ascii_lowercase();
