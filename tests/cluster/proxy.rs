@@ -16,11 +16,12 @@ use crate::raw::{encode, Raw};
 async fn start() -> (TestCluster, Proxy) {
     let c = TestCluster::sharded(3, 3, |_| {}).await;
     c.join_all().await;
-    let proxy = start_proxy(&c).await;
+    let proxy = start_proxy(&c, Duration::from_secs(10)).await;
     (c, proxy)
 }
 
-async fn start_proxy(c: &TestCluster) -> Proxy {
+/// A proxy that learns the cluster from `c`'s controller and retries for `retry_window`.
+pub async fn start_proxy(c: &TestCluster, retry_window: Duration) -> Proxy {
     let seeds = c
         .members(0)
         .iter()
@@ -29,7 +30,7 @@ async fn start_proxy(c: &TestCluster) -> Proxy {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = ProxyConfig {
         seeds,
-        retry_window: Duration::from_secs(10),
+        retry_window,
         ..ProxyConfig::default()
     };
     let proxy = Proxy::start(listener, config).expect("proxy");
@@ -456,6 +457,52 @@ async fn a_slot_migration_under_load_is_invisible_to_proxy_clients() {
         || async { (proxy.shared.backends.topo.epoch() >= n as u64).then_some(()) },
     )
     .await;
+    proxy.stop();
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_redis_errors_and_nothing_behind_them_runs() {
+    let (c, proxy) = start().await;
+    let addr = proxy.addr.to_string();
+    for (bytes, want) in [
+        (
+            &b"*1\r\n$x\r\n"[..],
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$999999999999\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*99999999999\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+    ] {
+        let mut raw = Raw::connect(&addr).await;
+        // A good request, then the bad one, then a write that must never run.
+        let mut req = encode(&[b"SET", b"before", b"1"]);
+        req.extend_from_slice(bytes);
+        req.extend(encode(&[b"SET", b"after", b"1"]));
+        raw.send(&req).await;
+        assert_eq!(raw.reply().await, b"+OK\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&raw.reply().await),
+            want,
+            "{bytes:?}"
+        );
+        assert!(
+            raw.closed().await,
+            "the proxy closes after a protocol error"
+        );
+    }
+    let mut con = client(&proxy).await;
+    let after: Option<String> = con.get("after").await.unwrap();
+    assert_eq!(after, None, "nothing after a malformed request ran");
     proxy.stop();
     c.stop().await;
 }
