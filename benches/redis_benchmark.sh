@@ -60,7 +60,11 @@ run_all() { # PORT PIPELINE
 
 printf "%-8s %-4s %12s %14s %16s %8s %8s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always"
 for P in 1 16; do
-  paste <(run_all "$leader" "$P") <(run_all 7201 "$P") <(run_all 7202 "$P") |
+  # One server at a time: on 2 cores, concurrent runs would measure each other.
+  run_all "$leader" "$P" >"$work/a"
+  run_all 7201 "$P" >"$work/b"
+  run_all 7202 "$P" >"$work/c"
+  paste "$work/a" "$work/b" "$work/c" |
     while read -r name a _ b _ c; do
       awk -v n="$name" -v p="$P" -v a="$a" -v b="$b" -v c="$c" \
         'BEGIN { printf "%-8s %-4s %12.0f %14.0f %16.0f %8.2f %8.2f\n", n, p, a, b, c, a/b, a/c }'

@@ -46,7 +46,16 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
                 node.shared.config.id,
                 node.addr().client_addr()
             );
-            shutdown_signal().await;
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                why = node.failed() => {
+                    // As Redis with appendfsync always: a node whose disk fails exits, and
+                    // comes back (restarted by its supervisor) from what is on disk.
+                    tracing::error!(error = %why, "the disk failed; exiting");
+                    node.stop().await;
+                    std::process::exit(1);
+                }
+            }
             tracing::info!("shutting down");
             node.stop().await;
         }

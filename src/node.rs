@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -131,6 +131,8 @@ pub struct Node {
     server: JoinHandle<()>,
     /// The state machine's database, which only Raft's tasks hold.
     sm_storage: crate::storage::StorageWatch,
+    /// Resolves once either database's disk fails.
+    failed: futures::future::Shared<BoxFuture<'static, String>>,
 }
 
 impl Node {
@@ -157,6 +159,16 @@ impl Node {
         let sm_storage = Storage::open_at(&config.dir, "sm", config.id)?;
         let sm = ShardStateMachine::open(&sm_storage, config.gid)?;
         let sm_watch = sm_storage.watch();
+        let failed = {
+            let (log, sm) = (storage.failed(), sm_storage.failed());
+            let either: BoxFuture<'static, String> = Box::pin(async move {
+                tokio::select! {
+                    why = log => why,
+                    why = sm => why,
+                }
+            });
+            either.shared()
+        };
         drop(sm_storage);
         let reader = sm.reader();
 
@@ -249,7 +261,14 @@ impl Node {
             bus,
             server,
             sm_storage: sm_watch,
+            failed,
         })
+    }
+
+    /// Resolves, with the error, once this node's disk has failed: its Raft group has then
+    /// stopped here, and it acknowledges nothing more.
+    pub fn failed(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        self.failed.clone()
     }
 
     pub fn addr(&self) -> &NodeAddr {

@@ -167,7 +167,10 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Res<(), C> {
         self.put_meta(VOTE, vote)
             .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
-        self.storage.persist().await;
+        self.storage
+            .persist()
+            .await
+            .map_err(|e| raft_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
         Ok(())
     }
 
@@ -231,7 +234,10 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
                 )
             })?
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
-        self.storage.persist().await;
+        self.storage
+            .persist()
+            .await
+            .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         Ok(())
     }
 

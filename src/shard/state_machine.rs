@@ -1262,7 +1262,7 @@ impl RaftSnapshotBuilder<ShardTC> for ShardSnapshotBuilder {
         sh.meta
             .insert(SNAPSHOT, postcard::to_stdvec(&built).map_err(snap_err)?)
             .map_err(snap_err)?;
-        sh.storage.persist().await;
+        sh.storage.persist().await.map_err(snap_err)?;
         sh.clean_snapshot_files().map_err(snap_err)?;
         tracing::info!(gid = sh.gid, id = %built.meta.snapshot_id, "built snapshot");
         open_snapshot(&sh, built).await.map_err(snap_err)
@@ -1438,7 +1438,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         };
         self.keys = keys;
         self.expires = expires;
-        sh.storage.persist().await;
+        sh.storage.persist().await.map_err(snap_err)?;
         sh.clean_snapshot_files().map_err(snap_err)?;
         tracing::info!(gid = sh.gid, id = %meta.snapshot_id, keys, "installed snapshot");
         Ok(())
@@ -1710,7 +1710,7 @@ mod tests {
         });
         assert_eq!(reader.expired_keys(100, 10), vec![Bytes::from_static(b"w")]);
         // The old generation goes after the flusher's next fsync.
-        storage.persist().await;
+        storage.persist().await.unwrap();
         assert_eq!(
             storage.keyspace_names("g1.data."),
             vec!["g1.data.1".to_string()]

@@ -2,12 +2,13 @@
 //! journal once (which covers every batch committed before the requests were sent), then
 //! runs all their callbacks. Concurrent appends of all groups thus share fsyncs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use fjall::{Database, PersistMode};
+use tokio::sync::watch;
 
 /// Runs once the journal is durable.
 pub(crate) type Done = Box<dyn FnOnce() + Send>;
@@ -15,24 +16,40 @@ pub(crate) type Done = Box<dyn FnOnce() + Send>;
 pub(crate) struct Flusher {
     tx: Option<mpsc::Sender<Done>>,
     thread: Option<JoinHandle<()>>,
-    persists: Arc<AtomicU64>,
+    health: Arc<Health>,
+}
+
+/// What the flusher knows of the disk. Once an fsync fails, fjall's database is poisoned
+/// and nothing committed since the last good fsync may be acknowledged: every pending and
+/// later callback is dropped, never run. Raft sees its log write fail and stops the group
+/// on this node; the node's owner learns of it through `failed` (a process exits).
+pub(crate) struct Health {
+    persists: AtomicU64,
+    /// Fault injection for tests: every later fsync fails, as on a dying or full disk.
+    inject: AtomicBool,
+    failed: watch::Sender<Option<String>>,
 }
 
 impl Flusher {
     pub(crate) fn start(db: Database) -> std::io::Result<Flusher> {
         let (tx, rx) = mpsc::channel::<Done>();
-        let persists = Arc::new(AtomicU64::new(0));
-        let count = persists.clone();
+        let health = Arc::new(Health {
+            persists: AtomicU64::new(0),
+            inject: AtomicBool::new(false),
+            failed: watch::Sender::new(None),
+        });
+        let h = health.clone();
         let thread = std::thread::Builder::new()
             .name("fjall-flusher".into())
-            .spawn(move || run(db, rx, count))?;
+            .spawn(move || run(db, rx, &h))?;
         Ok(Flusher {
             tx: Some(tx),
             thread: Some(thread),
-            persists,
+            health,
         })
     }
 
+    /// Queues `done` for after the next fsync; it is dropped unrun if that fsync fails.
     pub(crate) fn submit(&self, done: Done) {
         let sent = match &self.tx {
             Some(tx) => tx.send(done).map_err(|e| e.0),
@@ -46,7 +63,16 @@ impl Flusher {
     }
 
     pub(crate) fn persist_count(&self) -> u64 {
-        self.persists.load(Ordering::Relaxed)
+        self.health.persists.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn fail_syncs(&self) {
+        self.health.inject.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the disk failed, once it has.
+    pub(crate) fn failed(&self) -> watch::Receiver<Option<String>> {
+        self.health.failed.subscribe()
     }
 }
 
@@ -63,30 +89,42 @@ impl Drop for Flusher {
     }
 }
 
-fn run(db: Database, rx: mpsc::Receiver<Done>, persists: Arc<AtomicU64>) {
+fn run(db: Database, rx: mpsc::Receiver<Done>, health: &Health) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
-        sync(&db, &persists);
-        for done in pending {
-            done();
+        if sync(&db, health) {
+            for done in pending {
+                done();
+            }
         }
     }
     // Clean shutdown: make whatever was committed without a flush request durable too.
-    sync(&db, &persists);
+    sync(&db, health);
 }
 
-fn sync(db: &Database, persists: &AtomicU64) {
-    let mode = if std::env::var("XNOSYNC").is_ok() {
-        PersistMode::Buffer
-    } else {
-        PersistMode::SyncAll
-    };
-    if let Err(e) = db.persist(mode) {
-        // fjall is poisoned after a failed fsync; acknowledged-but-lost writes are the only
-        // alternative to stopping here.
-        tracing::error!(error = %e, "fsync of the fjall journal failed; aborting");
-        std::process::abort();
+/// One fsync of the journal; false if the disk has failed (now or before).
+fn sync(db: &Database, health: &Health) -> bool {
+    if health.failed.borrow().is_some() {
+        return false;
     }
-    persists.fetch_add(1, Ordering::Relaxed);
+    let result = match health.inject.load(Ordering::Relaxed) {
+        true => Err(fjall::Error::Io(std::io::Error::other(
+            "injected fsync failure",
+        ))),
+        false => db.persist(PersistMode::SyncAll),
+    };
+    match result {
+        Ok(()) => {
+            health.persists.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            // After a failed fsync the page cache may hold writes the disk lost (and a
+            // retry could report success over them): never acknowledge anything again.
+            tracing::error!(error = %e, "fsync of the fjall journal failed; this node stops acknowledging writes");
+            health.failed.send_replace(Some(e.to_string()));
+            false
+        }
+    }
 }

@@ -44,6 +44,8 @@ pub enum StorageError {
     },
     #[error("storage: {0}")]
     Corrupt(String),
+    #[error("storage: the disk failed ({0}); nothing more is acknowledged")]
+    Failed(String),
 }
 
 /// The keyspace of one part of a group's state, e.g. `g3.log`. fjall accepts alphanumerics,
@@ -179,14 +181,42 @@ impl Storage {
     }
 
     /// Makes everything committed so far durable, sharing the fsync with concurrent callers.
-    pub async fn persist(&self) {
+    /// Fails if the disk has failed: then nothing may be reported durable.
+    pub async fn persist(&self) -> Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.flush_then(move || {
             let _ = tx.send(());
         });
-        // The flusher aborts the process rather than drop a callback, so this cannot fail
-        // while the storage is alive.
-        let _ = rx.await;
+        rx.await
+            .map_err(|_| StorageError::Failed(self.failure().unwrap_or_default()))
+    }
+
+    /// Why the disk failed (an fsync error), if it has; see [`Storage::failed`].
+    pub fn failure(&self) -> Option<String> {
+        self.inner.flusher.failed().borrow().clone()
+    }
+
+    /// Resolves once an fsync has failed, with its error; never if the storage closes
+    /// cleanly. Holds no handle on the database. Raft already stops on its own (its log
+    /// write fails); a node process then exits, as Redis does.
+    pub fn failed(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut rx = self.inner.flusher.failed();
+        async move {
+            let why = rx
+                .wait_for(Option::is_some)
+                .await
+                .map(|why| why.clone().unwrap_or_default());
+            match why {
+                Ok(why) => why,
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Fault injection for tests: from now on every fsync fails, as on a failed or full
+    /// disk.
+    pub fn fail_syncs(&self) {
+        self.inner.flusher.fail_syncs();
     }
 
     /// How many fsyncs the flusher has done (tests check group commit with it).
@@ -255,6 +285,22 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("opened another node's dir"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_acknowledges_nothing_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 1).unwrap();
+        s.persist().await.unwrap();
+        assert_eq!(s.failure(), None);
+        s.fail_syncs();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        s.flush_then(move || tx.send(()).unwrap());
+        assert!(s.persist().await.is_err());
+        assert!(s.failed().await.contains("injected"));
+        // The earlier callback was dropped, never run.
+        assert!(rx.recv().is_err());
+        assert!(matches!(s.persist().await, Err(StorageError::Failed(_))));
     }
 
     #[test]

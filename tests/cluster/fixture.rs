@@ -30,6 +30,20 @@ pub struct TestCluster {
     tweak: fn(&mut NodeConfig),
 }
 
+/// SETs `<prefix><i>` to i for i < n on node `id`, one command per round trip (each its own
+/// log entry), expecting every one acknowledged.
+pub async fn set_many(c: &TestCluster, id: NodeId, prefix: &str, n: usize) {
+    let mut con = c.client(id).await;
+    for i in 0..n {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .unwrap_or_else(|e| panic!("SET {prefix}{i} on node {id}: {e}"));
+    }
+}
+
 /// Polls `f` until it returns Some, panicking with `what` after `timeout`.
 pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
@@ -390,8 +404,8 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     /// A test that panicked never called `stop`: its nodes' storage threads may still be
-    /// running, and deleting their files under them would make the flusher abort the whole
-    /// test binary. Keep the directory then (it also helps to look at what happened).
+    /// running, and deleting their files under them would fail their fsyncs (and stop their
+    /// groups). Keep the directory then (it also helps to look at what happened).
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
             if self.nodes.values().any(Option::is_some) {

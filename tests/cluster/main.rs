@@ -8,6 +8,7 @@ mod router;
 mod batching;
 mod cluster_client;
 mod commands;
+mod disk_failure;
 mod expiry;
 mod failover;
 mod nemesis;

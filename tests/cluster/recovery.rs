@@ -4,20 +4,7 @@
 
 use std::time::Duration;
 
-use crate::fixture::{wait_until, TestCluster};
-
-async fn set_many(c: &TestCluster, leader: u64, prefix: &str, n: usize) {
-    let mut con = c.client(leader).await;
-    for i in 0..n {
-        // One command per round trip: each its own log entry.
-        let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}{i}"))
-            .arg(i)
-            .query_async(&mut con)
-            .await
-            .expect("set");
-    }
-}
+use crate::fixture::{set_many, wait_until, TestCluster};
 
 async fn count_prefix(c: &TestCluster, id: u64, prefix: &str) -> usize {
     let mut con = c.client(id).await;
