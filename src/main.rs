@@ -37,6 +37,12 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
         .with_target(false)
         .init();
 
+    let maxclients = match &cli.command {
+        Cmd::Node(args) => args.tuning.maxclients,
+        Cmd::Proxy(args) => args.maxclients,
+        Cmd::Dev(args) => args.tuning.maxclients,
+    };
+    redraft::server::raise_fd_limit(maxclients);
     match cli.command {
         Cmd::Node(args) => {
             let config = args.to_config()?;

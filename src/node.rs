@@ -37,6 +37,7 @@ pub struct NodeShared {
     pub storage: Storage,
     pub clients: Arc<crate::resp::session::Clients>,
     pub maxclients: AtomicUsize,
+    pub output_limit: crate::resp::output_limit::OutputLimit,
     pub started: Instant,
     pub run_id: String,
 }
@@ -246,6 +247,7 @@ impl Node {
             bus: bus.clone(),
             addr: config.addr.clone(),
             maxclients: AtomicUsize::new(config.maxclients),
+            output_limit: Default::default(),
             config,
             group,
             storage,

@@ -42,3 +42,23 @@ pub async fn run(listener: TcpListener, node: Arc<NodeShared>) {
         }
     }
 }
+
+/// File descriptors a process needs besides its clients: Raft and bus connections, fjall's
+/// tables and journals.
+const RESERVED_FDS: u64 = 1024;
+
+/// Raises the soft limit on open files so `maxclients` clients fit (as Redis does at start):
+/// up to the hard limit, which only an administrator can raise. Returns the limit now in
+/// force; warns if it is too low.
+pub fn raise_fd_limit(maxclients: usize) -> u64 {
+    let want = maxclients as u64 + RESERVED_FDS;
+    let now = rlimit::increase_nofile_limit(want).unwrap_or(0);
+    if now < want {
+        tracing::warn!(
+            limit = now,
+            maxclients,
+            "the open-files limit is below maxclients + {RESERVED_FDS}: raise it (ulimit -n) or clients beyond it are refused"
+        );
+    }
+    now
+}

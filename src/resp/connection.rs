@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::output_limit::WriteFailure;
 use super::route;
 use super::session::{ClientGuard, Session};
 use crate::cmd::{self, Command, ReadCmd};
@@ -74,7 +75,14 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         if let Some(e) = protocol_error.as_ref().filter(|_| !session.quit) {
             Reply::err(format!("ERR Protocol error: {e}")).encode(session.proto, &mut out);
         }
-        if stream.write_all(&out).await.is_err() {
+        if let Err(e) = node.output_limit.write(&mut stream, &out).await {
+            if e == WriteFailure::Limit {
+                tracing::warn!(
+                    client = session.id(),
+                    bytes = out.len(),
+                    "client closed for overcoming of output buffer limits"
+                );
+            }
             return;
         }
         out.clear();

@@ -11,6 +11,7 @@ mod commands;
 mod disk_failure;
 mod expiry;
 mod failover;
+mod limits;
 mod nemesis;
 mod partition;
 mod protocol;

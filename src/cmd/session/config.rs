@@ -21,6 +21,7 @@ const PARAMS: &[&str] = &[
     "appendfsync",
     "appendonly",
     "bind",
+    "client-output-buffer-limit",
     "cluster-enabled",
     "databases",
     "dir",
@@ -36,7 +37,7 @@ const PARAMS: &[&str] = &[
 ];
 
 /// Parameters CONFIG SET may change at run time.
-const MUTABLE: &[&str] = &["maxclients"];
+const MUTABLE: &[&str] = &["client-output-buffer-limit", "maxclients"];
 
 impl ConfigTable {
     pub fn get(node: &NodeShared, name: &str) -> Option<String> {
@@ -45,6 +46,7 @@ impl ConfigTable {
             "appendfsync" => "always".into(),
             "appendonly" => "yes".into(),
             "bind" => c.bind.clone(),
+            "client-output-buffer-limit" => node.output_limit.describe(),
             "cluster-enabled" => "no".into(),
             "databases" => "1".into(),
             "dir" => c.dir.display().to_string(),
@@ -134,18 +136,29 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
         if !MUTABLE.contains(canonical) {
             return fail("can't set immutable config");
         }
-        let value = match std::str::from_utf8(&pair[1])
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            Some(v) if v >= 1 => v,
-            _ => return fail("argument couldn't be parsed into an integer"),
+        let Ok(value) = std::str::from_utf8(&pair[1]) else {
+            return fail("argument must be a valid UTF-8 string");
         };
+        if *canonical == "client-output-buffer-limit" {
+            // Checked here, applied below with the rest: all or nothing.
+            if let Err(why) = crate::resp::output_limit::OutputLimit::default().set(value) {
+                return fail(why);
+            }
+        } else if !matches!(value.parse::<usize>(), Ok(v) if v >= 1) {
+            return fail("argument couldn't be parsed into an integer");
+        }
         changes.push((*canonical, value));
     }
     for (name, value) in changes {
-        if name == "maxclients" {
-            node.maxclients.store(value, Ordering::Relaxed);
+        match name {
+            "maxclients" => {
+                let v = value.parse().expect("checked above");
+                node.maxclients.store(v, Ordering::Relaxed);
+            }
+            "client-output-buffer-limit" => {
+                node.output_limit.set(value).expect("checked above");
+            }
+            _ => {}
         }
     }
     Reply::ok()

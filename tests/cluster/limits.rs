@@ -1,0 +1,267 @@
+//! Resource limits: a client that never reads its replies is disconnected at the output
+//! buffer limit without holding up anyone else, and ten thousand clients connecting at once
+//! are each served or told `max number of clients reached`, never left hanging.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::fixture::{wait_until, TestCluster};
+
+async fn connected_clients(con: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(con)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connected_clients")
+}
+
+/// Opens a connection that pipelines `n` GETs of `key` and never reads a reply.
+async fn never_reads(addr: &str, key: &str, n: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let req = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).repeat(n);
+    s.write_all(req.as_bytes()).await.expect("send");
+    s
+}
+
+/// Waits until the node has `n` clients.
+async fn clients_back_to(con: &redis::aio::MultiplexedConnection, n: u64, what: &str) {
+    wait_until(Duration::from_secs(20), what, || async {
+        let mut con = con.clone();
+        (connected_clients(&mut con).await == n).then_some(())
+    })
+    .await;
+}
+
+/// Reads until the server closes; a reset counts as closed too.
+async fn read_until_closed(s: &mut TcpStream) -> usize {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return total,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the server never closed the connection"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_at_the_output_buffer_limit() {
+    let c = TestCluster::start(1).await;
+    let id = c.leader().await;
+    let addr = c.peers[&id].client_addr();
+    let mut con = c.client(id).await;
+    let big = vec![b'v'; 200 * 1024];
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let base = connected_clients(&mut con).await;
+    // 100 replies of 200 KiB: 20 MB, far more than the socket buffers take.
+    let all_replies = 100 * big.len();
+
+    // Redis's default for normal clients is no limit: a client that stops reading is held
+    // back by TCP, and everyone else is still served. (1000 replies: no batch of them fits
+    // in the socket buffers, so its writer stays blocked under the limits set below.)
+    let mut stuck = never_reads(&addr, "big", 1000).await;
+    let v: Vec<u8> = redis::cmd("GET")
+        .arg("big")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(v.len(), big.len());
+    assert_eq!(connected_clients(&mut con).await, base + 1);
+
+    // The hard limit: closed as soon as its pending replies exceed 1 MiB.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 1mb 0 0")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut hard = never_reads(&addr, "big", 100).await;
+    assert!(read_until_closed(&mut hard).await < all_replies);
+    // `stuck` was being written to before the limit was set; it stays.
+    clients_back_to(&con, base + 1, "the client over the hard limit to be gone").await;
+
+    // The soft limit: closed once its pending replies stay above 64 KiB for a second.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 0 64kb 1")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut soft = never_reads(&addr, "big", 100).await;
+    // It lives a second past its accept; reading before it is closed would save it.
+    clients_back_to(&con, base + 2, "the client over the soft limit to connect").await;
+    clients_back_to(&con, base + 1, "the client over the soft limit to be gone").await;
+    assert!(read_until_closed(&mut soft).await < all_replies);
+
+    let limit: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(limit[1].starts_with("normal 0 65536 1 "), "{limit:?}");
+    // The one stuck without a limit is served in full once it reads.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 0 0 0")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(read_all_replies(&mut stuck, 1000).await, 1000);
+    let bad: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 1mb")
+        .query_async(&mut con)
+        .await;
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("Wrong number of arguments in buffer limit configuration"));
+    c.stop().await;
+}
+
+/// Reads `n` bulk replies in full; returns how many arrived.
+async fn read_all_replies(s: &mut TcpStream, n: usize) -> usize {
+    let mut r = BufReader::new(s);
+    let mut got = 0;
+    let mut line = String::new();
+    while got < n {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            break;
+        }
+        let len: usize = line.trim_end()[1..].parse().expect("a bulk length");
+        let mut body = vec![0u8; len + 2];
+        r.read_exact(&mut body).await.expect("a bulk body");
+        got += 1;
+    }
+    got
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `redraft node` process: the server and the test each need their ten thousand file
+/// descriptors, more than one process may have here.
+struct NodeProcess {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    async fn start(maxclients: usize) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port, bus) = (free_port(), free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_redraft"))
+            .args(["node", "--id", "1", "--dir"])
+            .arg(dir.path())
+            .args(["--port", &port.to_string(), "--bus-port", &bus.to_string()])
+            .args(["--peers", &format!("1=127.0.0.1:{port}@{bus}")])
+            .args(["--maxclients", &maxclients.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redraft node");
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("redis://{addr}/");
+        wait_until(Duration::from_secs(30), "the node to serve", || async {
+            let mut con = redis::Client::open(url.as_str())
+                .ok()?
+                .get_multiplexed_async_connection()
+                .await
+                .ok()?;
+            let r: redis::RedisResult<()> = redis::cmd("SET")
+                .arg("ready")
+                .arg("1")
+                .query_async(&mut con)
+                .await;
+            r.ok()
+        })
+        .await;
+        NodeProcess {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_clients_connect_at_once() {
+    const MAX: usize = 10_000;
+    const CLIENTS: usize = 10_200;
+    assert!(
+        redraft::server::raise_fd_limit(CLIENTS) >= CLIENTS as u64,
+        "this test needs {CLIENTS} file descriptors"
+    );
+    let node = NodeProcess::start(MAX).await;
+    let mut con = redis::Client::open(format!("redis://{}/", node.addr))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let base = connected_clients(&mut con).await;
+    // Every client holds its connection until all have their answer, so no place frees up.
+    let all_answered = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let addr = node.addr.clone();
+            let all_answered = all_answered.clone();
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(&addr).await.expect("connect");
+                s.write_all(b"PING\r\n").await.expect("send");
+                let mut line = String::new();
+                let mut r = BufReader::new(&mut s);
+                r.read_line(&mut line).await.expect("a reply");
+                all_answered.wait().await;
+                line
+            })
+        })
+        .collect();
+    let (mut pong, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap().as_str() {
+            "+PONG\r\n" => pong += 1,
+            "-ERR max number of clients reached\r\n" => refused += 1,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    assert_eq!(pong, MAX - base as usize);
+    assert_eq!(refused, CLIENTS - pong);
+    // All gone again, and the node still serves.
+    clients_back_to(&con, base, "the ten thousand clients to be gone").await;
+    let v: String = redis::cmd("GET")
+        .arg("ready")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(v, "1");
+    drop(node);
+}
