@@ -1,8 +1,9 @@
-//! Jepsen-style: clients of the proxy APPEND unique ids to and GET a few dozen keys spread
-//! over three groups, recording every operation (invoke, completion, outcome), while a
-//! nemesis kills and restarts leaders, followers and the controller's leader, cuts leaders
-//! off, and moves slots between groups. Then everything heals, each key is read once more,
-//! and `redraft::verify::list_append` checks the history: one total order per key, real-time
+//! Jepsen-style: clients, half through the proxy and half straight to the nodes with a
+//! cluster client, APPEND unique ids to and GET a few dozen keys spread over three groups,
+//! recording every operation (invoke, completion, outcome), while a nemesis kills and
+//! restarts leaders, followers and the controller's leader, cuts leaders off, and moves
+//! slots between groups. Then everything heals, each key is read once more, and
+//! `redraft::verify::list_append` checks the history: one total order per key, real-time
 //! order, no lost, duplicated or phantom append.
 //!
 //! Seeded: a failure prints the seed, and `REDRAFT_NEMESIS_SEED=<seed>` replays the same
@@ -44,9 +45,69 @@ pub enum Fault {
     MoveSlot,
 }
 
-/// One client: random appends and reads through the proxy until told to stop.
+/// How a workload client reaches the cluster.
+#[derive(Clone)]
+enum Via {
+    /// Through the proxy, which stamps writes for exactly-once retries.
+    Proxy(String),
+    /// Straight to the nodes with redis-rs's cluster client, seeded with every data node.
+    /// It must not retry on its own: a write retried after a lost reply may apply twice,
+    /// which only the proxy's stamps prevent.
+    Cluster(Vec<String>),
+}
+
+enum Conn {
+    Proxy(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Via {
+    async fn connect(&self) -> Option<Conn> {
+        match self {
+            Via::Proxy(addr) => {
+                let c = redis::Client::open(format!("redis://{addr}/")).ok()?;
+                let mut con = c.get_multiplexed_async_connection().await.ok()?;
+                con.set_response_timeout(Duration::from_secs(20));
+                Some(Conn::Proxy(con))
+            }
+            Via::Cluster(urls) => {
+                let c = redis::cluster::ClusterClient::builder(urls.clone())
+                    .retries(0)
+                    .response_timeout(Duration::from_secs(20))
+                    .build()
+                    .ok()?;
+                Some(Conn::Cluster(c.get_async_connection().await.ok()?))
+            }
+        }
+    }
+}
+
+impl Conn {
+    async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Conn::Proxy(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    /// What a failed append tells: through the proxy any error may follow an attempt whose
+    /// outcome is unknown; a node's MOVED or ASK is a definite refusal (it ran nothing).
+    fn append_outcome(&self, e: &redis::RedisError) -> Outcome {
+        match self {
+            Conn::Cluster(_) if e.redirect_node().is_some() => Outcome::Fail,
+            _ => Outcome::Info,
+        }
+    }
+
+    /// A lost connection to the proxy is reopened; the cluster client reconnects itself.
+    fn lost(&self, e: &redis::RedisError) -> bool {
+        matches!(self, Conn::Proxy(_)) && (e.is_io_error() || e.is_timeout())
+    }
+}
+
+/// One client: random appends and reads until told to stop.
 async fn client(
-    proxy: String,
+    via: Via,
     process: u64,
     history: Arc<History>,
     next_id: Arc<AtomicU64>,
@@ -54,19 +115,13 @@ async fn client(
     seed: u64,
 ) {
     let mut rng = Rng(seed ^ (process + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut con: Option<redis::aio::MultiplexedConnection> = None;
+    let mut con: Option<Conn> = None;
     while !stop.load(Ordering::Relaxed) {
         if con.is_none() {
-            let c = redis::Client::open(format!("redis://{proxy}/")).unwrap();
-            match c.get_multiplexed_async_connection().await {
-                Ok(mut c) => {
-                    c.set_response_timeout(Duration::from_secs(20));
-                    con = Some(c);
-                }
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            con = via.connect().await;
+            if con.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
         }
         let c = con.as_mut().unwrap();
@@ -74,31 +129,26 @@ async fn client(
         let invoke = history.now();
         if rng.below(2) == 0 {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let r: redis::RedisResult<i64> = redis::cmd("APPEND")
-                .arg(&key)
-                .arg(format!("{id},"))
-                .query_async(c)
+            let r: redis::RedisResult<i64> = c
+                .query(redis::cmd("APPEND").arg(&key).arg(format!("{id},")))
                 .await;
-            // Any error through the proxy may follow an attempt whose outcome is unknown.
-            let outcome = if r.is_ok() {
-                Outcome::Ok
-            } else {
-                Outcome::Info
+            let outcome = match &r {
+                Ok(_) => Outcome::Ok,
+                Err(e) => c.append_outcome(e),
             };
-            if r.as_ref().is_err_and(|e| e.is_io_error() || e.is_timeout()) {
+            history.record(process, &key, Kind::Append(id), invoke, outcome);
+            if r.as_ref().is_err_and(|e| c.lost(e)) {
                 con = None;
             }
-            history.record(process, &key, Kind::Append(id), invoke, outcome);
         } else {
-            let r: redis::RedisResult<Option<Vec<u8>>> =
-                redis::cmd("GET").arg(&key).query_async(c).await;
+            let r: redis::RedisResult<Option<Vec<u8>>> = c.query(redis::cmd("GET").arg(&key)).await;
             match r {
                 Ok(v) => {
                     let ids = parse_list(&v.unwrap_or_default()).expect("a list-append value");
                     history.record(process, &key, Kind::Read(ids), invoke, Outcome::Ok);
                 }
                 Err(e) => {
-                    if e.is_io_error() || e.is_timeout() {
+                    if c.lost(&e) {
                         con = None;
                     }
                 }
@@ -187,10 +237,21 @@ pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
     let history = Arc::new(History::default());
     let stop = Arc::new(AtomicBool::new(false));
     let ids = Arc::new(AtomicU64::new(1));
+    let nodes: Vec<String> = c
+        .data_gids()
+        .into_iter()
+        .flat_map(|g| c.members(g))
+        .map(|id| c.url(id))
+        .collect();
+    // Half the clients go through the proxy, half straight to the nodes.
     let clients: Vec<_> = (0..CLIENTS)
         .map(|p| {
+            let via = match p % 2 {
+                0 => Via::Proxy(proxy.addr.to_string()),
+                _ => Via::Cluster(nodes.clone()),
+            };
             tokio::spawn(client(
-                proxy.addr.to_string(),
+                via,
                 p,
                 history.clone(),
                 ids.clone(),
@@ -257,12 +318,13 @@ pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
         .filter(|o| matches!(o.kind, Kind::Append(_)) && o.outcome == Outcome::Ok)
         .count();
     let unknown = ops.iter().filter(|o| o.outcome == Outcome::Info).count();
+    let refused = ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
     let reads = ops
         .iter()
         .filter(|o| matches!(o.kind, Kind::Read(_)))
         .count();
     let summary = format!(
-        "seed {seed}: {} ops ({acked} appends acknowledged, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
+        "seed {seed}: {} ops ({acked} appends acknowledged, {refused} refused, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
         ops.len(),
         log.len(),
         anomalies.len()

@@ -69,6 +69,11 @@ async fn inline_pipelines_and_protocol_errors() {
             "-ERR Protocol error: expected '$', got 'f'\r\n",
         ),
         (
+            // Nested (deep) arrays are not requests.
+            b"*2\r\n*1\r\n*1\r\n$1\r\na\r\n",
+            "-ERR Protocol error: expected '$', got '*'\r\n",
+        ),
+        (
             b"set \"a\"b c\r\n",
             "-ERR Protocol error: unbalanced quotes in request\r\n",
         ),
