@@ -105,7 +105,7 @@ pub struct NodeArgs {
     /// group then serves the slots the controller assigns it. Without it the group owns
     /// all 16384 slots.
     #[arg(long, env = "REDRAFT_CONTROLLER", value_parser = parse_controllers)]
-    pub controller: Option<Vec<NodeInfo>>,
+    pub controller: Option<Controllers>,
     #[command(flatten)]
     pub tuning: Tuning,
 }
@@ -182,7 +182,7 @@ impl NodeArgs {
             self.peers.clone(),
         );
         c.bind = self.bind.clone();
-        c.controllers = self.controller.clone().unwrap_or_default();
+        c.controllers = self.controller.clone().map(|c| c.0).unwrap_or_default();
         if self.group == 0 && !c.controllers.is_empty() {
             anyhow::bail!("group 0 is the controller: its nodes take --peers, not --controller");
         }
@@ -254,8 +254,13 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, NodeAddr>, String> {
     Ok(out)
 }
 
+/// The controller nodes of `--controller`: one value holding a list (clap reads an
+/// `Option<Vec<_>>` field as repeated values instead, and panics on the mismatch).
+#[derive(Clone, Debug)]
+pub struct Controllers(pub Vec<NodeInfo>);
+
 /// `[<id>=]<host>:<port>[@<bus-port>],...`: controller nodes, ids optional.
-pub fn parse_controllers(s: &str) -> Result<Vec<NodeInfo>, String> {
+pub fn parse_controllers(s: &str) -> Result<Controllers, String> {
     let out: Vec<NodeInfo> = s
         .split(',')
         .map(str::trim)
@@ -272,7 +277,7 @@ pub fn parse_controllers(s: &str) -> Result<Vec<NodeInfo>, String> {
     if out.is_empty() {
         return Err("no controller nodes".into());
     }
-    Ok(out)
+    Ok(Controllers(out))
 }
 
 #[cfg(test)]
@@ -299,11 +304,37 @@ mod tests {
 
     #[test]
     fn controllers_parse_with_or_without_ids() {
-        let c = parse_controllers("h:7000,5=h:7001@9001").expect("valid");
+        let c = parse_controllers("h:7000,5=h:7001@9001").expect("valid").0;
         assert_eq!(c[0].id, ANY_NODE);
         assert_eq!(c[0].addr.bus_port, 17000);
         assert_eq!((c[1].id, c[1].addr.bus_port), (5, 9001));
         assert!(parse_controllers("h").is_err());
         assert!(parse_controllers(",").is_err());
+    }
+
+    /// The whole command line, as a process gets it: clap checks field types only when a
+    /// value is read, so a definition mistake shows only here.
+    #[test]
+    fn node_command_line_parses_into_a_config() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "redraft",
+            "node",
+            "--id=11",
+            "--group=1",
+            "--port=7011",
+            "--dir=/tmp/x",
+            "--peers=11=127.0.0.1:7011,12=127.0.0.1:7012",
+            "--controller=127.0.0.1:7001,2=127.0.0.1:7002@9002",
+        ])
+        .expect("parses");
+        let Cmd::Node(args) = cli.command else {
+            panic!("not the node command");
+        };
+        let c = args.to_config().expect("a config");
+        assert_eq!((c.id, c.gid, c.addr.client_port), (11, 1, 7011));
+        assert_eq!(c.controllers.len(), 2);
+        assert_eq!(c.controllers[1].addr.bus_port, 9002);
+        assert_eq!(c.peers.len(), 2);
     }
 }

@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::fixture::{wait_until, TestCluster};
+use crate::processes::ProcessCluster;
 
 async fn connected_clients(con: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -154,65 +155,6 @@ async fn read_all_replies(s: &mut TcpStream, n: usize) -> usize {
     got
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A `redraft node` process: the server and the test each need their ten thousand file
-/// descriptors, more than one process may have here.
-struct NodeProcess {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl NodeProcess {
-    async fn start(maxclients: usize) -> NodeProcess {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (port, bus) = (free_port(), free_port());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_redraft"))
-            .args(["node", "--id", "1", "--dir"])
-            .arg(dir.path())
-            .args(["--port", &port.to_string(), "--bus-port", &bus.to_string()])
-            .args(["--peers", &format!("1=127.0.0.1:{port}@{bus}")])
-            .args(["--maxclients", &maxclients.to_string()])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redraft node");
-        let addr = format!("127.0.0.1:{port}");
-        let url = format!("redis://{addr}/");
-        wait_until(Duration::from_secs(30), "the node to serve", || async {
-            let mut con = redis::Client::open(url.as_str())
-                .ok()?
-                .get_multiplexed_async_connection()
-                .await
-                .ok()?;
-            let r: redis::RedisResult<()> = redis::cmd("SET")
-                .arg("ready")
-                .arg("1")
-                .query_async(&mut con)
-                .await;
-            r.ok()
-        })
-        .await;
-        NodeProcess {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_clients_connect_at_once() {
     const MAX: usize = 10_000;
@@ -221,18 +163,29 @@ async fn ten_thousand_clients_connect_at_once() {
         redraft::server::raise_fd_limit(CLIENTS) >= CLIENTS as u64,
         "this test needs {CLIENTS} file descriptors"
     );
-    let node = NodeProcess::start(MAX).await;
-    let mut con = redis::Client::open(format!("redis://{}/", node.addr))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    // A process of its own: it and the test each need their ten thousand descriptors.
+    let node = ProcessCluster::standalone(&[&format!("--maxclients={MAX}")]);
+    let addr = node.procs[&1].addr.clone();
+    let mut con = wait_until(Duration::from_secs(30), "the node to serve", || async {
+        let mut con = redis::Client::open(node.url(1))
+            .ok()?
+            .get_multiplexed_async_connection()
+            .await
+            .ok()?;
+        let r: redis::RedisResult<()> = redis::cmd("SET")
+            .arg("ready")
+            .arg("1")
+            .query_async(&mut con)
+            .await;
+        r.ok().map(|_| con)
+    })
+    .await;
     let base = connected_clients(&mut con).await;
     // Every client holds its connection until all have their answer, so no place frees up.
     let all_answered = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let addr = node.addr.clone();
+            let addr = addr.clone();
             let all_answered = all_answered.clone();
             tokio::spawn(async move {
                 let mut s = TcpStream::connect(&addr).await.expect("connect");

@@ -14,6 +14,7 @@ mod failover;
 mod limits;
 mod nemesis;
 mod partition;
+mod processes;
 mod protocol;
 mod proxy;
 mod recovery;

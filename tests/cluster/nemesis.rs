@@ -20,6 +20,7 @@ use redraft::verify::list_append::check;
 use redraft_proxy::wire::key_slot;
 
 use crate::fixture::{wait_until, TestCluster};
+use crate::processes::ProcessCluster;
 
 const KEYS: u64 = 24;
 const CLIENTS: u64 = 6;
@@ -228,38 +229,118 @@ async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
     }
 }
 
+/// The clients of one run and the history they record.
+pub struct Workload {
+    history: Arc<History>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    proxy: String,
+}
+
+impl Workload {
+    /// Starts the clients: half through the proxy at `proxy`, half straight to `nodes`.
+    pub fn start(proxy: String, nodes: Vec<String>, seed: u64) -> Workload {
+        let history = Arc::new(History::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let ids = Arc::new(AtomicU64::new(1));
+        let clients = (0..CLIENTS)
+            .map(|p| {
+                let via = match p % 2 {
+                    0 => Via::Proxy(proxy.clone()),
+                    _ => Via::Cluster(nodes.clone()),
+                };
+                tokio::spawn(client(
+                    via,
+                    p,
+                    history.clone(),
+                    ids.clone(),
+                    stop.clone(),
+                    seed,
+                ))
+            })
+            .collect();
+        Workload {
+            history,
+            stop,
+            clients,
+            proxy,
+        }
+    }
+
+    /// Stops the clients, reads every key once more (retrying until the cluster answers)
+    /// and checks the history. Returns the summary line, and what is wrong if anything is.
+    pub async fn finish(self, seed: u64, faults: &[String]) -> (String, Option<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.clients {
+            t.await.unwrap();
+        }
+        let client = redis::Client::open(format!("redis://{}/", self.proxy)).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        con.set_response_timeout(Duration::from_secs(20));
+        let mut finals = BTreeMap::new();
+        for k in 0..KEYS {
+            let key = format!("n:{k}");
+            let v: Vec<u8> = wait_until(
+                Duration::from_secs(60),
+                &format!("final read of {key}"),
+                || {
+                    let mut con = con.clone();
+                    let key = key.clone();
+                    async move {
+                        let r: redis::RedisResult<Option<Vec<u8>>> =
+                            redis::cmd("GET").arg(&key).query_async(&mut con).await;
+                        r.ok().map(Option::unwrap_or_default)
+                    }
+                },
+            )
+            .await;
+            finals.insert(key, parse_list(&v).expect("a list-append value"));
+        }
+        let ops = self.history.ops();
+        let anomalies = check(&ops, &finals);
+        let acked = ops
+            .iter()
+            .filter(|o| matches!(o.kind, Kind::Append(_)) && o.outcome == Outcome::Ok)
+            .count();
+        let unknown = ops.iter().filter(|o| o.outcome == Outcome::Info).count();
+        let refused = ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
+        let reads = ops
+            .iter()
+            .filter(|o| matches!(o.kind, Kind::Read(_)))
+            .count();
+        let summary = format!(
+            "seed {seed}: {} ops ({acked} appends acknowledged, {refused} refused, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
+            ops.len(),
+            faults.len(),
+            anomalies.len()
+        );
+        let wrong = if !anomalies.is_empty() {
+            Some(format!(
+                "{summary}\nfaults: {faults:#?}\nanomalies: {:#?}\nreplay with REDRAFT_NEMESIS_SEED={seed}",
+                &anomalies[..anomalies.len().min(20)]
+            ))
+        } else if acked <= 100 {
+            Some(format!("{summary}: the workload made too little progress"))
+        } else {
+            None
+        };
+        (summary, wrong)
+    }
+}
+
 /// One seeded run of `secs` seconds with faults drawn from `faults`; panics with the
 /// anomalies (and the seed) if the history is not linearizable.
 pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
     let mut c = TestCluster::sharded(3, 3, |cfg| cfg.write_timeout = Duration::from_secs(3)).await;
     c.join_all().await;
     let proxy = crate::proxy::start_proxy(&c, Duration::from_secs(8)).await;
-    let history = Arc::new(History::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let ids = Arc::new(AtomicU64::new(1));
     let nodes: Vec<String> = c
         .data_gids()
         .into_iter()
         .flat_map(|g| c.members(g))
         .map(|id| c.url(id))
         .collect();
-    // Half the clients go through the proxy, half straight to the nodes.
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|p| {
-            let via = match p % 2 {
-                0 => Via::Proxy(proxy.addr.to_string()),
-                _ => Via::Cluster(nodes.clone()),
-            };
-            tokio::spawn(client(
-                via,
-                p,
-                history.clone(),
-                ids.clone(),
-                stop.clone(),
-                seed,
-            ))
-        })
-        .collect();
+    let workload = Workload::start(proxy.addr.to_string(), nodes, seed);
 
     let mut rng = Rng(seed | 1);
     let mut log = Vec::new();
@@ -269,7 +350,7 @@ pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
         let fault = faults[rng.below(faults.len() as u64) as usize];
         log.push(strike(&mut c, fault, &mut rng).await);
     }
-    // Heal, let the cluster settle on its last configuration, then stop the clients.
+    // Heal, let the cluster settle on its last configuration, then check.
     c.faults.heal();
     let latest = c
         .running()
@@ -284,62 +365,103 @@ pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
         .max()
         .unwrap_or(0);
     c.settled(latest).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in clients {
-        t.await.unwrap();
-    }
-    // The final read of every key, retried until the cluster answers.
-    let client = redis::Client::open(format!("redis://{}/", proxy.addr)).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    con.set_response_timeout(Duration::from_secs(20));
-    let mut finals = BTreeMap::new();
-    for k in 0..KEYS {
-        let key = format!("n:{k}");
-        let v: Vec<u8> = wait_until(
-            Duration::from_secs(60),
-            &format!("final read of {key}"),
-            || {
-                let mut con = con.clone();
-                let key = key.clone();
-                async move {
-                    let r: redis::RedisResult<Option<Vec<u8>>> =
-                        redis::cmd("GET").arg(&key).query_async(&mut con).await;
-                    r.ok().map(Option::unwrap_or_default)
-                }
-            },
-        )
-        .await;
-        finals.insert(key, parse_list(&v).expect("a list-append value"));
-    }
-    let ops = history.ops();
-    let anomalies = check(&ops, &finals);
-    let acked = ops
-        .iter()
-        .filter(|o| matches!(o.kind, Kind::Append(_)) && o.outcome == Outcome::Ok)
-        .count();
-    let unknown = ops.iter().filter(|o| o.outcome == Outcome::Info).count();
-    let refused = ops.iter().filter(|o| o.outcome == Outcome::Fail).count();
-    let reads = ops
-        .iter()
-        .filter(|o| matches!(o.kind, Kind::Read(_)))
-        .count();
-    let summary = format!(
-        "seed {seed}: {} ops ({acked} appends acknowledged, {refused} refused, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
-        ops.len(),
-        log.len(),
-        anomalies.len()
-    );
+    let (summary, wrong) = workload.finish(seed, &log).await;
     proxy.stop();
     c.stop().await;
+    if let Some(wrong) = wrong {
+        panic!("{wrong}");
+    }
+    summary
+}
+
+/// Runs one fault on real processes (kill -9 and a restart from what is on disk), then
+/// undoes it. No partitions: the bus fault layer is in-process only.
+async fn strike_processes(c: &mut ProcessCluster, fault: Fault, rng: &mut Rng) -> String {
+    let gid = 1 + rng.below(3);
+    let pause = Duration::from_millis(500 + rng.below(1500));
+    match fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::KillController => {
+            let gid = if matches!(fault, Fault::KillController) {
+                0
+            } else {
+                gid
+            };
+            let Some(leader) = c.leader_of(gid).await else {
+                return format!("no leader in group {gid} to strike");
+            };
+            let victim = if matches!(fault, Fault::KillFollower) {
+                let f: Vec<u64> = c
+                    .members(gid)
+                    .into_iter()
+                    .filter(|id| *id != leader)
+                    .collect();
+                f[rng.below(f.len() as u64) as usize]
+            } else {
+                leader
+            };
+            c.kill9(victim);
+            tokio::time::sleep(pause).await;
+            c.spawn(victim);
+            format!("kill -9 {fault:?} node {victim} of group {gid} for {pause:?}")
+        }
+        Fault::IsolateLeader => "no partitions between processes".into(),
+        Fault::MoveSlot => {
+            let key = format!("n:{}", rng.below(KEYS));
+            let slot = key_slot(key.as_bytes());
+            let args = ["MOVE".to_string(), slot.to_string(), gid.to_string()];
+            let r = c.cluster_cmd(&args).await;
+            format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
+        }
+    }
+}
+
+/// One seeded run against `redraft node` processes: leaders, followers and the
+/// controller's leader are killed with SIGKILL and restarted, slots move meanwhile.
+pub async fn run_processes(seed: u64, secs: u64) -> String {
+    let mut c = ProcessCluster::sharded(3, 3);
+    c.join_all().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = redraft_proxy::Proxy::start(
+        listener,
+        redraft_proxy::ProxyConfig {
+            seeds: c.controller_addrs(),
+            retry_window: Duration::from_secs(8),
+            ..Default::default()
+        },
+    )
+    .expect("proxy");
     assert!(
-        anomalies.is_empty(),
-        "{summary}\nfaults: {log:#?}\nanomalies: {:#?}\nreplay with REDRAFT_NEMESIS_SEED={seed}",
-        &anomalies[..anomalies.len().min(20)]
+        proxy.ready(Duration::from_secs(60)).await,
+        "proxy learned the slots"
     );
-    assert!(
-        acked > 100,
-        "{summary}: the workload made too little progress"
-    );
+    let nodes: Vec<String> = (1..=3)
+        .flat_map(|g| c.members(g))
+        .map(|id| c.url(id))
+        .collect();
+    let workload = Workload::start(proxy.addr.to_string(), nodes, seed);
+    let mut rng = Rng(seed | 1);
+    let mut log = Vec::new();
+    let faults = [
+        Fault::KillLeader,
+        Fault::KillFollower,
+        Fault::KillController,
+        Fault::MoveSlot,
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200 + rng.below(800))).await;
+        let fault = faults[rng.below(faults.len() as u64) as usize];
+        log.push(strike_processes(&mut c, fault, &mut rng).await);
+    }
+    // Every process is running again; the final reads wait for the groups to answer.
+    let (summary, wrong) = workload.finish(seed, &log).await;
+    let kills = log.iter().filter(|l| l.starts_with("kill -9")).count();
+    let summary = format!("{summary} ({kills} kill -9 of real processes)");
+    proxy.stop();
+    if let Some(wrong) = wrong {
+        c.keep();
+        panic!("{wrong}");
+    }
     summary
 }
 
@@ -392,6 +514,11 @@ async fn nemesis_everything() {
     println!("{}", run(seed(), 20, &ALL).await);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nemesis_kill9_processes() {
+    println!("{}", run_processes(seed(), 20).await);
+}
+
 const ALL: [Fault; 5] = [
     Fault::KillLeader,
     Fault::KillFollower,
@@ -400,7 +527,8 @@ const ALL: [Fault; 5] = [
     Fault::MoveSlot,
 ];
 
-/// The long run: `REDRAFT_NEMESIS_RUNS` × `REDRAFT_NEMESIS_SECONDS` with every fault.
+/// The long run: `REDRAFT_NEMESIS_RUNS` × `REDRAFT_NEMESIS_SECONDS` with every fault, on
+/// processes if `REDRAFT_NEMESIS_PROCESSES=1`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn nemesis_long() {
@@ -412,9 +540,16 @@ async fn nemesis_long() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    // In-process nodes (every fault, partitions included), or `redraft node` processes
+    // killed with SIGKILL.
+    let processes = std::env::var("REDRAFT_NEMESIS_PROCESSES").is_ok_and(|v| v == "1");
     let first = seed();
     for i in 0..runs {
         let s = first.wrapping_add(i);
-        println!("run {}: {}", i + 1, run(s, secs, &ALL).await);
+        let summary = match processes {
+            true => run_processes(s, secs).await,
+            false => run(s, secs, &ALL).await,
+        };
+        println!("run {}: {summary}", i + 1);
     }
 }

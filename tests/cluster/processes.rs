@@ -1,0 +1,265 @@
+//! Real `redraft node` processes on loopback, for what in-process nodes cannot show: kill -9
+//! (nothing flushed, nothing shut down, the OS reclaims everything) and per-process limits.
+//! The same layout as `TestCluster::sharded`: controller ids 1–3, data nodes 10·gid + r.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redraft::raft::{Gid, NodeId};
+
+use crate::fixture::wait_until;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub struct Proc {
+    pub gid: Gid,
+    /// host:port of the client port.
+    pub addr: String,
+    /// `id=host:port@bus`, as JOIN takes it.
+    entry: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+pub struct ProcessCluster {
+    /// None once kept (a failed test leaves its data and logs behind).
+    dir: Option<tempfile::TempDir>,
+    pub procs: BTreeMap<NodeId, Proc>,
+}
+
+impl ProcessCluster {
+    /// One node owning every slot, with `extra` command-line flags.
+    pub fn standalone(extra: &[&str]) -> ProcessCluster {
+        let (port, bus) = (free_port(), free_port());
+        let mut args = vec![format!("--peers=1=127.0.0.1:{port}@{bus}")];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut c = ProcessCluster::empty();
+        c.add(1, 1, port, bus, args);
+        c.spawn(1);
+        c
+    }
+
+    /// A controller of 3 and `groups` data groups of `replicas`, all started, not joined.
+    pub fn sharded(groups: u64, replicas: u64) -> ProcessCluster {
+        let mut layout: BTreeMap<NodeId, Gid> = (1..=3).map(|id| (id, 0)).collect();
+        for g in 1..=groups {
+            for r in 1..=replicas {
+                layout.insert(10 * g + r, g);
+            }
+        }
+        let ports: BTreeMap<NodeId, (u16, u16)> = layout
+            .keys()
+            .map(|id| (*id, (free_port(), free_port())))
+            .collect();
+        let peers = |gid: Gid| -> String {
+            layout
+                .iter()
+                .filter(|(_, g)| **g == gid)
+                .map(|(id, _)| format!("{id}=127.0.0.1:{}@{}", ports[id].0, ports[id].1))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut c = ProcessCluster::empty();
+        for (id, gid) in &layout {
+            let mut args = vec![format!("--peers={}", peers(*gid))];
+            if *gid != 0 {
+                args.push(format!("--controller={}", peers(0)));
+            }
+            let (port, bus) = ports[id];
+            c.add(*id, *gid, port, bus, args);
+        }
+        let ids: Vec<NodeId> = c.procs.keys().copied().collect();
+        for id in ids {
+            c.spawn(id);
+        }
+        c
+    }
+
+    fn empty() -> ProcessCluster {
+        ProcessCluster {
+            dir: Some(tempfile::tempdir().expect("tempdir")),
+            procs: BTreeMap::new(),
+        }
+    }
+
+    fn dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("dir").path()
+    }
+
+    fn add(&mut self, id: NodeId, gid: Gid, port: u16, bus: u16, flags: Vec<String>) {
+        let dir = self.dir().join(format!("node{id}"));
+        let mut args = vec![
+            "node".into(),
+            format!("--id={id}"),
+            format!("--group={gid}"),
+            format!("--port={port}"),
+            format!("--bus-port={bus}"),
+            format!("--dir={}", dir.display()),
+        ];
+        args.extend(flags);
+        self.procs.insert(
+            id,
+            Proc {
+                gid,
+                addr: format!("127.0.0.1:{port}"),
+                entry: format!("{id}=127.0.0.1:{port}@{bus}"),
+                args,
+                child: None,
+            },
+        );
+    }
+
+    /// Starts node `id`'s process (again), its output appended to `node<id>.log`.
+    pub fn spawn(&mut self, id: NodeId) {
+        let log_path = self.dir().join(format!("node{id}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("node log");
+        let p = self.procs.get_mut(&id).expect("a node of the layout");
+        assert!(p.child.is_none(), "node {id} is running");
+        let child = Command::new(env!("CARGO_BIN_EXE_redraft"))
+            .args(&p.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start redraft node");
+        p.child = Some(child);
+    }
+
+    /// SIGKILL: the process gets no chance to flush or say goodbye.
+    pub fn kill9(&mut self, id: NodeId) {
+        if let Some(mut child) = self.procs.get_mut(&id).and_then(|p| p.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn running(&self, id: NodeId) -> bool {
+        self.procs[&id].child.is_some()
+    }
+
+    pub fn members(&self, gid: Gid) -> Vec<NodeId> {
+        self.procs
+            .iter()
+            .filter(|(_, p)| p.gid == gid)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn url(&self, id: NodeId) -> String {
+        format!("redis://{}/", self.procs[&id].addr)
+    }
+
+    pub fn controller_addrs(&self) -> Vec<String> {
+        self.members(0)
+            .iter()
+            .map(|id| self.procs[id].addr.clone())
+            .collect()
+    }
+
+    async fn connect(&self, id: NodeId) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url(id)).ok()?;
+        let mut con = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        con.set_response_timeout(Duration::from_secs(5));
+        Some(con)
+    }
+
+    /// The running node of `gid` that says it leads (INFO replication), if any.
+    pub async fn leader_of(&self, gid: Gid) -> Option<NodeId> {
+        for id in self.members(gid) {
+            if !self.running(id) {
+                continue;
+            }
+            let Some(mut con) = self.connect(id).await else {
+                continue;
+            };
+            let info: redis::RedisResult<String> = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut con)
+                .await;
+            if info.is_ok_and(|i| i.contains("role:master")) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// `CLUSTER <args>` at the first running controller node that answers.
+    pub async fn cluster_cmd(&self, args: &[String]) -> Option<redis::RedisResult<redis::Value>> {
+        for id in self.members(0) {
+            if !self.running(id) {
+                continue;
+            }
+            if let Some(mut con) = self.connect(id).await {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg(args);
+                return Some(cmd.query_async(&mut con).await);
+            }
+        }
+        None
+    }
+
+    /// Joins every data group once the controller can take it.
+    pub async fn join_all(&self) {
+        let mut args = vec!["JOIN".to_string()];
+        let gids: std::collections::BTreeSet<Gid> = self
+            .procs
+            .values()
+            .map(|p| p.gid)
+            .filter(|g| *g != 0)
+            .collect();
+        for g in gids {
+            args.push(g.to_string());
+            args.extend(
+                self.members(g)
+                    .iter()
+                    .map(|id| self.procs[id].entry.clone()),
+            );
+        }
+        wait_until(
+            Duration::from_secs(60),
+            "the controller to take JOIN",
+            || async {
+                match self.cluster_cmd(&args).await {
+                    Some(Ok(redis::Value::Int(_))) => Some(()),
+                    _ => None,
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Keeps the data dir and logs (a failed test) instead of deleting them.
+    pub fn keep(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            eprintln!("node data and logs kept in {}", dir.keep().display());
+        }
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        let ids: Vec<NodeId> = self.procs.keys().copied().collect();
+        for id in ids {
+            self.kill9(id);
+        }
+        if std::thread::panicking() {
+            self.keep();
+        }
+    }
+}
