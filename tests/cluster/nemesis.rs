@@ -1,8 +1,9 @@
 //! Jepsen-style: clients, half through the proxy and half straight to the nodes with a
 //! cluster client, APPEND unique ids to and GET a few dozen keys spread over three groups,
 //! recording every operation (invoke, completion, outcome), while a nemesis kills and
-//! restarts leaders, followers and the controller's leader, cuts leaders off, and moves
-//! slots between groups. Then everything heals, each key is read once more, and
+//! restarts leaders, followers and the controller's leader, cuts leaders off, moves slots
+//! between groups and makes groups LEAVE and JOIN again. In-process nodes, or `redraft node`
+//! processes killed with SIGKILL (`run_processes`). Then everything heals, each key is read once more, and
 //! `redraft::verify::list_append` checks the history: one total order per key, real-time
 //! order, no lost, duplicated or phantom append.
 //!
@@ -44,6 +45,8 @@ pub enum Fault {
     IsolateLeader,
     KillController,
     MoveSlot,
+    /// A group LEAVEs (its slots migrate to the others) and JOINs back (they rebalance).
+    LeaveJoin,
 }
 
 /// How a workload client reaches the cluster.
@@ -226,6 +229,21 @@ async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
             let r = controller(c, &args).await;
             format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
         }
+        Fault::LeaveJoin => {
+            let leave = ["LEAVE".to_string(), gid.to_string()];
+            let left = controller(c, &leave).await;
+            tokio::time::sleep(pause).await;
+            let join = c.join_args(&[gid]);
+            let mut joined = None;
+            for _ in 0..20 {
+                joined = controller(c, &join).await;
+                if matches!(joined, Some(redis::Value::Int(_))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            format!("group {gid} left ({left:?}) and joined again ({joined:?}) after {pause:?}")
+        }
     }
 }
 
@@ -308,10 +326,15 @@ impl Workload {
             .iter()
             .filter(|o| matches!(o.kind, Kind::Read(_)))
             .count();
+        let tally = |what: &str| faults.iter().filter(|f| f.contains(what)).count();
         let summary = format!(
-            "seed {seed}: {} ops ({acked} appends acknowledged, {refused} refused, {unknown} unknown, {reads} reads), {} faults, {} anomalies",
+            "seed {seed}: {} ops ({acked} appends acknowledged, {refused} refused, {unknown} unknown, {reads} reads), {} faults ({} kills, {} isolations, {} slot moves, {} leave+join), {} anomalies",
             ops.len(),
             faults.len(),
+            tally("Kill"),
+            tally("isolated"),
+            tally("moved slot"),
+            tally(" left ("),
             anomalies.len()
         );
         let wrong = if !anomalies.is_empty() {
@@ -412,6 +435,21 @@ async fn strike_processes(c: &mut ProcessCluster, fault: Fault, rng: &mut Rng) -
             let r = c.cluster_cmd(&args).await;
             format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
         }
+        Fault::LeaveJoin => {
+            let leave = ["LEAVE".to_string(), gid.to_string()];
+            let left = c.cluster_cmd(&leave).await;
+            tokio::time::sleep(pause).await;
+            let join = c.join_args(&[gid]);
+            let mut joined = None;
+            for _ in 0..20 {
+                joined = c.cluster_cmd(&join).await;
+                if matches!(joined, Some(Ok(redis::Value::Int(_)))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            format!("group {gid} left ({left:?}) and joined again ({joined:?}) after {pause:?}")
+        }
     }
 }
 
@@ -446,6 +484,7 @@ pub async fn run_processes(seed: u64, secs: u64) -> String {
         Fault::KillFollower,
         Fault::KillController,
         Fault::MoveSlot,
+        Fault::LeaveJoin,
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while tokio::time::Instant::now() < deadline {
@@ -503,7 +542,12 @@ async fn nemesis_partitions_and_moves() {
         run(
             s,
             20,
-            &[Fault::IsolateLeader, Fault::MoveSlot, Fault::KillLeader]
+            &[
+                Fault::IsolateLeader,
+                Fault::MoveSlot,
+                Fault::LeaveJoin,
+                Fault::KillLeader
+            ]
         )
         .await
     );
@@ -519,12 +563,13 @@ async fn nemesis_kill9_processes() {
     println!("{}", run_processes(seed(), 20).await);
 }
 
-const ALL: [Fault; 5] = [
+const ALL: [Fault; 6] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::IsolateLeader,
     Fault::KillController,
     Fault::MoveSlot,
+    Fault::LeaveJoin,
 ];
 
 /// The long run: `REDRAFT_NEMESIS_RUNS` × `REDRAFT_NEMESIS_SECONDS` with every fault, on

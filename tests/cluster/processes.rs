@@ -214,23 +214,29 @@ impl ProcessCluster {
         None
     }
 
+    /// `CLUSTER JOIN` arguments for the given groups.
+    pub fn join_args(&self, gids: &[Gid]) -> Vec<String> {
+        let mut args = vec!["JOIN".to_string()];
+        for g in gids {
+            args.push(g.to_string());
+            args.extend(
+                self.members(*g)
+                    .iter()
+                    .map(|id| self.procs[id].entry.clone()),
+            );
+        }
+        args
+    }
+
     /// Joins every data group once the controller can take it.
     pub async fn join_all(&self) {
-        let mut args = vec!["JOIN".to_string()];
         let gids: std::collections::BTreeSet<Gid> = self
             .procs
             .values()
             .map(|p| p.gid)
             .filter(|g| *g != 0)
             .collect();
-        for g in gids {
-            args.push(g.to_string());
-            args.extend(
-                self.members(g)
-                    .iter()
-                    .map(|id| self.procs[id].entry.clone()),
-            );
-        }
+        let args = self.join_args(&gids.into_iter().collect::<Vec<_>>());
         wait_until(
             Duration::from_secs(60),
             "the controller to take JOIN",
