@@ -47,6 +47,16 @@ impl OutputLimit {
     /// `CONFIG SET client-output-buffer-limit "<class> <hard> <soft> <secs> ..."`: the normal
     /// class applies, the others are accepted (and checked) but have no clients here.
     pub fn set(&self, value: &str) -> Result<(), &'static str> {
+        if let Some((hard, soft, secs)) = Self::parse(value)? {
+            self.hard.store(hard, Ordering::Relaxed);
+            self.soft.store(soft, Ordering::Relaxed);
+            self.soft_secs.store(secs, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Checks a value as [`OutputLimit::set`] takes it; returns the normal class's limits.
+    pub fn parse(value: &str) -> Result<Option<(u64, u64, u64)>, &'static str> {
         let words: Vec<&str> = value.split_whitespace().collect();
         if words.is_empty() || !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.");
@@ -69,12 +79,7 @@ impl OutputLimit {
                 _ => return Err("Invalid client class specified in buffer limit configuration."),
             }
         }
-        if let Some((hard, soft, secs)) = normal {
-            self.hard.store(hard, Ordering::Relaxed);
-            self.soft.store(soft, Ordering::Relaxed);
-            self.soft_secs.store(secs, Ordering::Relaxed);
-        }
-        Ok(())
+        Ok(normal)
     }
 
     /// Writes all of `out`, closing the connection's write side to the limits: past the hard

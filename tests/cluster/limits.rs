@@ -22,6 +22,16 @@ async fn connected_clients(con: &mut redis::aio::MultiplexedConnection) -> u64 {
         .expect("connected_clients")
 }
 
+async fn set_output_limit(con: &mut redis::aio::MultiplexedConnection, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg(value)
+        .query_async(con)
+        .await
+        .expect("CONFIG SET client-output-buffer-limit");
+}
+
 /// Opens a connection that pipelines `n` GETs of `key` and never reads a reply.
 async fn never_reads(addr: &str, key: &str, n: usize) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.expect("connect");
@@ -82,26 +92,14 @@ async fn a_client_that_never_reads_is_closed_at_the_output_buffer_limit() {
     assert_eq!(connected_clients(&mut con).await, base + 1);
 
     // The hard limit: closed as soon as its pending replies exceed 1 MiB.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("client-output-buffer-limit")
-        .arg("normal 1mb 0 0")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_output_limit(&mut con, "normal 1mb 0 0").await;
     let mut hard = never_reads(&addr, "big", 100).await;
     assert!(read_until_closed(&mut hard).await < all_replies);
     // `stuck` was being written to before the limit was set; it stays.
     clients_back_to(&con, base + 1, "the client over the hard limit to be gone").await;
 
     // The soft limit: closed once its pending replies stay above 64 KiB for a second.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("client-output-buffer-limit")
-        .arg("normal 0 64kb 1")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_output_limit(&mut con, "normal 0 64kb 1").await;
     let mut soft = never_reads(&addr, "big", 100).await;
     // It lives a second past its accept; reading before it is closed would save it.
     clients_back_to(&con, base + 2, "the client over the soft limit to connect").await;
@@ -116,13 +114,7 @@ async fn a_client_that_never_reads_is_closed_at_the_output_buffer_limit() {
         .unwrap();
     assert!(limit[1].starts_with("normal 0 65536 1 "), "{limit:?}");
     // The one stuck without a limit is served in full once it reads.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("client-output-buffer-limit")
-        .arg("normal 0 0 0")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    set_output_limit(&mut con, "normal 0 0 0").await;
     assert_eq!(read_all_replies(&mut stuck, 1000).await, 1000);
     let bad: redis::RedisResult<()> = redis::cmd("CONFIG")
         .arg("SET")

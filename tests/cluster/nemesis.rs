@@ -161,31 +161,92 @@ async fn client(
     }
 }
 
-/// A controller command at any running controller node; None if none answered.
-async fn controller(c: &TestCluster, args: &[String]) -> Option<redis::Value> {
-    for id in c.members(0) {
-        if c.nodes[&id].is_none() {
-            continue;
-        }
-        let mut con = c.client(id).await;
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg(args);
-        if let Ok(v) = cmd.query_async(&mut con).await {
-            return Some(v);
-        }
-    }
-    None
+/// What the nemesis needs of a cluster: in-process nodes or `redraft node` processes.
+trait Target {
+    /// The node of `gid` that leads, if one is running and says so.
+    async fn leader(&self, gid: u64) -> Option<u64>;
+    fn members(&self, gid: u64) -> Vec<u64>;
+    /// Stops `id` abruptly: nothing more flushed (SIGKILL for a process).
+    async fn kill(&mut self, id: u64);
+    async fn restart(&mut self, id: u64);
+    /// Cuts `id` off from every other node; false if this cluster cannot.
+    fn isolate(&self, id: u64) -> bool;
+    fn heal(&self);
+    /// A controller command at a running controller node; None if none answered.
+    async fn controller(&self, args: &[String]) -> Option<redis::Value>;
+    fn join_args(&self, gids: &[u64]) -> Vec<String>;
 }
 
-async fn leader_of(c: &TestCluster, gid: u64) -> Option<u64> {
-    c.running()
-        .filter(|n| n.group().gid() == gid)
-        .find_map(|n| n.group().current_leader())
-        .filter(|l| c.nodes.get(l).is_some_and(|n| n.is_some()))
+impl Target for TestCluster {
+    async fn leader(&self, gid: u64) -> Option<u64> {
+        self.running()
+            .filter(|n| n.group().gid() == gid)
+            .find_map(|n| n.group().current_leader())
+            .filter(|l| self.nodes.get(l).is_some_and(|n| n.is_some()))
+    }
+    fn members(&self, gid: u64) -> Vec<u64> {
+        TestCluster::members(self, gid)
+    }
+    async fn kill(&mut self, id: u64) {
+        TestCluster::kill(self, id).await
+    }
+    async fn restart(&mut self, id: u64) {
+        TestCluster::restart(self, id).await
+    }
+    fn isolate(&self, id: u64) -> bool {
+        self.faults.isolate(id);
+        true
+    }
+    fn heal(&self) {
+        self.faults.heal();
+    }
+    async fn controller(&self, args: &[String]) -> Option<redis::Value> {
+        for id in TestCluster::members(self, 0) {
+            if self.nodes[&id].is_none() {
+                continue;
+            }
+            let mut con = self.client(id).await;
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg(args);
+            if let Ok(v) = cmd.query_async(&mut con).await {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn join_args(&self, gids: &[u64]) -> Vec<String> {
+        TestCluster::join_args(self, gids)
+    }
+}
+
+impl Target for ProcessCluster {
+    async fn leader(&self, gid: u64) -> Option<u64> {
+        self.leader_of(gid).await
+    }
+    fn members(&self, gid: u64) -> Vec<u64> {
+        ProcessCluster::members(self, gid)
+    }
+    async fn kill(&mut self, id: u64) {
+        self.kill9(id);
+    }
+    async fn restart(&mut self, id: u64) {
+        self.spawn(id);
+    }
+    /// The bus fault layer is in-process only.
+    fn isolate(&self, _: u64) -> bool {
+        false
+    }
+    fn heal(&self) {}
+    async fn controller(&self, args: &[String]) -> Option<redis::Value> {
+        self.cluster_cmd(args).await.and_then(Result::ok)
+    }
+    fn join_args(&self, gids: &[u64]) -> Vec<String> {
+        ProcessCluster::join_args(self, gids)
+    }
 }
 
 /// Runs one fault, then undoes it.
-async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
+async fn strike(c: &mut impl Target, fault: Fault, rng: &mut Rng) -> String {
     let gid = 1 + rng.below(3);
     let pause = Duration::from_millis(500 + rng.below(1500));
     match fault {
@@ -195,7 +256,7 @@ async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
             } else {
                 gid
             };
-            let Some(leader) = leader_of(c, gid).await else {
+            let Some(leader) = c.leader(gid).await else {
                 return format!("no leader in group {gid} to strike");
             };
             let victim = if matches!(fault, Fault::KillFollower) {
@@ -214,29 +275,31 @@ async fn strike(c: &mut TestCluster, fault: Fault, rng: &mut Rng) -> String {
             format!("{fault:?} node {victim} of group {gid} for {pause:?}")
         }
         Fault::IsolateLeader => {
-            let Some(leader) = leader_of(c, gid).await else {
+            let Some(leader) = c.leader(gid).await else {
                 return format!("no leader in group {gid} to isolate");
             };
-            c.faults.isolate(leader);
+            if !c.isolate(leader) {
+                return "no partitions here".into();
+            }
             tokio::time::sleep(pause).await;
-            c.faults.heal();
+            c.heal();
             format!("isolated node {leader} of group {gid} for {pause:?}")
         }
         Fault::MoveSlot => {
             let key = format!("n:{}", rng.below(KEYS));
             let slot = key_slot(key.as_bytes());
             let args = ["MOVE".to_string(), slot.to_string(), gid.to_string()];
-            let r = controller(c, &args).await;
+            let r = c.controller(&args).await;
             format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
         }
         Fault::LeaveJoin => {
             let leave = ["LEAVE".to_string(), gid.to_string()];
-            let left = controller(c, &leave).await;
+            let left = c.controller(&leave).await;
             tokio::time::sleep(pause).await;
             let join = c.join_args(&[gid]);
             let mut joined = None;
             for _ in 0..20 {
-                joined = controller(c, &join).await;
+                joined = c.controller(&join).await;
                 if matches!(joined, Some(redis::Value::Int(_))) {
                     break;
                 }
@@ -397,62 +460,6 @@ pub async fn run(seed: u64, secs: u64, faults: &[Fault]) -> String {
     summary
 }
 
-/// Runs one fault on real processes (kill -9 and a restart from what is on disk), then
-/// undoes it. No partitions: the bus fault layer is in-process only.
-async fn strike_processes(c: &mut ProcessCluster, fault: Fault, rng: &mut Rng) -> String {
-    let gid = 1 + rng.below(3);
-    let pause = Duration::from_millis(500 + rng.below(1500));
-    match fault {
-        Fault::KillLeader | Fault::KillFollower | Fault::KillController => {
-            let gid = if matches!(fault, Fault::KillController) {
-                0
-            } else {
-                gid
-            };
-            let Some(leader) = c.leader_of(gid).await else {
-                return format!("no leader in group {gid} to strike");
-            };
-            let victim = if matches!(fault, Fault::KillFollower) {
-                let f: Vec<u64> = c
-                    .members(gid)
-                    .into_iter()
-                    .filter(|id| *id != leader)
-                    .collect();
-                f[rng.below(f.len() as u64) as usize]
-            } else {
-                leader
-            };
-            c.kill9(victim);
-            tokio::time::sleep(pause).await;
-            c.spawn(victim);
-            format!("kill -9 {fault:?} node {victim} of group {gid} for {pause:?}")
-        }
-        Fault::IsolateLeader => "no partitions between processes".into(),
-        Fault::MoveSlot => {
-            let key = format!("n:{}", rng.below(KEYS));
-            let slot = key_slot(key.as_bytes());
-            let args = ["MOVE".to_string(), slot.to_string(), gid.to_string()];
-            let r = c.cluster_cmd(&args).await;
-            format!("moved slot {slot} ({key}) to group {gid}: {r:?}")
-        }
-        Fault::LeaveJoin => {
-            let leave = ["LEAVE".to_string(), gid.to_string()];
-            let left = c.cluster_cmd(&leave).await;
-            tokio::time::sleep(pause).await;
-            let join = c.join_args(&[gid]);
-            let mut joined = None;
-            for _ in 0..20 {
-                joined = c.cluster_cmd(&join).await;
-                if matches!(joined, Some(Ok(redis::Value::Int(_)))) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            format!("group {gid} left ({left:?}) and joined again ({joined:?}) after {pause:?}")
-        }
-    }
-}
-
 /// One seeded run against `redraft node` processes: leaders, followers and the
 /// controller's leader are killed with SIGKILL and restarted, slots move meanwhile.
 pub async fn run_processes(seed: u64, secs: u64) -> String {
@@ -490,11 +497,11 @@ pub async fn run_processes(seed: u64, secs: u64) -> String {
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(800))).await;
         let fault = faults[rng.below(faults.len() as u64) as usize];
-        log.push(strike_processes(&mut c, fault, &mut rng).await);
+        log.push(strike(&mut c, fault, &mut rng).await);
     }
     // Every process is running again; the final reads wait for the groups to answer.
     let (summary, wrong) = workload.finish(seed, &log).await;
-    let kills = log.iter().filter(|l| l.starts_with("kill -9")).count();
+    let kills = log.iter().filter(|l| l.starts_with("Kill")).count();
     let summary = format!("{summary} ({kills} kill -9 of real processes)");
     proxy.stop();
     if let Some(wrong) = wrong {

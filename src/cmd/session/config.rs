@@ -141,7 +141,7 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
         };
         if *canonical == "client-output-buffer-limit" {
             // Checked here, applied below with the rest: all or nothing.
-            if let Err(why) = crate::resp::output_limit::OutputLimit::default().set(value) {
+            if let Err(why) = crate::resp::output_limit::OutputLimit::parse(value) {
                 return fail(why);
             }
         } else if !matches!(value.parse::<usize>(), Ok(v) if v >= 1) {
