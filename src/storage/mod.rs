@@ -25,7 +25,7 @@ use flusher::Flusher;
 /// Memtable size per keyspace. Smaller than fjall's 64 MiB default: every replica applies
 /// every write, and a skiplist that fits in cache makes the get + insert of each write
 /// several times cheaper; older versions move to SSTs with bloom filters.
-const MEMTABLE_SIZE: u64 = 8 * 1024 * 1024;
+const MEMTABLE_SIZE: u64 = 2 * 1024 * 1024;
 
 /// Storage failures. A failed fsync poisons fjall: the node must stop.
 #[derive(Debug, thiserror::Error)]
