@@ -209,6 +209,25 @@ pub struct ShardStateMachine {
     keys: u64,
     expires: u64,
     cache: RowCache,
+    /// The exactly-once entries of the current generation, in memory: every write through
+    /// the proxy reads its client's entry for the slot, which is usually absent, and an
+    /// LSM point lookup (a miss walks the memtable and every table's filter) was a sixth
+    /// of such a write's CPU. fjall stays the durable copy, written in the same batch.
+    /// None: to be loaded from the current generation before the next apply (at open,
+    /// after a snapshot install or a failed commit).
+    dedup_mem: Option<DedupMem>,
+}
+
+/// Storage key → encoded [`super::apply::DedupEntry`], exactly as in the dedup keyspace.
+type DedupMem = HashMap<Vec<u8>, Vec<u8>>;
+
+fn load_dedup(ks: &Keyspace) -> Result<DedupMem, StorageError> {
+    let mut m = DedupMem::default();
+    for kv in ks.iter() {
+        let (k, v) = kv.into_inner()?;
+        m.insert(k.to_vec(), v.to_vec());
+    }
+    Ok(m)
 }
 
 /// Values of recently applied keys, as committed. Every write reads its key first (the
@@ -324,6 +343,7 @@ impl ShardStateMachine {
             keys,
             expires,
             cache: RowCache::default(),
+            dedup_mem: None,
         })
     }
 
@@ -343,6 +363,9 @@ impl ShardStateMachine {
         last: &LogId<NodeId>,
         membership: Option<Membership>,
     ) -> Result<(), StorageError> {
+        // Moved out first: on any failure below it is dropped and reloaded before the
+        // next apply (it changes only once the batch is committed).
+        let mut dedup_mem = ov.dedup_mem;
         if let Some(e) = ov.error.into_inner() {
             return Err(e);
         }
@@ -367,9 +390,9 @@ impl ShardStateMachine {
                 batch.remove(&target.ttl, k);
             }
         }
-        for (k, v) in ov.dedup {
+        for (k, v) in &ov.dedup {
             match v {
-                Some(v) => batch.insert(&target.dedup, k, v),
+                Some(v) => batch.insert(&target.dedup, k.as_slice(), v.as_slice()),
                 None if !fresh => batch.remove(&target.dedup, k),
                 None => {}
             }
@@ -407,6 +430,16 @@ impl ShardStateMachine {
         self.expires = ov.expires;
         sh.clock
             .fetch_max(ov.clock, std::sync::atomic::Ordering::Relaxed);
+        if fresh {
+            dedup_mem.clear();
+        }
+        for (k, v) in ov.dedup {
+            match v {
+                Some(v) => dedup_mem.insert(k, v),
+                None => dedup_mem.remove(&k),
+            };
+        }
+        self.dedup_mem = Some(dedup_mem);
         let mut cache = ov.cache;
         if fresh {
             cache.clear();
@@ -429,8 +462,12 @@ impl ShardStateMachine {
     #[cfg(test)]
     fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
         let gen = self.shared.generation();
-        let mut ov = Overlay::new(&gen.data, self.keys, self.expires)
-            .with_cluster(&gen.dedup, self.shared.cluster());
+        let mem = self.take_dedup(&gen).unwrap();
+        let mut ov = Overlay::new(&gen.data, self.keys, self.expires).with_cluster(
+            &gen.dedup,
+            mem,
+            self.shared.cluster(),
+        );
         ov.cache = std::mem::take(&mut self.cache);
         f(&mut ov);
         self.commit(ov, &gen, &log_id, None).unwrap();
@@ -438,6 +475,14 @@ impl ShardStateMachine {
 }
 
 impl ShardStateMachine {
+    /// The in-memory exactly-once entries for an apply on `gen`, loaded if needed.
+    fn take_dedup(&mut self, gen: &Generation) -> Result<DedupMem, StorageError> {
+        match self.dedup_mem.take() {
+            Some(m) => Ok(m),
+            None => crate::storage::blocking(|| load_dedup(&gen.dedup)),
+        }
+    }
+
     /// `apply` proper: one overlay and one fjall batch for all `entries`.
     fn apply_sync(
         &mut self,
@@ -445,8 +490,11 @@ impl ShardStateMachine {
     ) -> Result<Vec<ShardResponse>, Box<RaftStorageError<NodeId>>> {
         let gen = self.shared.generation();
         let cluster = self.shared.cluster();
+        let mem = self
+            .take_dedup(&gen)
+            .map_err(|e| Box::new(raft_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)))?;
         let mut ov =
-            Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, cluster);
+            Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, mem, cluster);
         ov.cache = std::mem::take(&mut self.cache);
         ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
         let gid = self.shared.gid;
@@ -476,6 +524,7 @@ impl ShardStateMachine {
         }
         let Some(last) = last else {
             self.cache = ov.cache;
+            self.dedup_mem = Some(ov.dedup_mem);
             return Ok(replies);
         };
         self.commit(ov, &gen, &last, membership)
@@ -524,6 +573,8 @@ pub(super) struct Overlay<'a> {
     dedup_base: Option<&'a Keyspace>,
     /// Exactly-once entries written by this apply (None: removed).
     dedup: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The committed exactly-once entries (the base's contents), moved in for the apply.
+    dedup_mem: DedupMem,
     /// The committed cluster state, and this apply's changed copy of it.
     cluster_base: Arc<ClusterMeta>,
     cluster: Option<ClusterMeta>,
@@ -550,6 +601,7 @@ impl<'a> Overlay<'a> {
             base: Some(base),
             dedup_base: None,
             dedup: BTreeMap::new(),
+            dedup_mem: DedupMem::default(),
             cluster_base: Arc::default(),
             cluster: None,
             cache: RowCache::default(),
@@ -564,8 +616,14 @@ impl<'a> Overlay<'a> {
     }
 
     /// Attaches the generation's exactly-once entries and the committed cluster state.
-    fn with_cluster(mut self, dedup: &'a Keyspace, cluster: Arc<ClusterMeta>) -> Self {
+    fn with_cluster(
+        mut self,
+        dedup: &'a Keyspace,
+        dedup_mem: DedupMem,
+        cluster: Arc<ClusterMeta>,
+    ) -> Self {
         self.dedup_base = Some(dedup);
+        self.dedup_mem = dedup_mem;
         self.cluster_base = cluster;
         self
     }
@@ -585,13 +643,8 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.dedup.get(k) {
             return v.clone();
         }
-        match self.dedup_base?.get(k) {
-            Ok(v) => v.map(|v| v.to_vec()),
-            Err(e) => {
-                self.fail(e);
-                None
-            }
-        }
+        self.dedup_base?;
+        self.dedup_mem.get(k).cloned()
     }
 
     pub(super) fn dedup_put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
@@ -1419,6 +1472,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
     ) -> RaftRes<()> {
         // Whatever happens below, cached rows may no longer match the state.
         self.cache.clear();
+        self.dedup_mem = None;
         let sh = self.shared.clone();
         let _guard = sh.snap_lock.lock().await;
         let cur = CurrentSnapshot {
@@ -1796,8 +1850,7 @@ mod tests {
     async fn once_answers_repeats_and_idle_entries_are_forgotten() {
         use crate::shard::apply::DEDUP_IDLE_MS;
         let dir = tempfile::tempdir().unwrap();
-        let (_storage, mut sm) = open(dir.path());
-        let reader = sm.reader();
+        let (storage, mut sm) = open(dir.path());
         let once = |seq: u64| {
             let argv = ["ONCE", "7", &seq.to_string(), "APPEND", "k", "x"]
                 .map(|a| Bytes::copy_from_slice(a.as_bytes()))
@@ -1816,6 +1869,12 @@ mod tests {
             r[0],
             vec![Reply::Int(1), Reply::Int(1), Reply::Int(2), Reply::Int(1)]
         );
+        // Reopened, the entries kept in memory are loaded again from disk.
+        drop(sm);
+        let (_storage, mut sm) = open_again(storage, dir.path());
+        let reader = sm.reader();
+        let r = sm.apply([normal(2, t, vec![once(2)])]).await.unwrap();
+        assert_eq!(r[0], vec![Reply::Int(2)], "a repeat after a restart");
         let idle = reader.idle_dedup(t + 1, 10);
         assert_eq!(idle.len(), 1);
         assert!(reader.idle_dedup(t, 10).is_empty());
@@ -1823,7 +1882,7 @@ mod tests {
         let forget = WriteCmd::ForgetDedup(idle.clone());
         let r = sm
             .apply([normal(
-                2,
+                3,
                 t + DEDUP_IDLE_MS - 1,
                 vec![forget.clone(), once(2)],
             )])
@@ -1832,7 +1891,7 @@ mod tests {
         assert_eq!(r[0], vec![Reply::Int(0), Reply::Int(2)]);
         // The repeat above refreshed nothing (a cached reply): idle from `t` on.
         let r = sm
-            .apply([normal(3, t + DEDUP_IDLE_MS, vec![forget, once(2)])])
+            .apply([normal(4, t + DEDUP_IDLE_MS, vec![forget, once(2)])])
             .await
             .unwrap();
         assert_eq!(
