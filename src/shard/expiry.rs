@@ -12,16 +12,16 @@ use crate::cmd::WriteCmd;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 const BATCH: usize = 256;
-/// Exactly-once entries are looked over every this many rounds (about 10 s).
-const DEDUP_ROUNDS: u64 = 100;
+/// Exactly-once entries looked at per round: a million entries take under a minute to go
+/// over, against an idle bound of minutes, and no round stalls the worker for long.
+const DEDUP_SCAN: usize = 2048;
 
 pub(super) async fn run(group: Weak<Inner>, reader: ShardReader) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut round = 0u64;
+    let mut dedup_cursor: Option<Vec<u8>> = None;
     loop {
         tick.tick().await;
-        round += 1;
         let Some(inner) = group.upgrade() else { return };
         let group = ShardGroup { inner };
         if !group.is_leader() {
@@ -42,17 +42,18 @@ pub(super) async fn run(group: Weak<Inner>, reader: ShardReader) {
                 break;
             }
         }
-        if round.is_multiple_of(DEDUP_ROUNDS) {
-            // Exactly-once entries idle past their bound: the apply checks the idle time
-            // again at the entry's own time, so a client that came back keeps its entry.
-            let before = now_ms()
-                .max(reader.clock())
-                .saturating_sub(super::apply::DEDUP_IDLE_MS);
-            let keys = reader.idle_dedup(before, BATCH);
-            if !keys.is_empty() {
-                let size = keys.len() * 18;
-                let _ = group.write(WriteCmd::ForgetDedup(keys), size).await;
-            }
+        // Exactly-once entries idle past their bound: the apply checks the idle time
+        // again at the entry's own time, so a client that came back keeps its entry.
+        let before = now_ms()
+            .max(reader.clock())
+            .saturating_sub(super::apply::DEDUP_IDLE_MS);
+        let (keys, next) = crate::storage::blocking(|| {
+            reader.idle_dedup(before, dedup_cursor.as_deref(), DEDUP_SCAN, BATCH)
+        });
+        dedup_cursor = next;
+        if !keys.is_empty() {
+            let size = keys.len() * 18;
+            let _ = group.write(WriteCmd::ForgetDedup(keys), size).await;
         }
     }
 }

@@ -985,25 +985,44 @@ impl ShardReader {
         (keys, n)
     }
 
-    /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys).
-    pub fn idle_dedup(&self, before_ms: u64, limit: usize) -> Vec<Bytes> {
+    /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys),
+    /// looking at no more than `scan` entries after storage key `after`. Returns them and
+    /// where to go on from (None: the end was reached). A proxy's clients leave an entry
+    /// per slot they write to, so the table can hold millions: it is walked a bounded
+    /// step at a time, never whole at once.
+    pub fn idle_dedup(
+        &self,
+        before_ms: u64,
+        after: Option<&[u8]>,
+        scan: usize,
+        limit: usize,
+    ) -> (Vec<Bytes>, Option<Vec<u8>>) {
         let gen = self.shared.generation();
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_vec()),
+            None => std::ops::Bound::Unbounded,
+        };
         let mut out = Vec::new();
-        for kv in gen.dedup.iter() {
+        let mut seen = 0;
+        for kv in gen
+            .dedup
+            .range::<Vec<u8>, _>((lower, std::ops::Bound::Unbounded))
+        {
             let Some((k, v)) = self.logged(kv.into_inner().map_err(StorageError::from)) else {
-                break;
+                return (out, None);
             };
             let idle = postcard::from_bytes::<super::apply::DedupEntry>(&v)
                 .map(|e| e.at_ms < before_ms)
                 .unwrap_or(true);
             if idle {
                 out.push(Bytes::copy_from_slice(&k));
-                if out.len() >= limit {
-                    break;
-                }
+            }
+            seen += 1;
+            if out.len() >= limit || seen >= scan {
+                return (out, Some(k.to_vec()));
             }
         }
-        out
+        (out, None)
     }
 
     /// The index of the last applied log entry.
@@ -1875,9 +1894,14 @@ mod tests {
         let reader = sm.reader();
         let r = sm.apply([normal(2, t, vec![once(2)])]).await.unwrap();
         assert_eq!(r[0], vec![Reply::Int(2)], "a repeat after a restart");
-        let idle = reader.idle_dedup(t + 1, 10);
-        assert_eq!(idle.len(), 1);
-        assert!(reader.idle_dedup(t, 10).is_empty());
+        let (idle, next) = reader.idle_dedup(t + 1, None, 100, 10);
+        assert_eq!((idle.len(), next), (1, None));
+        assert!(reader.idle_dedup(t, None, 100, 10).0.is_empty());
+        // A step that ends at its scan bound says where to go on.
+        let (some, next) = reader.idle_dedup(t + 1, None, 1, 10);
+        assert_eq!((some.len(), next.as_deref()), (1, Some(&idle[0][..])));
+        let (rest, next) = reader.idle_dedup(t + 1, Some(&idle[0]), 1, 10);
+        assert_eq!((rest.len(), next), (0, None));
         // Not idle long enough at the entry's time: kept.
         let forget = WriteCmd::ForgetDedup(idle.clone());
         let r = sm
