@@ -19,10 +19,6 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-
-/// Every replica hashes every written key twice or more per apply; SipHash was a visible
-/// share of it. foldhash is seeded per process, so crafted keys still can't collide at will.
-type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::io::{BufReader, BufWriter, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -45,6 +41,10 @@ use crate::shard::apply::ClusterMeta;
 use crate::shard::request::ShardResponse;
 use crate::storage::record::{read_record, write_record};
 use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
+
+/// Every replica hashes every written key twice or more per apply; SipHash was a visible
+/// share of it. foldhash is seeded per process, so crafted keys still can't collide at will.
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 const APPLIED: &[u8] = b"applied";
 const MEMBERSHIP: &[u8] = b"membership";
@@ -2050,6 +2050,59 @@ mod tests {
         assert_eq!(
             b.get_current_snapshot().await.unwrap().unwrap().meta,
             snap.meta
+        );
+    }
+
+    #[tokio::test]
+    async fn exactly_once_entries_follow_a_snapshot_install() {
+        let once = |client: u64, seq: u64, v: &str| {
+            let argv = [
+                "ONCE",
+                &client.to_string(),
+                &seq.to_string(),
+                "APPEND",
+                "k",
+                v,
+            ]
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .to_vec();
+            match crate::cmd::parse(argv, 0) {
+                crate::cmd::Command::Write(w) => w,
+                other => panic!("{other:?}"),
+            }
+        };
+        let member = || membership_ent::<ShardTC>(1, 1, 1, vec![BTreeSet::from([1, 2])]);
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_sa, mut a) = open(dir_a.path());
+        a.apply([member(), normal(2, 1_000, vec![once(7, 1, "x")])])
+            .await
+            .unwrap();
+        a.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        // b knows an entry (client 9) that the installed state does not have.
+        let (_sb, mut b) = open(dir_b.path());
+        let r = b
+            .apply([member(), normal(2, 1_000, vec![once(9, 1, "yy")])])
+            .await
+            .unwrap();
+        assert_eq!(r[1], vec![Reply::Int(2)]);
+        let mut file = b.begin_receiving_snapshot().await.unwrap();
+        let mut src = a.get_current_snapshot().await.unwrap().unwrap();
+        tokio::io::copy(&mut *src.snapshot, &mut *file)
+            .await
+            .unwrap();
+        b.install_snapshot(&src.meta, file).await.unwrap();
+        let r = b
+            .apply([normal(3, 1_000, vec![once(7, 1, "x"), once(9, 1, "yy")])])
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0],
+            vec![Reply::Int(1), Reply::Int(3)],
+            "client 7's entry came with the snapshot; client 9's went with the old state"
         );
     }
 
