@@ -10,14 +10,15 @@ work=$(mktemp -d)
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Ready when a replica of every group has applied the first configuration.
+# Ready when every replica of every group has applied the first configuration: a node
+# that has not answers CLUSTERDOWN, as a Redis Cluster node not yet given slots does.
 ready=""
 for _ in $(seq 1 400); do
   n=0
-  for p in 7401 7404 7407; do
+  for p in $(seq 7401 7409); do
     redis-cli -p $p info cluster 2>/dev/null | grep -q "redraft_slots_owned:[1-9]" && n=$((n + 1))
   done
-  if [ $n -eq 3 ] && redis-cli -p 7401 cluster info 2>/dev/null | grep -q "cluster_state:ok"; then ready=1; break; fi
+  if [ $n -eq 9 ] && redis-cli -p 7401 cluster info 2>/dev/null | grep -q "cluster_state:ok"; then ready=1; break; fi
   sleep 0.05
 done
 [ -n "$ready" ] || { echo "FAIL: cluster not ready"; cat "$work/dev.log"; exit 1; }

@@ -123,29 +123,28 @@ impl LocalCluster {
         }
     }
 
-    /// Waits until every data group serves configuration `num` with nothing in flight.
+    /// Waits until every data group serves configuration `num` with nothing in flight, and
+    /// every replica has applied it: a follower that has not yet would answer `CLUSTERDOWN`
+    /// to a cluster client that starts at it.
     pub async fn wait_settled(&self, num: u64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let done = self
-                .nodes
-                .iter()
-                .filter(|n| n.group().is_leader() && n.group().gid() != 0)
-                .map(|n| n.group().reader().cluster())
-                .filter(|m| {
-                    m.slots
-                        .as_ref()
-                        .is_some_and(|t| t.config.num >= num && t.settled())
-                })
-                .count();
-            let groups = self
-                .nodes
-                .iter()
+            let data = || self.nodes.iter().filter(|n| n.group().gid() != 0);
+            let applied = |n: &&Node, settled: bool| {
+                let m = n.group().reader().cluster();
+                m.slots
+                    .as_ref()
+                    .is_some_and(|t| t.config.num >= num && (!settled || t.settled()))
+            };
+            let groups = data()
                 .map(|n| n.group().gid())
-                .filter(|g| *g != 0)
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
-            if done >= groups {
+            let leaders_settled = data()
+                .filter(|n| n.group().is_leader())
+                .filter(|n| applied(n, true))
+                .count();
+            if leaders_settled >= groups && data().all(|n| applied(&n, false)) {
                 return true;
             }
             if tokio::time::Instant::now() > deadline {
