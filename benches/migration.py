@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
+import multiprocessing
 import time
 
 import redis
@@ -75,6 +75,18 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000
 
 
+def load(port, prefix, value, stop, into):
+    con = redis.Redis(port=port)
+    samples = []
+    i = 0
+    while not stop.is_set():
+        s = time.perf_counter()
+        con.set("%s%d" % (prefix, i % 1000), value)
+        samples.append((time.time(), time.perf_counter() - s))
+        i += 1
+    into.send(samples)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=100_000)
@@ -124,19 +136,11 @@ def run(args, work):
     print("loaded %d keys of %d bytes into slot %d in %.1f s" %
           (args.keys, args.value_size, slot, time.time() - t))
 
-    samples = []  # (start time, latency)
-    stop = threading.Event()
-
-    def load():
-        con = redis.Redis(port=g1)
-        i = 0
-        while not stop.is_set():
-            s = time.perf_counter()
-            con.set("%s:%d" % (steady, i % 1000), value)
-            samples.append((time.time(), time.perf_counter() - s))
-            i += 1
-
-    th = threading.Thread(target=load)
+    # The steady client runs in its own process: a thread would wait for the GIL while
+    # this one polls the groups, and that wait would count as latency during the move.
+    stop = multiprocessing.Event()
+    out, into = multiprocessing.Pipe(duplex=False)
+    th = multiprocessing.Process(target=load, args=(g1, "%s:" % steady, value, stop, into))
     th.start()
     time.sleep(args.phase_seconds)
     before_end = time.time()
@@ -158,6 +162,7 @@ def run(args, work):
     end = time.time()
     time.sleep(args.phase_seconds)
     stop.set()
+    samples = out.recv()  # (start time, latency)
     th.join()
 
     moved = redis.Redis(port=g2).dbsize()

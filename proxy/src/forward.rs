@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, BackendError};
+use crate::session::Stamp;
 use crate::topology::Topology;
 use crate::wire::{Protocol, Reply};
 
@@ -258,14 +259,18 @@ pub fn encode(argv: &[Bytes]) -> Bytes {
     out.freeze()
 }
 
-/// `ONCE <client> <seq>` in front of a request.
-pub fn encode_once(client: u64, seq: u64, argv: &[Bytes]) -> Bytes {
+/// `ONCE <client> <seq>:<acked>` in front of a request (see [`crate::session::Stamp`]).
+pub fn encode_once(client: u64, stamp: &Stamp, argv: &[Bytes]) -> Bytes {
     let mut c = itoa::Buffer::new();
-    let mut s = itoa::Buffer::new();
-    let (c, s) = (c.format(client).as_bytes(), s.format(seq).as_bytes());
-    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 64);
+    let (mut s, mut a) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let c = c.format(client).as_bytes();
+    let mut seq = Vec::with_capacity(40);
+    seq.extend_from_slice(s.format(stamp.seq).as_bytes());
+    seq.push(b':');
+    seq.extend_from_slice(a.format(stamp.acked).as_bytes());
+    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 80);
     put_len(&mut out, b'*', argv.len() + 3);
-    for a in [&b"ONCE"[..], c, s]
+    for a in [&b"ONCE"[..], c, &seq]
         .into_iter()
         .chain(argv.iter().map(|a| &a[..]))
     {
@@ -300,15 +305,19 @@ mod tests {
 
     #[test]
     fn once_wraps_the_request() {
+        let mut session = crate::session::Session::new(1);
+        let first = session.stamp();
+        let second = session.stamp();
         let r = encode_once(
             7,
-            42,
+            &second,
             &[Bytes::from_static(b"INCR"), Bytes::from_static(b"k")],
         );
         assert_eq!(
             &r[..],
-            b"*5\r\n$4\r\nONCE\r\n$1\r\n7\r\n$2\r\n42\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
+            b"*5\r\n$4\r\nONCE\r\n$1\r\n7\r\n$3\r\n2:0\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
         );
+        drop(first);
         assert_eq!(
             &encode(&[Bytes::from_static(b"GET"), Bytes::new()])[..],
             b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"

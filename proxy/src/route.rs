@@ -67,8 +67,21 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         _ => match slot_of(Some(spec), &argv) {
             Err(e) => Ready(e),
             Ok(Some(slot)) if spec.has_flag("write") => {
-                let req = encode_once(s.once_client, s.next_seq(), &argv);
-                forward(sh, s, Target::Slot(slot), req, Retry::StampedWrite)
+                let stamp = s.stamp();
+                let req = encode_once(s.once_client, &stamp, &argv);
+                let call = sh.backends.start(
+                    Target::Slot(slot),
+                    req,
+                    s.proto,
+                    s.lane,
+                    Retry::StampedWrite,
+                );
+                let sh = sh.clone();
+                Dispatched::Pending(Box::pin(async move {
+                    let reply = sh.backends.finish(call).await;
+                    drop(stamp);
+                    reply
+                }))
             }
             Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Read),
             Ok(None) => {
@@ -139,21 +152,26 @@ fn split(
     }
     let write = spec.has_flag("write");
     let send = |s: &mut Session, slot: u16, sub: &[Bytes]| {
-        let (req, retry) = if write {
-            (
-                encode_once(s.once_client, s.next_seq(), sub),
-                Retry::StampedWrite,
-            )
+        let (req, retry, stamp) = if write {
+            let stamp = s.stamp();
+            let req = encode_once(s.once_client, &stamp, sub);
+            (req, Retry::StampedWrite, Some(stamp))
         } else {
-            (encode(sub), Retry::Read)
+            (encode(sub), Retry::Read, None)
         };
-        sh.backends
-            .start(Target::Slot(slot), req, s.proto, s.lane, retry)
+        let call = sh
+            .backends
+            .start(Target::Slot(slot), req, s.proto, s.lane, retry);
+        (call, stamp)
     };
     if parts.len() == 1 {
-        let call = send(s, parts[0].0, &argv);
+        let (call, stamp) = send(s, parts[0].0, &argv);
         let sh = sh.clone();
-        return Dispatched::Pending(Box::pin(async move { sh.backends.finish(call).await }));
+        return Dispatched::Pending(Box::pin(async move {
+            let reply = sh.backends.finish(call).await;
+            drop(stamp);
+            reply
+        }));
     }
     let calls: Vec<_> = parts
         .iter()
@@ -171,8 +189,9 @@ fn split(
     let keys = (argv.len() - 1) / step;
     Dispatched::Pending(Box::pin(async move {
         let mut replies = Vec::with_capacity(calls.len());
-        for c in calls {
+        for (c, stamp) in calls {
             replies.push(sh.backends.finish(c).await);
+            drop(stamp);
         }
         merge(name, keys, &parts, replies)
     }))

@@ -2,8 +2,8 @@
 //! (HELLO, CLIENT …), which the proxy answers: its backend connections are shared, so
 //! connection state must never be sent to a node.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -18,6 +18,8 @@ pub struct Session {
     /// restarts (random), with `seq` counting its writes.
     pub once_client: u64,
     seq: u64,
+    /// Its stamped writes not yet answered.
+    in_flight: InFlight,
     pub proto: Protocol,
     /// Which pooled connection to each node this client uses.
     pub lane: u64,
@@ -31,15 +33,50 @@ impl Session {
             // 63 bits: the node reads it as a non-negative integer.
             once_client: random_u64() >> 1,
             seq: 0,
+            in_flight: InFlight::default(),
             proto: Protocol::Resp2,
             lane: id,
             quit: false,
         }
     }
 
-    pub fn next_seq(&mut self) -> u64 {
+    /// The exactly-once stamp of the next write, held until that write is answered (or
+    /// given up on: the proxy never sends it again either way).
+    pub fn stamp(&mut self) -> Stamp {
         self.seq += 1;
-        self.seq
+        let mut set = self.in_flight.lock();
+        let acked = set.first().map_or(self.seq - 1, |oldest| oldest - 1);
+        set.insert(self.seq);
+        drop(set);
+        Stamp {
+            seq: self.seq,
+            acked,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<BTreeSet<u64>>>);
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A write's exactly-once stamp: its sequence number, and `acked`, below which every write
+/// of the connection is answered. The groups forget the replies up to `acked`, so a
+/// client's entry holds only its writes in flight.
+pub struct Stamp {
+    pub seq: u64,
+    pub acked: u64,
+    in_flight: InFlight,
+}
+
+impl Drop for Stamp {
+    fn drop(&mut self) {
+        self.in_flight.lock().remove(&self.seq);
     }
 }
 
@@ -189,4 +226,24 @@ fn line(id: u64, c: &ClientInfo, s: &Session) -> String {
         String::from_utf8_lossy(&c.lib_name),
         String::from_utf8_lossy(&c.lib_ver),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acked_stays_below_the_oldest_write_in_flight() {
+        let mut s = Session::new(1);
+        let one = s.stamp();
+        assert_eq!((one.seq, one.acked), (1, 0));
+        let two = s.stamp();
+        assert_eq!((two.seq, two.acked), (2, 0));
+        drop(two);
+        // 1 is still in flight: 2 answered first does not acknowledge 1.
+        assert_eq!(s.stamp().acked, 0);
+        drop(one);
+        let four = s.stamp();
+        assert_eq!((four.seq, four.acked), (4, 3));
+    }
 }

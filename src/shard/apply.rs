@@ -15,12 +15,13 @@ use crate::db::Value;
 use crate::raft::Gid;
 use redraft_proxy::wire::{key_slot, Reply};
 
-/// How long an exactly-once entry outlives the last write of its client to its slot. A
-/// retry arrives within the proxy's retry window (seconds); this bounds the table.
+/// How long an exactly-once entry outlives its client's last write to the group. A retry
+/// arrives within the proxy's retry window (seconds); this bounds the table.
 pub const DEDUP_IDLE_MS: u64 = 5 * 60 * 1000;
-/// Replies kept per client and slot: enough for every write of a pipelined client that
-/// can be in flight at once to be retried.
-pub const DEDUP_WINDOW: usize = 64;
+/// Replies kept per client for a client that does not acknowledge them (the proxy does,
+/// and its entries hold only its writes still in flight): enough for every write of a
+/// pipelined client that can be in flight at once to be retried.
+pub const DEDUP_WINDOW: usize = 256;
 
 /// The replicated cluster state of a group, persisted with its data.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,23 +32,82 @@ pub struct ClusterMeta {
     pub slots: Option<SlotTable>,
 }
 
-/// The exactly-once record of one client at one slot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The exactly-once record of one client in one group: one row per client, not per
+/// (client, slot), so the table holds as many rows as there are recent clients however
+/// many slots they write to. A slot that moves takes its replies (and the floor) along.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DedupEntry {
     /// Entry time of the client's last write here (the group clock).
     pub at_ms: u64,
     /// Every sequence number ≤ floor is forgotten: a retry of one cannot be answered.
     pub floor: u64,
-    /// The latest applied sequence numbers and their replies, ascending.
-    pub recent: Vec<(u64, Reply)>,
+    /// The latest applied sequence numbers, their slots and replies, ascending.
+    pub recent: Vec<(u64, u16, Reply)>,
 }
 
-/// The storage key of a client's exactly-once entry at `slot`.
-pub fn dedup_key(slot: u16, client: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10);
-    k.extend_from_slice(&slot.to_be_bytes());
-    k.extend_from_slice(&client.to_be_bytes());
-    k
+impl DedupEntry {
+    /// The reply `seq` got, if it is remembered.
+    pub fn answered(&self, seq: u64) -> Option<&Reply> {
+        let i = self.recent.binary_search_by_key(&seq, |r| r.0).ok()?;
+        Some(&self.recent[i].2)
+    }
+
+    /// Records `seq`'s reply unless known, then forgets what `floor` and the window drop.
+    pub fn record(&mut self, seq: u64, slot: u16, reply: Reply) {
+        if let Err(at) = self.recent.binary_search_by_key(&seq, |r| r.0) {
+            self.recent.insert(at, (seq, slot, reply));
+        }
+        self.forget_to(self.floor);
+    }
+
+    /// Raises the floor to `floor` and drops the replies at or below it, and the oldest
+    /// beyond the window (raising the floor past them too).
+    pub fn forget_to(&mut self, floor: u64) {
+        self.floor = self.floor.max(floor);
+        if self.recent.len() > DEDUP_WINDOW {
+            let s = self.recent[self.recent.len() - DEDUP_WINDOW - 1].0;
+            self.floor = self.floor.max(s);
+        }
+        let floor = self.floor;
+        let gone = self.recent.partition_point(|r| r.0 <= floor);
+        self.recent.drain(..gone);
+    }
+
+    /// What a group taking over `slots` needs: their replies, and the floor (a retry of a
+    /// forgotten write must not run again there either).
+    pub fn for_slots(&self, slots: &[u16]) -> DedupEntry {
+        DedupEntry {
+            at_ms: self.at_ms,
+            floor: self.floor,
+            recent: self
+                .recent
+                .iter()
+                .filter(|r| slots.contains(&r.1))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Takes in what another group knew of this client (see [`DedupEntry::for_slots`]).
+    pub fn merge(&mut self, other: DedupEntry) {
+        self.at_ms = self.at_ms.max(other.at_ms);
+        for (seq, slot, reply) in other.recent {
+            if let Err(at) = self.recent.binary_search_by_key(&seq, |r| r.0) {
+                self.recent.insert(at, (seq, slot, reply));
+            }
+        }
+        self.forget_to(other.floor);
+    }
+}
+
+/// The storage key of a client's exactly-once entry.
+pub fn dedup_key(client: u64) -> [u8; 8] {
+    client.to_be_bytes()
+}
+
+/// The client of an exactly-once entry's storage key.
+pub fn dedup_client(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.try_into().ok()?))
 }
 
 /// The reply a command on `slot` gets instead of running, if this group must not run it.
@@ -73,20 +133,20 @@ fn moved(table: &SlotTable, slot: u16, gid: Gid) -> Reply {
 pub(super) fn apply(ov: &mut Overlay<'_>, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply {
     match cmd {
         WriteCmd::Cluster(op) => apply_cluster(ov, gid, op),
-        WriteCmd::Once { client, seq, cmd } => apply_once(ov, gid, *client, *seq, cmd, now),
+        WriteCmd::Once {
+            client,
+            seq,
+            acked,
+            cmd,
+        } => apply_once(ov, gid, *client, (*seq, *acked), cmd, now),
         WriteCmd::ForgetDedup(keys) => {
             let mut n = 0;
-            for k in keys {
-                if k.len() < 2 {
-                    continue;
-                }
-                let slot = slot_of(k);
+            for client in keys.iter().filter_map(|k| dedup_client(k)) {
                 let idle = ov
-                    .dedup_get(k)
-                    .and_then(|v| postcard::from_bytes::<DedupEntry>(&v).ok())
+                    .dedup_get(client)
                     .is_some_and(|e| e.at_ms.saturating_add(DEDUP_IDLE_MS) <= now);
-                if idle && refusal(ov.cluster(), slot).is_none() {
-                    ov.dedup_put(k.to_vec(), None);
+                if idle {
+                    ov.dedup_remove(client);
                     n += 1;
                 }
             }
@@ -120,7 +180,7 @@ fn apply_once(
     ov: &mut Overlay<'_>,
     gid: Gid,
     client: u64,
-    seq: u64,
+    (seq, acked): (u64, u64),
     cmd: &WriteCmd,
     now: u64,
 ) -> Reply {
@@ -128,36 +188,26 @@ fn apply_once(
     if let Some(r) = refusal(ov.cluster(), slot) {
         return r;
     }
-    let k = dedup_key(slot, client);
-    let mut entry = ov
-        .dedup_get(&k)
-        .and_then(|v| postcard::from_bytes::<DedupEntry>(&v).ok())
-        .unwrap_or(DedupEntry {
-            at_ms: now,
-            floor: 0,
-            recent: Vec::new(),
-        });
-    if let Ok(i) = entry.recent.binary_search_by_key(&seq, |(s, _)| *s) {
-        return entry.recent[i].1.clone();
-    }
-    if seq <= entry.floor {
-        return Reply::err(format!(
-            "ERR write {seq} of client {client} is too old to tell whether it was applied"
-        ));
+    if let Some(e) = ov.dedup_get(client) {
+        if let Some(r) = e.answered(seq) {
+            return r.clone();
+        }
+        if seq <= e.floor {
+            return too_old(client, seq);
+        }
     }
     let reply = apply(ov, gid, cmd, now);
-    let at = entry.recent.partition_point(|(s, _)| *s < seq);
-    entry.recent.insert(at, (seq, reply.clone()));
-    if entry.recent.len() > DEDUP_WINDOW {
-        let (s, _) = entry.recent.remove(0);
-        entry.floor = entry.floor.max(s);
-    }
+    let entry = ov.dedup_mut(client);
     entry.at_ms = now;
-    match postcard::to_stdvec(&entry) {
-        Ok(v) => ov.dedup_put(k, Some(v)),
-        Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
-    }
+    entry.forget_to(acked);
+    entry.record(seq, slot, reply.clone());
     reply
+}
+
+fn too_old(client: u64, seq: u64) -> Reply {
+    Reply::err(format!(
+        "ERR write {seq} of client {client} is too old to tell whether it was applied"
+    ))
 }
 
 fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
@@ -228,9 +278,12 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
                     Err(e) => tracing::error!(error = %e, "undecodable value in a slot transfer"),
                 }
             }
+            // Replies are facts wherever they were recorded, and a floor only rises:
+            // merging a repeated or stale chunk's entries is harmless.
             for (k, v) in dedup {
-                if k.len() == 10 && table.may_fill(*num, slot_of(k)) {
-                    ov.dedup_put(k.to_vec(), Some(v.to_vec()));
+                match (dedup_client(k), postcard::from_bytes::<DedupEntry>(v)) {
+                    (Some(client), Ok(e)) => ov.dedup_mut(client).merge(e),
+                    _ => tracing::error!("undecodable exactly-once entry in a slot transfer"),
                 }
             }
             let installed = table.installed(*num, complete);
@@ -306,7 +359,63 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
     }
 }
 
-/// The slot prefix of a storage key (data or exactly-once entry).
+/// The slot prefix of a data storage key.
 fn slot_of(k: &[u8]) -> u16 {
     u16::from_be_bytes([k[0], k[1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(n: i64) -> Reply {
+        Reply::Int(n)
+    }
+
+    #[test]
+    fn an_entry_keeps_what_is_in_flight_and_a_window() {
+        let mut e = DedupEntry::default();
+        e.record(1, 5, int(1));
+        e.record(3, 6, int(3));
+        e.record(2, 5, int(2));
+        assert_eq!(e.answered(2), Some(&int(2)));
+        assert_eq!(e.answered(4), None);
+        // Acknowledged: forgotten, and the floor says so.
+        e.forget_to(2);
+        assert_eq!(
+            (e.floor, e.answered(1), e.answered(3)),
+            (2, None, Some(&int(3)))
+        );
+        e.forget_to(1);
+        assert_eq!(e.floor, 2, "a floor never falls");
+        // A client that never acknowledges keeps the last DEDUP_WINDOW replies.
+        for seq in 4..(4 + DEDUP_WINDOW as u64 + 10) {
+            e.record(seq, 7, int(seq as i64));
+        }
+        assert_eq!(e.recent.len(), DEDUP_WINDOW);
+        assert_eq!(e.floor, e.recent[0].0 - 1);
+        assert!(e.recent.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn a_moving_slot_takes_its_replies_and_the_floor() {
+        let mut src = DedupEntry::default();
+        src.record(10, 1, int(10));
+        src.record(11, 2, int(11));
+        src.forget_to(9);
+        src.at_ms = 500;
+        let part = src.for_slots(&[2]);
+        assert_eq!((part.floor, part.recent.len()), (9, 1));
+        let mut dst = DedupEntry::default();
+        dst.record(12, 3, int(12));
+        dst.at_ms = 400;
+        dst.merge(part.clone());
+        assert_eq!(dst.answered(11), Some(&int(11)));
+        assert_eq!(dst.answered(12), Some(&int(12)));
+        assert_eq!((dst.floor, dst.at_ms), (9, 500));
+        // Merging again (a repeated chunk) changes nothing.
+        let once = dst.clone();
+        dst.merge(part);
+        assert_eq!(dst, once);
+    }
 }

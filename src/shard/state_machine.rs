@@ -5,8 +5,8 @@
 //!   current snapshot pointer.
 //! - `g<gid>.data.<gen>`: storage key ([`crate::db::keys::data_key`]) → postcard [`Value`].
 //! - `g<gid>.ttl.<gen>`: `expire_at (u64 BE) ++ storage key` → empty, for the expiry task.
-//! - `g<gid>.dedup.<gen>`: `slot (u16 BE) ++ client id (u64 BE)` → postcard
-//!   [`DedupEntry`](super::apply::DedupEntry): exactly-once retries, moved with their slot.
+//! - `g<gid>.dedup.<gen>`: client id (u64 BE) → postcard [`DedupEntry`]: exactly-once
+//!   retries; a slot that moves takes its part of each entry along.
 //! - The meta keyspace also holds the group's [`ClusterMeta`] (configurations, slot states).
 //!
 //! Data lives in numbered *generations* so that replacing the whole state (snapshot install,
@@ -37,7 +37,7 @@ use tokio::io::AsyncSeekExt;
 use crate::db::keys::{data_key, pos_start, scan_pos, user_key};
 use crate::db::{DbRead, DbWrite, Value};
 use crate::raft::{Gid, NodeAddr, NodeId, ShardTC};
-use crate::shard::apply::ClusterMeta;
+use crate::shard::apply::{dedup_client, dedup_key, ClusterMeta, DedupEntry};
 use crate::shard::request::ShardResponse;
 use crate::storage::record::{read_record, write_record};
 use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
@@ -218,14 +218,20 @@ pub struct ShardStateMachine {
     dedup_mem: Option<DedupMem>,
 }
 
-/// Storage key → encoded [`super::apply::DedupEntry`], exactly as in the dedup keyspace.
-type DedupMem = HashMap<Vec<u8>, Vec<u8>>;
+/// Client → its exactly-once entry, decoded: a proxy client's writes in one apply
+/// update its entry in place and encode it once, at commit.
+type DedupMem = HashMap<u64, DedupEntry>;
 
 fn load_dedup(ks: &Keyspace) -> Result<DedupMem, StorageError> {
     let mut m = DedupMem::default();
     for kv in ks.iter() {
         let (k, v) = kv.into_inner()?;
-        m.insert(k.to_vec(), v.to_vec());
+        match (dedup_client(&k), postcard::from_bytes::<DedupEntry>(&v)) {
+            (Some(client), Ok(e)) => {
+                m.insert(client, e);
+            }
+            _ => tracing::warn!("skipping an undecodable exactly-once entry"),
+        }
     }
     Ok(m)
 }
@@ -390,10 +396,10 @@ impl ShardStateMachine {
                 batch.remove(&target.ttl, k);
             }
         }
-        for (k, v) in &ov.dedup {
-            match v {
-                Some(v) => batch.insert(&target.dedup, k.as_slice(), v.as_slice()),
-                None if !fresh => batch.remove(&target.dedup, k),
+        for (client, e) in &ov.dedup {
+            match e {
+                Some(e) => batch.insert(&target.dedup, dedup_key(*client), postcard::to_stdvec(e)?),
+                None if !fresh => batch.remove(&target.dedup, dedup_key(*client)),
                 None => {}
             }
         }
@@ -433,10 +439,10 @@ impl ShardStateMachine {
         if fresh {
             dedup_mem.clear();
         }
-        for (k, v) in ov.dedup {
-            match v {
-                Some(v) => dedup_mem.insert(k, v),
-                None => dedup_mem.remove(&k),
+        for (client, e) in ov.dedup {
+            match e {
+                Some(e) => dedup_mem.insert(client, e),
+                None => dedup_mem.remove(&client),
             };
         }
         self.dedup_mem = Some(dedup_mem);
@@ -571,8 +577,8 @@ pub(super) struct Overlay<'a> {
     base: Option<&'a Keyspace>,
     /// The committed exactly-once entries (None after `clear()`, like `base`).
     dedup_base: Option<&'a Keyspace>,
-    /// Exactly-once entries written by this apply (None: removed).
-    dedup: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Exactly-once entries written by this apply, by client (None: removed).
+    dedup: BTreeMap<u64, Option<DedupEntry>>,
     /// The committed exactly-once entries (the base's contents), moved in for the apply.
     dedup_mem: DedupMem,
     /// The committed cluster state, and this apply's changed copy of it.
@@ -639,22 +645,31 @@ impl<'a> Overlay<'a> {
         self.cluster.get_or_insert_with(|| (**base).clone())
     }
 
-    pub(super) fn dedup_get(&self, k: &[u8]) -> Option<Vec<u8>> {
-        if let Some(v) = self.dedup.get(k) {
-            return v.clone();
+    pub(super) fn dedup_get(&self, client: u64) -> Option<&DedupEntry> {
+        if let Some(e) = self.dedup.get(&client) {
+            return e.as_ref();
         }
         self.dedup_base?;
-        self.dedup_mem.get(k).cloned()
+        self.dedup_mem.get(&client)
     }
 
-    pub(super) fn dedup_put(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
-        self.dedup.insert(k, v);
+    /// The client's entry to change (a new one if it has none), written with the batch.
+    pub(super) fn dedup_mut(&mut self, client: u64) -> &mut DedupEntry {
+        let committed = self.dedup_base.and(self.dedup_mem.get(&client));
+        self.dedup
+            .entry(client)
+            .or_insert_with(|| committed.cloned())
+            .get_or_insert_with(DedupEntry::default)
     }
 
-    /// Deletes every key and exactly-once entry of `slot`; returns how many keys.
+    pub(super) fn dedup_remove(&mut self, client: u64) {
+        self.dedup.insert(client, None);
+    }
+
     /// Deletes up to `limit` stored keys of `slot` after storage key `after`, lowest
-    /// first. Returns how many, and the last one deleted while more remain; once none
-    /// remain, the slot's exactly-once entries go too (and None is returned).
+    /// first. Returns how many, and the last one deleted while more remain (None once
+    /// none remain). Exactly-once replies of the slot stay: they are true wherever kept,
+    /// and go with their client's entry once it is idle.
     pub(super) fn delete_slot_part(
         &mut self,
         slot: u16,
@@ -696,6 +711,7 @@ impl<'a> Overlay<'a> {
         (n + self.delete_slot(slot), None)
     }
 
+    /// Deletes every key of `slot`; returns how many.
     pub(super) fn delete_slot(&mut self, slot: u16) -> u64 {
         let (start, end) = crate::db::keys::slot_range(slot);
         // One sequential scan gives every stored value (for the counters and ttl index):
@@ -731,19 +747,6 @@ impl<'a> Overlay<'a> {
             if self.delete(user_key(&dk)) {
                 n += 1;
             }
-        }
-        let mut entries: Vec<Vec<u8>> = Vec::new();
-        if let Some(base) = self.dedup_base {
-            for kv in base.range(start.clone()..end.clone()) {
-                match kv.key() {
-                    Ok(k) => entries.push(k.to_vec()),
-                    Err(e) => self.fail(e),
-                }
-            }
-        }
-        entries.extend(self.dedup.range(start..end).map(|(k, _)| k.clone()));
-        for k in entries {
-            self.dedup.insert(k, None);
         }
         n
     }
@@ -987,9 +990,9 @@ impl ShardReader {
 
     /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys),
     /// looking at no more than `scan` entries after storage key `after`. Returns them and
-    /// where to go on from (None: the end was reached). A proxy's clients leave an entry
-    /// per slot they write to, so the table can hold millions: it is walked a bounded
-    /// step at a time, never whole at once.
+    /// where to go on from (None: the end was reached). There is one entry per client
+    /// seen in the last minutes, and a proxy opens one per connection, so the table is
+    /// walked a bounded step at a time, never whole at once.
     pub fn idle_dedup(
         &self,
         before_ms: u64,
@@ -1115,13 +1118,29 @@ impl ReadView {
     /// The data of `slots` (ascending), starting after storage key `after` (within the
     /// first slot) or at the first slot's beginning, up to about `max_bytes`.
     pub fn slots_chunk(&self, slots: &[u16], after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
-        let r = &self.reader;
-        let mut out = SlotChunk {
+        let empty = || SlotChunk {
             kvs: Vec::new(),
             dedup: Vec::new(),
             started: Vec::new(),
             complete: Vec::new(),
         };
+        let mut out = empty();
+        self.slots_data(&mut out, slots, after, max_bytes);
+        if !self.dedup_for(&mut out) {
+            // An empty chunk: the puller asks again.
+            return empty();
+        }
+        out
+    }
+
+    fn slots_data(
+        &self,
+        out: &mut SlotChunk,
+        slots: &[u16],
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) {
+        let r = &self.reader;
         let mut bytes = 0;
         for (i, &slot) in slots.iter().enumerate() {
             let (start, end) = crate::db::keys::slot_range(slot);
@@ -1137,29 +1156,48 @@ impl ReadView {
                 (lower, std::ops::Bound::Excluded(end.clone())),
             ) {
                 if bytes >= max_bytes {
-                    return out;
+                    return;
                 }
                 let Some((k, v)) = r.logged(kv.into_inner().map_err(StorageError::from)) else {
-                    return out;
+                    return;
                 };
                 bytes += k.len() + v.len();
                 out.kvs
                     .push((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)));
             }
-            for kv in self.snap.range(&self.gen.dedup, start..end) {
-                let Some((k, v)) = r.logged(kv.into_inner().map_err(StorageError::from)) else {
-                    return out;
-                };
-                bytes += k.len() + v.len();
-                out.dedup
-                    .push((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)));
-            }
             out.complete.push(slot);
             if bytes >= max_bytes {
-                return out;
+                return;
             }
         }
-        out
+    }
+
+    /// Each client's exactly-once entry as the slots `out` completes need it: the group
+    /// taking them over answers retries of their writes from it. False if storage failed.
+    fn dedup_for(&self, out: &mut SlotChunk) -> bool {
+        if out.complete.is_empty() {
+            return true;
+        }
+        for kv in self.snap.iter(&self.gen.dedup) {
+            let Some((k, v)) = self
+                .reader
+                .logged(kv.into_inner().map_err(StorageError::from))
+            else {
+                return false;
+            };
+            let Ok(e) = postcard::from_bytes::<DedupEntry>(&v) else {
+                continue;
+            };
+            let part = e.for_slots(&out.complete);
+            if part.floor == 0 && part.recent.is_empty() {
+                continue;
+            }
+            match postcard::to_stdvec(&part) {
+                Ok(v) => out.dedup.push((Bytes::copy_from_slice(&k), Bytes::from(v))),
+                Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
+            }
+        }
+        true
     }
 
     /// The cluster state of this view's moment.
@@ -2051,6 +2089,45 @@ mod tests {
             b.get_current_snapshot().await.unwrap().unwrap().meta,
             snap.meta
         );
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_are_forgotten_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path());
+        let once = |stamp: &str, key: &str| {
+            let argv = ["ONCE", "7", stamp, "APPEND", key, "x"]
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .to_vec();
+            match crate::cmd::parse(argv, 0) {
+                crate::cmd::Command::Write(w) => w,
+                other => panic!("{other:?}"),
+            }
+        };
+        let too_old = |r: &Reply| matches!(r, Reply::Error(e) if e.contains("too old"));
+        let r = sm
+            .apply([normal(1, 1_000, vec![once("1", "a"), once("2:0", "b")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0], vec![Reply::Int(1), Reply::Int(1)]);
+        let r = sm
+            .apply([normal(2, 1_000, vec![once("3:2", "a"), once("1", "a")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0][0], Reply::Int(2));
+        assert!(too_old(&r[0][1]), "{:?}: not applied again", r[0][1]);
+        // One entry for the client whatever slots it wrote, holding only seq 3.
+        let reader = sm.reader();
+        let (rows, _) = reader.idle_dedup(u64::MAX, None, 100, 100);
+        assert_eq!(rows.len(), 1);
+        drop((sm, reader));
+        let (_storage, mut sm) = open_again(storage, dir.path());
+        let r = sm
+            .apply([normal(3, 1_000, vec![once("3:2", "a"), once("2", "b")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0][0], Reply::Int(2), "seq 3 is answered after a restart");
+        assert!(too_old(&r[0][1]), "{:?}", r[0][1]);
     }
 
     #[tokio::test]

@@ -347,6 +347,15 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
     };
     let first: i64 = r.query(slot, &once()).await.unwrap();
     assert_eq!(first, 1);
+    // Client 78 acknowledges its first write with its second: the group forgets the
+    // first's reply, and the floor that says so moves with the slot.
+    let once78 = |stamp: &str, v: &str| {
+        let mut cmd = redis::cmd("ONCE");
+        cmd.arg(78).arg(stamp).arg("APPEND").arg(k).arg(v);
+        cmd
+    };
+    assert_eq!(r.query::<i64>(slot, &once78("1", "a")).await.unwrap(), 2);
+    assert_eq!(r.query::<i64>(slot, &once78("2:1", "b")).await.unwrap(), 3);
     num(c.cluster_cmd(&c.join_args(&[2])).await);
     let n = num(c
         .cluster_cmd(&["MOVE".into(), slot.to_string(), "2".into()])
@@ -364,8 +373,11 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
     // The same (client, seq) at the new owner: the first reply, not a second append.
     let again: i64 = r.query(slot, &once()).await.unwrap();
     assert_eq!(again, 1);
+    assert_eq!(r.query::<i64>(slot, &once78("2:1", "b")).await.unwrap(), 3);
+    let e = r.query::<i64>(slot, &once78("1", "a")).await.unwrap_err();
+    assert!(e.to_string().contains("too old"), "{e}");
     let v: String = r.query(slot, redis::cmd("GET").arg(k)).await.unwrap();
-    assert_eq!(v, "x");
+    assert_eq!(v, "xab");
     // A new seq applies.
     let next: i64 = r
         .query(
@@ -379,7 +391,7 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
         )
         .await
         .unwrap();
-    assert_eq!(next, 2);
+    assert_eq!(next, 4);
     c.stop().await;
 }
 
