@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::forward::{encode, encode_once, Retry, Target};
-use crate::session::Session;
+use crate::forward::{encode, encode_once, Call, Retry, Target};
+use crate::session::{Session, Stamp};
 use crate::wire::table::{key_indices, resolve, CommandSpec};
 use crate::wire::{key_slot, Reply};
 use crate::Shared;
@@ -67,21 +67,8 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         _ => match slot_of(Some(spec), &argv) {
             Err(e) => Ready(e),
             Ok(Some(slot)) if spec.has_flag("write") => {
-                let stamp = s.stamp();
-                let req = encode_once(s.once_client, &stamp, &argv);
-                let call = sh.backends.start(
-                    Target::Slot(slot),
-                    req,
-                    s.proto,
-                    s.lane,
-                    Retry::StampedWrite,
-                );
-                let sh = sh.clone();
-                Dispatched::Pending(Box::pin(async move {
-                    let reply = sh.backends.finish(call).await;
-                    drop(stamp);
-                    reply
-                }))
+                let (call, stamp) = start_write(sh, s, slot, &argv);
+                pending(sh, call, Some(stamp))
             }
             Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Read),
             Ok(None) => {
@@ -124,8 +111,31 @@ pub fn forward(
     retry: Retry,
 ) -> Dispatched {
     let call = sh.backends.start(target, req, s.proto, s.lane, retry);
+    pending(sh, call, None)
+}
+
+/// Sends a write stamped for exactly-once retries to the owner of `slot`.
+fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> (Call, Stamp) {
+    let stamp = s.stamp();
+    let req = encode_once(s.once_client, &stamp, argv);
+    let call = sh.backends.start(
+        Target::Slot(slot),
+        req,
+        s.proto,
+        s.lane,
+        Retry::StampedWrite,
+    );
+    (call, stamp)
+}
+
+/// Waits for `call`'s reply (with retries), holding its stamp until then.
+fn pending(sh: &Arc<Shared>, call: Call, stamp: Option<Stamp>) -> Dispatched {
     let sh = sh.clone();
-    Dispatched::Pending(Box::pin(async move { sh.backends.finish(call).await }))
+    Dispatched::Pending(Box::pin(async move {
+        let reply = sh.backends.finish(call).await;
+        drop(stamp);
+        reply
+    }))
 }
 
 /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one request per slot, replies merged in order.
@@ -152,26 +162,22 @@ fn split(
     }
     let write = spec.has_flag("write");
     let send = |s: &mut Session, slot: u16, sub: &[Bytes]| {
-        let (req, retry, stamp) = if write {
-            let stamp = s.stamp();
-            let req = encode_once(s.once_client, &stamp, sub);
-            (req, Retry::StampedWrite, Some(stamp))
-        } else {
-            (encode(sub), Retry::Read, None)
-        };
-        let call = sh
-            .backends
-            .start(Target::Slot(slot), req, s.proto, s.lane, retry);
-        (call, stamp)
+        if write {
+            let (call, stamp) = start_write(sh, s, slot, sub);
+            return (call, Some(stamp));
+        }
+        let call = sh.backends.start(
+            Target::Slot(slot),
+            encode(sub),
+            s.proto,
+            s.lane,
+            Retry::Read,
+        );
+        (call, None)
     };
     if parts.len() == 1 {
         let (call, stamp) = send(s, parts[0].0, &argv);
-        let sh = sh.clone();
-        return Dispatched::Pending(Box::pin(async move {
-            let reply = sh.backends.finish(call).await;
-            drop(stamp);
-            reply
-        }));
+        return pending(sh, call, stamp);
     }
     let calls: Vec<_> = parts
         .iter()
