@@ -212,3 +212,38 @@ fn get_string_reads_live_strings() {
         Ok(Some((Bytes::from_static(b"v"), None)))
     );
 }
+
+#[test]
+fn once_stamps_parse_or_get_an_error() {
+    let parse_once = |stamp: &str| {
+        let argv = ["ONCE", "7", stamp, "SET", "k", "v"]
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .to_vec();
+        parse(argv, 0)
+    };
+    let err = |c: Command| match c {
+        Command::Reply(Reply::Error(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    match parse_once("5:4") {
+        Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 4)),
+        other => panic!("{other:?}"),
+    }
+    match parse_once("5") {
+        Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 0)),
+        other => panic!("{other:?}"),
+    }
+    assert!(err(parse_once("5:5")).contains("must be below"));
+    assert_eq!(
+        err(parse_once("5:x")),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err(parse_once("-1:0")),
+        "ERR value is out of range, must be positive"
+    );
+    assert_eq!(
+        err(parse_once(":")),
+        "ERR value is not an integer or out of range"
+    );
+}
