@@ -20,7 +20,7 @@ use redraft::verify::history::{parse_list, History, Kind, Outcome};
 use redraft::verify::list_append::check;
 use redraft_proxy::wire::key_slot;
 
-use crate::fixture::{wait_until, TestCluster};
+use crate::fixture::TestCluster;
 use crate::processes::ProcessCluster;
 
 const KEYS: u64 = 24;
@@ -361,20 +361,26 @@ impl Workload {
         let mut finals = BTreeMap::new();
         for k in 0..KEYS {
             let key = format!("n:{k}");
-            let v: Vec<u8> = wait_until(
-                Duration::from_secs(60),
-                &format!("final read of {key}"),
-                || {
-                    let mut con = con.clone();
-                    let key = key.clone();
-                    async move {
-                        let r: redis::RedisResult<Option<Vec<u8>>> =
-                            redis::cmd("GET").arg(&key).query_async(&mut con).await;
-                        r.ok().map(Option::unwrap_or_default)
+            // A local loop, not `wait_until`: a timeout must say why, and how to replay it.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let v: Vec<u8> = loop {
+                let r: redis::RedisResult<Option<Vec<u8>>> =
+                    redis::cmd("GET").arg(&key).query_async(&mut con).await;
+                match r {
+                    Ok(v) => break v.unwrap_or_default(),
+                    Err(e) if tokio::time::Instant::now() > deadline => panic!(
+                        "final read of {key} still failing after 60s: {e}\nfaults: {faults:#?}\nreplay with REDRAFT_NEMESIS_SEED={seed}"
+                    ),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        // A multiplexed connection does not reconnect by itself.
+                        if let Ok(c) = client.get_multiplexed_async_connection().await {
+                            con = c;
+                            con.set_response_timeout(Duration::from_secs(20));
+                        }
                     }
-                },
-            )
-            .await;
+                }
+            };
             finals.insert(key, parse_list(&v).expect("a list-append value"));
         }
         let ops = self.history.ops();
