@@ -151,6 +151,28 @@ struct Shared {
     clock: std::sync::atomic::AtomicU64,
     /// CLUSTER as committed: read by every apply and every routed command.
     cluster: RwLock<Arc<ClusterMeta>>,
+    /// Recently applied rows, as committed: read by applies and by client reads.
+    rows: RwLock<RowCache>,
+    /// Odd while a commit or an install changes the state (see [`Epoch`]).
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+/// A seqlock over the state: the epoch is odd from before a commit (or install) touches
+/// fjall until its rows are cached. A read view that sees the same even epoch around its
+/// fjall snapshot, and again after a cache lookup, knows the cached row is the snapshot's.
+struct Epoch<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Epoch<'a> {
+    fn enter(a: &'a std::sync::atomic::AtomicU64) -> Self {
+        a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Epoch(a)
+    }
+}
+
+impl Drop for Epoch<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -208,7 +230,6 @@ pub struct ShardStateMachine {
     /// Counters of the committed state, the base of the next apply.
     keys: u64,
     expires: u64,
-    cache: RowCache,
     /// The exactly-once entries of the current generation, in memory: every write through
     /// the proxy reads its client's entry for the slot, which is usually absent, and an
     /// LSM point lookup (a miss walks the memtable and every table's filter) was a sixth
@@ -238,8 +259,9 @@ fn load_dedup(ks: &Keyspace) -> Result<DedupMem, StorageError> {
 
 /// Values of recently applied keys, as committed. Every write reads its key first (the
 /// command's own read-modify-write, the counters, the ttl index), and an LSM point lookup
-/// is the largest cost of an apply; every replica applies every write. Bounded in bytes;
-/// only `apply` uses it, and it is emptied whenever the state is replaced wholesale.
+/// is the largest cost of an apply; every replica applies every write. Client reads use it
+/// too, through [`ReadView`] under the [`Epoch`] check. Bounded in bytes; only commits
+/// change it, and it is emptied whenever the state is replaced wholesale.
 #[derive(Default)]
 struct RowCache {
     map: HashMap<Vec<u8>, Option<Value>>,
@@ -331,6 +353,8 @@ impl ShardStateMachine {
             snap_lock: tokio::sync::Mutex::new(()),
             clock: std::sync::atomic::AtomicU64::new(0),
             cluster: RwLock::default(),
+            rows: RwLock::default(),
+            epoch: Default::default(),
         });
         let cluster: ClusterMeta = shared.get_meta(CLUSTER)?.unwrap_or_default();
         *shared
@@ -348,7 +372,6 @@ impl ShardStateMachine {
             shared,
             keys,
             expires,
-            cache: RowCache::default(),
             dedup_mem: None,
         })
     }
@@ -417,6 +440,7 @@ impl ShardStateMachine {
         batch.insert(&sh.meta, KEYS, ov.keys.to_be_bytes());
         batch.insert(&sh.meta, EXPIRES, ov.expires.to_be_bytes());
         batch.insert(&sh.meta, CLOCK, ov.clock.to_be_bytes());
+        let _epoch = Epoch::enter(&sh.epoch);
         {
             // Readers must never see data committed under a config they don't see yet.
             let mut cur = cluster
@@ -446,7 +470,7 @@ impl ShardStateMachine {
             };
         }
         self.dedup_mem = Some(dedup_mem);
-        let mut cache = ov.cache;
+        let mut cache = sh.rows.write().unwrap_or_else(PoisonError::into_inner);
         if fresh {
             cache.clear();
         }
@@ -459,7 +483,6 @@ impl ShardStateMachine {
         for (k, v) in ov.writes {
             cache.insert(k, v);
         }
-        self.cache = cache;
         Ok(())
     }
 
@@ -467,14 +490,15 @@ impl ShardStateMachine {
     /// commands that do not exist yet.
     #[cfg(test)]
     fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
-        let gen = self.shared.generation();
+        let shared = self.shared.clone();
+        let gen = shared.generation();
         let mem = self.take_dedup(&gen).unwrap();
         let mut ov = Overlay::new(&gen.data, self.keys, self.expires).with_cluster(
             &gen.dedup,
             mem,
             self.shared.cluster(),
         );
-        ov.cache = std::mem::take(&mut self.cache);
+        ov.rows = Some(&shared.rows);
         f(&mut ov);
         self.commit(ov, &gen, &log_id, None).unwrap();
     }
@@ -494,14 +518,15 @@ impl ShardStateMachine {
         &mut self,
         entries: impl IntoIterator<Item = openraft::Entry<ShardTC>>,
     ) -> Result<Vec<ShardResponse>, Box<RaftStorageError<NodeId>>> {
-        let gen = self.shared.generation();
-        let cluster = self.shared.cluster();
+        let shared = self.shared.clone();
+        let gen = shared.generation();
+        let cluster = shared.cluster();
         let mem = self
             .take_dedup(&gen)
             .map_err(|e| Box::new(raft_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)))?;
         let mut ov =
             Overlay::new(&gen.data, self.keys, self.expires).with_cluster(&gen.dedup, mem, cluster);
-        ov.cache = std::mem::take(&mut self.cache);
+        ov.rows = Some(&shared.rows);
         ov.clock = self.shared.clock.load(std::sync::atomic::Ordering::Relaxed);
         let gid = self.shared.gid;
         let mut replies = Vec::new();
@@ -529,7 +554,6 @@ impl ShardStateMachine {
             last = Some(e.log_id);
         }
         let Some(last) = last else {
-            self.cache = ov.cache;
             self.dedup_mem = Some(ov.dedup_mem);
             return Ok(replies);
         };
@@ -585,8 +609,8 @@ pub(super) struct Overlay<'a> {
     cluster_base: Arc<ClusterMeta>,
     cluster: Option<ClusterMeta>,
     /// Committed values known without a lookup (consulted only while `base` is visible);
-    /// moved in from the state machine for the apply and handed back by `commit`.
-    cache: RowCache,
+    /// only `commit` changes them, after this apply.
+    rows: Option<&'a RwLock<RowCache>>,
     writes: BTreeMap<Vec<u8>, Option<Value>>,
     /// ttl index key → insert (true) or remove (false).
     ttl: BTreeMap<Vec<u8>, bool>,
@@ -610,7 +634,7 @@ impl<'a> Overlay<'a> {
             dedup_mem: DedupMem::default(),
             cluster_base: Arc::default(),
             cluster: None,
-            cache: RowCache::default(),
+            rows: None,
             writes: BTreeMap::new(),
             ttl: BTreeMap::new(),
             keys,
@@ -774,8 +798,10 @@ impl<'a> Overlay<'a> {
             return r.clone();
         }
         let base = self.base?;
-        if let Some(v) = self.cache.get(dk) {
-            return v.clone();
+        if let Some(rows) = self.rows {
+            if let Some(v) = rows.read().unwrap_or_else(PoisonError::into_inner).get(dk) {
+                return v.clone();
+            }
         }
         let v = match base.get(dk) {
             Ok(Some(v)) => postcard::from_bytes(&v).map_err(|e| self.fail(e)).ok(),
@@ -1077,6 +1103,8 @@ impl ShardReader {
         // Cluster state first: the fjall snapshot taken after it holds at least the
         // writes committed with it (a pull must see every write before its slot froze).
         let cluster = self.shared.cluster();
+        let epoch = &self.shared.epoch;
+        let before = epoch.load(std::sync::atomic::Ordering::SeqCst);
         let (gen, snap) = {
             let g = self
                 .shared
@@ -1085,11 +1113,14 @@ impl ShardReader {
                 .unwrap_or_else(PoisonError::into_inner);
             (g.clone(), self.shared.storage.db().snapshot())
         };
+        let stable =
+            before.is_multiple_of(2) && epoch.load(std::sync::atomic::Ordering::SeqCst) == before;
         ReadView {
             reader: self.clone(),
             gen,
             snap,
             cluster,
+            epoch: std::cell::Cell::new(stable.then_some(before)),
         }
     }
 }
@@ -1100,6 +1131,9 @@ pub struct ReadView {
     gen: Generation,
     snap: fjall::Snapshot,
     cluster: Arc<ClusterMeta>,
+    /// The epoch the snapshot was taken in, while cached rows still belong to it (None:
+    /// the state changed since, read the snapshot only).
+    epoch: std::cell::Cell<Option<u64>>,
 }
 
 /// One piece of a migration pull: data of consecutive slots, in storage order.
@@ -1216,12 +1250,32 @@ impl ReadView {
     }
 }
 
+impl ReadView {
+    /// The cached row of `dk` if it is the snapshot's: a GET then costs a hash lookup,
+    /// not an LSM point read (memtable, filters, blocks), which was a third of its CPU.
+    fn cached(&self, dk: &[u8]) -> Option<Option<Value>> {
+        let e = self.epoch.get()?;
+        let sh = &self.reader.shared;
+        // Never waits: a commit holds the lock only while the epoch is odd anyway.
+        let v = sh.rows.try_read().ok()?.get(dk).cloned();
+        if sh.epoch.load(std::sync::atomic::Ordering::SeqCst) != e {
+            self.epoch.set(None);
+            return None;
+        }
+        v
+    }
+}
+
 impl DbRead for ReadView {
     fn get_raw(&self, key: &[u8]) -> Option<Value> {
         let r = &self.reader;
+        let dk = data_key(key);
+        if let Some(v) = self.cached(&dk) {
+            return v;
+        }
         let v = r.logged(
             self.snap
-                .get(&self.gen.data, data_key(key))
+                .get(&self.gen.data, dk)
                 .map_err(StorageError::from),
         )??;
         r.logged(postcard::from_bytes(&v).map_err(StorageError::from))
@@ -1527,8 +1581,15 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         meta: &Meta,
         mut snapshot: Box<tokio::fs::File>,
     ) -> RaftRes<()> {
-        // Whatever happens below, cached rows may no longer match the state.
-        self.cache.clear();
+        // Whatever happens below, cached rows may no longer match the state; views see an
+        // odd epoch until it is over and read only their fjall snapshots.
+        let shared = self.shared.clone();
+        let _epoch = Epoch::enter(&shared.epoch);
+        shared
+            .rows
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.dedup_mem = None;
         let sh = self.shared.clone();
         let _guard = sh.snap_lock.lock().await;
@@ -1757,6 +1818,30 @@ mod tests {
         assert_eq!(view.scan(0, 10).0.len(), 1);
         assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
         assert_eq!(reader.view().key_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn views_read_cached_rows_only_while_they_are_the_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| db.put(b"a", ttl_value("0", None)));
+        // The row vanishes from fjall behind the cache's back: what a view still finds
+        // comes from the cache.
+        let gen = sm.shared.generation();
+        gen.data.remove(data_key(b"a")).unwrap();
+        let view = reader.view();
+        assert_eq!(view.get_raw(b"a"), Some(ttl_value("0", None)));
+        // A commit after the view was taken: the view no longer trusts the cache.
+        sm.write_with(log_id(1, 1, 2), |db| db.put(b"b", ttl_value("1", None)));
+        assert_eq!(view.get_raw(b"a"), None);
+        assert_eq!(view.get_raw(b"b"), None);
+        // A view taken while the state changes (odd epoch) reads its snapshot only.
+        let changing = Epoch::enter(&sm.shared.epoch);
+        assert_eq!(reader.view().get_raw(b"a"), None);
+        drop(changing);
+        assert_eq!(reader.view().get_raw(b"a"), Some(ttl_value("0", None)));
+        assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
     }
 
     #[tokio::test]
@@ -2051,7 +2136,8 @@ mod tests {
             .await
             .unwrap();
         b.install_snapshot(&src.meta, file).await.unwrap();
-        // Applies after the install see the snapshot, not rows cached before it.
+        // Reads and applies after the install see the snapshot, not rows cached before it.
+        assert_eq!(rb.view().get_raw(b"stale"), None);
         b.write_with(log_id(1, 1, 2), |db| {
             assert_eq!(db.get_raw(b"stale"), None);
             assert_eq!(db.get_raw(b"key1"), Some(ttl_value("value", None)));
