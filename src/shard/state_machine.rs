@@ -1583,15 +1583,13 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
     ) -> RaftRes<()> {
         // Whatever happens below, cached rows may no longer match the state; views see an
         // odd epoch until it is over and read only their fjall snapshots.
-        let shared = self.shared.clone();
-        let _epoch = Epoch::enter(&shared.epoch);
-        shared
-            .rows
+        let sh = self.shared.clone();
+        let _epoch = Epoch::enter(&sh.epoch);
+        sh.rows
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         self.dedup_mem = None;
-        let sh = self.shared.clone();
         let _guard = sh.snap_lock.lock().await;
         let cur = CurrentSnapshot {
             meta: meta.clone(),
