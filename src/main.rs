@@ -16,7 +16,20 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc asks the kernel for transparent huge pages and returns freed memory after a
+/// few milliseconds, so a burst of large allocations (a slot migration's chunks) faulted in
+/// and zeroed whole 2 MiB pages over and over: a third of the CPU of a migration, which
+/// took 1.5 s instead of 0.9 s.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     // `dev` without --dir runs in a temporary directory, removed only after the runtime
     // (and every task still holding the databases) is gone.
