@@ -292,10 +292,7 @@ impl RowCache {
         let size = row_size(&dk, &v);
         if size > ROW_CACHE_BYTES / 64 {
             // Huge values are not worth their room; forget an older version.
-            if let Some(old) = self.map.remove(&dk) {
-                self.bytes -= row_size(&dk, &old);
-            }
-            return;
+            return self.forget(&dk);
         }
         if let Some(old) = self.map.get_mut(&dk) {
             // Updated in place, keeping its place in the eviction order; the next new key
@@ -319,6 +316,12 @@ impl RowCache {
         if self.order.len() > 2 * self.map.len() + 1024 {
             let map = &self.map;
             self.order.retain(|k| map.contains_key(k));
+        }
+    }
+
+    fn forget(&mut self, dk: &[u8]) {
+        if let Some(old) = self.map.remove(dk) {
+            self.bytes -= row_size(dk, &old);
         }
     }
 
@@ -481,7 +484,13 @@ impl ShardStateMachine {
             }
         }
         for (k, v) in ov.writes {
-            cache.insert(k, v);
+            if ov.bulk {
+                // A migration chunk's keys are not hot: caching them would cost more than
+                // the chunk's own writes and push the hot rows out.
+                cache.forget(&k);
+            } else {
+                cache.insert(k, v);
+            }
         }
         Ok(())
     }
@@ -489,7 +498,7 @@ impl ShardStateMachine {
     /// Test hook: runs `f` against an overlay and commits it as the apply of `log_id`, for
     /// commands that do not exist yet.
     #[cfg(test)]
-    fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut dyn DbWrite)) {
+    fn write_with(&mut self, log_id: LogId<NodeId>, f: impl FnOnce(&mut Overlay<'_>)) {
         let shared = self.shared.clone();
         let gen = shared.generation();
         let mem = self.take_dedup(&gen).unwrap();
@@ -612,6 +621,8 @@ pub(super) struct Overlay<'a> {
     /// only `commit` changes them, after this apply.
     rows: Option<&'a RwLock<RowCache>>,
     writes: BTreeMap<Vec<u8>, Option<Value>>,
+    /// The apply installed pulled slot data: its writes are not cached (see `commit`).
+    bulk: bool,
     /// ttl index key → insert (true) or remove (false).
     ttl: BTreeMap<Vec<u8>, bool>,
     keys: u64,
@@ -636,6 +647,7 @@ impl<'a> Overlay<'a> {
             cluster: None,
             rows: None,
             writes: BTreeMap::new(),
+            bulk: false,
             ttl: BTreeMap::new(),
             keys,
             expires,
@@ -784,6 +796,7 @@ impl<'a> Overlay<'a> {
         }
         self.account(&dk, None, Some(&value));
         self.writes.insert(dk, Some(value));
+        self.bulk = true;
     }
 
     fn fail(&self, e: impl Into<StorageError>) {
@@ -1861,6 +1874,28 @@ mod tests {
         let replies = sm.apply([normal(3, 1000, vec![del])]).await.unwrap();
         assert_eq!(replies, vec![vec![redraft_proxy::wire::Reply::Int(1)]]);
         assert_eq!(reader.clock(), 2000);
+    }
+
+    #[test]
+    fn pulled_rows_replace_cached_ones_and_stay_out_of_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        sm.write_with(log_id(1, 1, 1), |db| db.put(b"a", ttl_value("old", None)));
+        // Deleted when its slot left: the cache now says "absent".
+        sm.write_with(log_id(1, 1, 2), |db| assert!(db.delete(b"a")));
+        let cached = |sm: &ShardStateMachine| {
+            let rows = sm.shared.rows.read().unwrap();
+            rows.get(&data_key(b"a")).cloned()
+        };
+        assert_eq!(cached(&sm), Some(None));
+        // The slot comes back with a pull.
+        sm.write_with(log_id(1, 1, 3), |ov| {
+            ov.put_absent(b"a", ttl_value("new", None))
+        });
+        assert_eq!(cached(&sm), None);
+        assert_eq!(reader.view().get_raw(b"a"), Some(ttl_value("new", None)));
+        assert_eq!(reader.key_count(), 1);
     }
 
     #[test]
