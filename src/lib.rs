@@ -9,6 +9,7 @@
 pub mod bus;
 pub mod cluster;
 pub mod cmd;
+pub mod codec;
 pub mod db;
 pub mod raft;
 pub mod shard;

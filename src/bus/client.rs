@@ -166,7 +166,7 @@ impl Conn {
             from: me,
             to: target,
         };
-        let hello = postcard::to_stdvec(&hello).map_err(|e| BusError::Codec(e.to_string()))?;
+        let hello = crate::codec::to_vec(&hello).map_err(|e| BusError::Codec(e.to_string()))?;
         write
             .send(Bytes::from(hello))
             .await
@@ -223,7 +223,7 @@ impl Conn {
     ) -> Result<BusResponse, BusError> {
         let target = self.target;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = postcard::to_stdvec(&RequestFrame { id, req })
+        let frame = crate::codec::to_vec(&RequestFrame { id, req })
             .map_err(|e| BusError::Codec(e.to_string()))?;
         // The codec would fail the write and with it every call on the connection.
         if frame.len() > MAX_FRAME_LEN {

@@ -174,9 +174,9 @@ mod tests {
             rpc: RaftRpcKind::Vote,
             body: body.clone(),
         };
-        let enc = postcard::to_stdvec(&req).expect("encode");
+        let enc = crate::codec::to_vec(&req).expect("encode");
         // Variant 0, gid 7, rpc variant 1, then the same bytes a plain Vec<u8> gives.
-        let plain = postcard::to_stdvec(&Plain { body }).expect("encode");
+        let plain = crate::codec::to_vec(&Plain { body }).expect("encode");
         assert_eq!(&enc[..3], &[0, 7, 1]);
         assert_eq!(&enc[3..], &plain[..]);
         let dec: BusRequest = postcard::from_bytes(&enc).expect("decode");
@@ -189,7 +189,7 @@ mod tests {
             id: u64::MAX,
             resp: BusResponse::Error("unknown group 9".into()),
         };
-        let enc = postcard::to_stdvec(&f).expect("encode");
+        let enc = crate::codec::to_vec(&f).expect("encode");
         match postcard::from_bytes::<ResponseFrame>(&enc).expect("decode") {
             ResponseFrame::Response { id, resp } => {
                 assert_eq!(id, u64::MAX);

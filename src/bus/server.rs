@@ -172,14 +172,14 @@ async fn reply(ctx: &ServerCtx, to: NodeId, tx: &mpsc::Sender<Bytes>, id: u64, r
             ResponseFrame::Response { id, resp }
         }
     };
-    let bytes = match postcard::to_stdvec(&frame) {
+    let bytes = match crate::codec::to_vec(&frame) {
         // An oversized frame would fail the write and close the connection for everyone.
         Ok(bytes) if bytes.len() > MAX_FRAME_LEN => {
             let resp = BusResponse::Error(format!(
                 "response of {} bytes exceeds the bus frame limit of {MAX_FRAME_LEN}",
                 bytes.len()
             ));
-            match postcard::to_stdvec(&ResponseFrame::Response { id, resp }) {
+            match crate::codec::to_vec(&ResponseFrame::Response { id, resp }) {
                 Ok(bytes) => bytes,
                 Err(e) => return tracing::error!(error = %e, "cannot encode bus response"),
             }
@@ -214,7 +214,7 @@ async fn send<T: serde::Serialize>(
     write: &mut FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
     msg: &T,
 ) -> Result<(), String> {
-    let bytes = postcard::to_stdvec(msg).map_err(|e| e.to_string())?;
+    let bytes = crate::codec::to_vec(msg).map_err(|e| e.to_string())?;
     write
         .send(Bytes::from(bytes))
         .await

@@ -227,7 +227,7 @@ mod tests {
             slots: r,
             groups: BTreeMap::new(),
         };
-        postcard::from_bytes(&postcard::to_stdvec(&raw).unwrap())
+        postcard::from_bytes(&crate::codec::to_vec(&raw).unwrap())
     }
 
     #[test]
@@ -283,11 +283,11 @@ mod tests {
     #[test]
     fn postcard_encoding_is_small_and_round_trips() {
         let c = three_groups();
-        let bytes = postcard::to_stdvec(&c).unwrap();
+        let bytes = crate::codec::to_vec(&c).unwrap();
         assert!(bytes.len() < 1024, "{} bytes", bytes.len());
         let back: Config = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, c);
-        let empty = postcard::to_stdvec(&Config::empty()).unwrap();
+        let empty = crate::codec::to_vec(&Config::empty()).unwrap();
         assert_eq!(
             postcard::from_bytes::<Config>(&empty).unwrap(),
             Config::empty()
@@ -321,7 +321,7 @@ mod tests {
     fn serializing_a_malformed_slot_table_fails() {
         let mut c = Config::empty();
         c.slots.pop();
-        assert!(postcard::to_stdvec(&c).is_err());
+        assert!(crate::codec::to_vec(&c).is_err());
     }
 
     #[test]

@@ -409,13 +409,13 @@ mod tests {
         let mut ctl = ControllerState::default();
         ctl.apply(&join(&[1, 2, 3])).unwrap();
         ctl.apply(&CtlOp::Leave(vec![2])).unwrap();
-        let bytes = postcard::to_stdvec(&ctl).unwrap();
+        let bytes = crate::codec::to_vec(&ctl).unwrap();
         assert_eq!(
             postcard::from_bytes::<ControllerState>(&bytes).unwrap(),
             ctl
         );
         let op = join(&[4]);
-        let bytes = postcard::to_stdvec(&op).unwrap();
+        let bytes = crate::codec::to_vec(&op).unwrap();
         assert_eq!(postcard::from_bytes::<CtlOp>(&bytes).unwrap(), op);
     }
 }

@@ -129,7 +129,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
 
     fn put_meta<T: Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError> {
         let mut batch = self.storage.db().batch();
-        batch.insert(&self.meta, key, postcard::to_stdvec(v)?);
+        batch.insert(&self.meta, key, crate::codec::to_vec(v)?);
         batch.commit()?;
         Ok(())
     }
@@ -205,7 +205,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         let mut batch = self.storage.db().batch();
         for e in entries {
             let id = e.get_log_id().clone();
-            let v = postcard::to_stdvec(&e)
+            let v = crate::codec::to_vec(&e)
                 .map_err(|err| raft_err(ErrorSubject::Log(id.clone()), ErrorVerb::Write, err))?;
             batch.insert(&self.log, id.index.to_be_bytes(), v);
         }
@@ -246,7 +246,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Res<(), C> {
         let this = self.clone();
         let err = |e: StorageError| raft_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
-        let purged = postcard::to_stdvec(&Some(log_id.clone())).map_err(|e| err(e.into()))?;
+        let purged = crate::codec::to_vec(&Some(log_id.clone())).map_err(|e| err(e.into()))?;
         let range = (
             Bound::Unbounded,
             Bound::Included(log_id.index.to_be_bytes()),

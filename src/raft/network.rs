@@ -170,7 +170,7 @@ where
 // The error type is openraft's; every trait method returns it by value anyway.
 #[allow(clippy::result_large_err)]
 fn encode_request<Req: Serialize, E: std::error::Error>(req: &Req) -> Result<Vec<u8>, RpcError<E>> {
-    postcard::to_stdvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    crate::codec::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))
 }
 
 /// Maps a bus failure onto openraft's retry semantics. Everything that means "the peer is
@@ -237,7 +237,7 @@ fn decode<T: DeserializeOwned>(rpc: RaftRpcKind, body: &[u8]) -> Result<T, BusRe
 }
 
 fn encode<T: Serialize>(result: &T) -> BusResponse {
-    match postcard::to_stdvec(result) {
+    match crate::codec::to_vec(result) {
         Ok(bytes) => BusResponse::Raft(bytes),
         Err(e) => BusResponse::Error(format!("cannot encode Raft response: {e}")),
     }
@@ -321,7 +321,7 @@ mod tests {
 
     /// Encodes and decodes `v`; openraft's messages lack `PartialEq`, so compare `Debug`.
     fn round_trip<T: Serialize + DeserializeOwned + std::fmt::Debug>(v: &T) {
-        let bytes = postcard::to_stdvec(v).expect("encode");
+        let bytes = crate::codec::to_vec(v).expect("encode");
         let back: T = postcard::from_bytes(&bytes).expect("decode");
         assert_eq!(format!("{v:?}"), format!("{back:?}"));
     }

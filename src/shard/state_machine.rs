@@ -410,7 +410,7 @@ impl ShardStateMachine {
         let mut batch = sh.storage.db().batch();
         for (k, v) in &ov.writes {
             match v {
-                Some(v) => batch.insert(&target.data, k.as_slice(), postcard::to_stdvec(v)?),
+                Some(v) => batch.insert(&target.data, k.as_slice(), crate::codec::to_vec(v)?),
                 None if !fresh => batch.remove(&target.data, k.as_slice()),
                 None => {}
             }
@@ -424,21 +424,21 @@ impl ShardStateMachine {
         }
         for (client, e) in &ov.dedup {
             match e {
-                Some(e) => batch.insert(&target.dedup, dedup_key(*client), postcard::to_stdvec(e)?),
+                Some(e) => batch.insert(&target.dedup, dedup_key(*client), crate::codec::to_vec(e)?),
                 None if !fresh => batch.remove(&target.dedup, dedup_key(*client)),
                 None => {}
             }
         }
         let cluster = match ov.cluster {
             Some(c) => {
-                batch.insert(&sh.meta, CLUSTER, postcard::to_stdvec(&c)?);
+                batch.insert(&sh.meta, CLUSTER, crate::codec::to_vec(&c)?);
                 Some(Arc::new(c))
             }
             None => None,
         };
-        batch.insert(&sh.meta, APPLIED, postcard::to_stdvec(&Some(last))?);
+        batch.insert(&sh.meta, APPLIED, crate::codec::to_vec(&Some(last))?);
         if let Some(m) = membership {
-            batch.insert(&sh.meta, MEMBERSHIP, postcard::to_stdvec(&m)?);
+            batch.insert(&sh.meta, MEMBERSHIP, crate::codec::to_vec(&m)?);
         }
         batch.insert(&sh.meta, KEYS, ov.keys.to_be_bytes());
         batch.insert(&sh.meta, EXPIRES, ov.expires.to_be_bytes());
@@ -1239,7 +1239,7 @@ impl ReadView {
             if part.floor == 0 && part.recent.is_empty() {
                 continue;
             }
-            match postcard::to_stdvec(&part) {
+            match crate::codec::to_vec(&part) {
                 Ok(v) => out.dedup.push((Bytes::copy_from_slice(&k), Bytes::from(v))),
                 Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
             }
@@ -1444,7 +1444,7 @@ impl RaftSnapshotBuilder<ShardTC> for ShardSnapshotBuilder {
                 .map_err(snap_err)?
         };
         sh.meta
-            .insert(SNAPSHOT, postcard::to_stdvec(&built).map_err(snap_err)?)
+            .insert(SNAPSHOT, crate::codec::to_vec(&built).map_err(snap_err)?)
             .map_err(snap_err)?;
         sh.storage.persist().await.map_err(snap_err)?;
         sh.clean_snapshot_files().map_err(snap_err)?;
@@ -1518,18 +1518,18 @@ fn install_file(sh: &Shared, cur: &CurrentSnapshot) -> Result<(u64, u64), Storag
     batch.insert(
         &sh.meta,
         APPLIED,
-        postcard::to_stdvec(&cur.meta.last_log_id)?,
+        crate::codec::to_vec(&cur.meta.last_log_id)?,
     );
     batch.insert(
         &sh.meta,
         MEMBERSHIP,
-        postcard::to_stdvec(&cur.meta.last_membership)?,
+        crate::codec::to_vec(&cur.meta.last_membership)?,
     );
     batch.insert(&sh.meta, KEYS, keys.to_be_bytes());
     batch.insert(&sh.meta, EXPIRES, expires.to_be_bytes());
-    batch.insert(&sh.meta, SNAPSHOT, postcard::to_stdvec(cur)?);
+    batch.insert(&sh.meta, SNAPSHOT, crate::codec::to_vec(cur)?);
     batch.insert(&sh.meta, CLOCK, clock.to_be_bytes());
-    batch.insert(&sh.meta, CLUSTER, postcard::to_stdvec(&cluster)?);
+    batch.insert(&sh.meta, CLUSTER, crate::codec::to_vec(&cluster)?);
     {
         let mut cur = sh.cluster.write().unwrap_or_else(PoisonError::into_inner);
         flip(sh, batch, new, &old)?;
@@ -2348,7 +2348,7 @@ mod tests {
                 .data
                 .insert(
                     data_key(b"ghost"),
-                    postcard::to_stdvec(&ttl_value("g", None)).unwrap(),
+                    crate::codec::to_vec(&ttl_value("g", None)).unwrap(),
                 )
                 .unwrap();
             stray

@@ -12,7 +12,7 @@ use super::StorageError;
 const MAX_RECORD: usize = 1 << 30;
 
 pub fn write_record<W: Write, T: Serialize>(w: &mut W, rec: &T) -> Result<(), StorageError> {
-    let buf = postcard::to_stdvec(rec)?;
+    let buf = crate::codec::to_vec(rec)?;
     let len = u32::try_from(buf.len())
         .map_err(|_| StorageError::Corrupt(format!("record of {} bytes", buf.len())))?;
     w.write_all(&len.to_le_bytes())?;
