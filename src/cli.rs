@@ -124,6 +124,10 @@ pub struct Tuning {
     /// Snapshot after this many log entries.
     #[arg(long, env = "REDRAFT_SNAPSHOT_LOGS", default_value_t = 20_000)]
     pub snapshot_logs: u64,
+    /// Snapshot once the log grew by this many bytes, or by the last snapshot's size if
+    /// larger (Redis's auto-aof-rewrite-min-size and -percentage 100).
+    #[arg(long, env = "REDRAFT_SNAPSHOT_LOG_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub snapshot_log_bytes: u64,
     /// Most client connections.
     #[arg(long, env = "REDRAFT_MAXCLIENTS", default_value_t = 10_000)]
     pub maxclients: usize,
@@ -136,6 +140,7 @@ impl Tuning {
             election_min: std::time::Duration::from_millis(self.election_min_ms),
             election_max: std::time::Duration::from_millis(self.election_max_ms),
             snapshot_logs: self.snapshot_logs,
+            snapshot_log_bytes: self.snapshot_log_bytes,
             keep_logs: c.timings.keep_logs,
         };
         c.maxclients = self.maxclients;

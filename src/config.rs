@@ -17,6 +17,9 @@ pub struct RaftTimings {
     pub election_max: Duration,
     /// Take a snapshot (and purge the log behind it) after this many applied entries.
     pub snapshot_logs: u64,
+    /// Also take one once this many bytes were appended to the log since the last, or as
+    /// many as the last snapshot's size if that is larger (see `shard::snapshots`).
+    pub snapshot_log_bytes: u64,
     /// Log entries kept behind a snapshot, so a briefly lagging follower catches up from the
     /// log instead of a snapshot.
     pub keep_logs: u64,
@@ -29,6 +32,7 @@ impl Default for RaftTimings {
             election_min: Duration::from_millis(250),
             election_max: Duration::from_millis(400),
             snapshot_logs: 20_000,
+            snapshot_log_bytes: 64 * 1024 * 1024,
             keep_logs: 1000,
         }
     }
@@ -45,7 +49,9 @@ impl RaftTimings {
             max_payload_entries: 1000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
             max_in_snapshot_log_to_keep: self.keep_logs,
-            purge_batch_size: 256,
+            // openraft purges only after a snapshot; waiting for 256 purgeable entries on
+            // top would keep up to 256 entries (of up to 8 MiB each) that a snapshot covers.
+            purge_batch_size: 1,
             ..Default::default()
         }
     }

@@ -157,6 +157,7 @@ impl Node {
         let storage = Storage::open(&config.dir, config.id)?;
         let log = LogStore::open(&storage, config.gid)?;
         let committed = log.committed_index();
+        let appended = log.appended_bytes();
         let sm_storage = Storage::open_at(&config.dir, "sm", config.id)?;
         let sm = ShardStateMachine::open(&sm_storage, config.gid)?;
         let sm_watch = sm_storage.watch();
@@ -226,6 +227,11 @@ impl Node {
             quarantine,
         );
         let _ = shard_slot.set(group.downgrade_handle());
+        tokio::spawn(crate::shard::snapshots::run(
+            group.downgrade_handle(),
+            appended,
+            config.timings.snapshot_log_bytes,
+        ));
         if config.gid != 0 && !config.controllers.is_empty() {
             tokio::spawn(crate::shard::follow::run(
                 group.downgrade_handle(),

@@ -38,6 +38,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     meta: Keyspace,
     /// The last index openraft reported committed, for INFO.
     committed: Arc<AtomicU64>,
+    /// Bytes of entries appended since the store was opened (see `shard::snapshots`).
+    appended: Arc<AtomicU64>,
     _c: PhantomData<fn() -> C>,
 }
 
@@ -48,6 +50,7 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
             log: self.log.clone(),
             meta: self.meta.clone(),
             committed: self.committed.clone(),
+            appended: self.appended.clone(),
             _c: PhantomData,
         }
     }
@@ -61,8 +64,14 @@ impl<C: RaftTypeConfig> LogStore<C> {
             log: storage.keyspace(&keyspace_name(gid, "log"))?,
             meta: storage.keyspace(&keyspace_name(gid, "raft"))?,
             committed: Arc::default(),
+            appended: Arc::default(),
             _c: PhantomData,
         })
+    }
+
+    /// A live count of the bytes appended since the store was opened.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
     }
 
     /// A live view of the committed index (updated as openraft saves it).
@@ -203,12 +212,15 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.storage.db().batch();
+        let mut bytes = 0;
         for e in entries {
             let id = e.get_log_id().clone();
             let v = crate::codec::to_vec(&e)
                 .map_err(|err| raft_err(ErrorSubject::Log(id.clone()), ErrorVerb::Write, err))?;
+            bytes += v.len() as u64;
             batch.insert(&self.log, id.index.to_be_bytes(), v);
         }
+        self.appended.fetch_add(bytes, Ordering::Relaxed);
         crate::storage::blocking(|| batch.commit())
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.storage

@@ -16,6 +16,7 @@ pub mod hints;
 pub mod rejoin;
 pub mod request;
 pub mod rpc;
+pub mod snapshots;
 pub mod state_machine;
 pub mod watchdog;
 

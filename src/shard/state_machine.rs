@@ -155,6 +155,8 @@ struct Shared {
     rows: RwLock<RowCache>,
     /// Odd while a commit or an install changes the state (see [`Epoch`]).
     epoch: std::sync::atomic::AtomicU64,
+    /// Size of the current snapshot file (0: none yet), for the snapshot trigger.
+    snapshot_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// A seqlock over the state: the epoch is odd from before a commit (or install) touches
@@ -207,6 +209,21 @@ impl Shared {
 
     fn snapshot_path(&self, file: &str) -> PathBuf {
         self.storage.snapshot_dir().join(file)
+    }
+
+    /// Records the size of the current snapshot file.
+    fn note_snapshot_size(&self) -> Result<(), StorageError> {
+        let size = match self.get_meta::<CurrentSnapshot>(SNAPSHOT)? {
+            Some(cur) => match std::fs::metadata(self.snapshot_path(&cur.file)) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e.into()),
+            },
+            None => 0,
+        };
+        self.snapshot_bytes
+            .store(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Removes this group's snapshot files except the current one (temp files of builds and
@@ -358,6 +375,7 @@ impl ShardStateMachine {
             cluster: RwLock::default(),
             rows: RwLock::default(),
             epoch: Default::default(),
+            snapshot_bytes: Default::default(),
         });
         let cluster: ClusterMeta = shared.get_meta(CLUSTER)?.unwrap_or_default();
         *shared
@@ -369,6 +387,7 @@ impl ShardStateMachine {
             std::sync::atomic::Ordering::Relaxed,
         );
         shared.clean_snapshot_files()?;
+        shared.note_snapshot_size()?;
         let keys = shared.get_counter(KEYS)?;
         let expires = shared.get_counter(EXPIRES)?;
         Ok(ShardStateMachine {
@@ -424,7 +443,9 @@ impl ShardStateMachine {
         }
         for (client, e) in &ov.dedup {
             match e {
-                Some(e) => batch.insert(&target.dedup, dedup_key(*client), crate::codec::to_vec(e)?),
+                Some(e) => {
+                    batch.insert(&target.dedup, dedup_key(*client), crate::codec::to_vec(e)?)
+                }
                 None if !fresh => batch.remove(&target.dedup, dedup_key(*client)),
                 None => {}
             }
@@ -971,6 +992,13 @@ pub struct ShardReader {
 }
 
 impl ShardReader {
+    /// Size in bytes of the group's current snapshot file (0 before the first).
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.shared
+            .snapshot_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The group clock (latest entry time applied): reads take the later of it and the
     /// wall clock, so a key that expired under one leader stays expired under the next.
     pub fn clock(&self) -> u64 {
@@ -1448,6 +1476,7 @@ impl RaftSnapshotBuilder<ShardTC> for ShardSnapshotBuilder {
             .map_err(snap_err)?;
         sh.storage.persist().await.map_err(snap_err)?;
         sh.clean_snapshot_files().map_err(snap_err)?;
+        sh.note_snapshot_size().map_err(snap_err)?;
         tracing::info!(gid = sh.gid, id = %built.meta.snapshot_id, "built snapshot");
         open_snapshot(&sh, built).await.map_err(snap_err)
     }
@@ -1630,6 +1659,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         self.expires = expires;
         sh.storage.persist().await.map_err(snap_err)?;
         sh.clean_snapshot_files().map_err(snap_err)?;
+        sh.note_snapshot_size().map_err(snap_err)?;
         tracing::info!(gid = sh.gid, id = %meta.snapshot_id, keys, "installed snapshot");
         Ok(())
     }

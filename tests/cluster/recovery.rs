@@ -78,6 +78,44 @@ async fn follower_behind_purged_log_catches_up_by_snapshot() {
     c.stop().await;
 }
 
+/// Few entries but many bytes: the entry count never calls for a snapshot, the log volume
+/// does, on every replica, and the log behind it is purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_grown_by_bytes_is_snapshotted_and_purged() {
+    const FLOOR: u64 = 256 * 1024;
+    let c = TestCluster::start_with(3, |cfg| {
+        cfg.timings.snapshot_logs = 1_000_000;
+        cfg.timings.snapshot_log_bytes = FLOOR;
+        cfg.timings.keep_logs = 0;
+    })
+    .await;
+    let leader = c.leader().await;
+    let mut con = c.client(leader).await;
+    let value = vec![b'v'; 16 * 1024];
+    for i in 0..32 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("big{i}"))
+            .arg(&value)
+            .query_async(&mut con)
+            .await
+            .expect("set");
+    }
+    for id in c.peers.keys().copied().collect::<Vec<_>>() {
+        wait_until(
+            Duration::from_secs(20),
+            "every replica to snapshot and purge its log",
+            || async {
+                let m = c.node(id).group().metrics();
+                (m.snapshot.is_some() && m.purged.is_some()).then_some(())
+            },
+        )
+        .await;
+    }
+    let data = c.converged().await;
+    assert_eq!(data.len(), 32);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_group_restart_keeps_every_acknowledged_write() {
     let mut c = TestCluster::start(3).await;
