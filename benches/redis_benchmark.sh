@@ -40,7 +40,10 @@ fi
 for _ in $(seq 1 100); do
   [ -n "$leader" ] && break
   for p in 7101 7102 7103; do
-    if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master"; then leader=$p; break 2; fi
+    # The leader, once it has applied the configuration that gives its group the slots:
+    # redis-benchmark stops at the first error reply (CLUSTERDOWN before that).
+    if redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master" &&
+      redis-cli -p $p INFO cluster 2>/dev/null | grep -q "redraft_slots_owned:16384"; then leader=$p; break 2; fi
   done
   sleep 0.1
 done
@@ -49,9 +52,13 @@ for p in 7201 7202; do until redis-cli -p $p PING >/dev/null 2>&1; do sleep 0.1;
 
 # rps PORT PIPELINE TESTS... → "name rps" lines
 rps() {
-  local port=$1 pipe=$2; shift 2
-  redis-benchmark -p "$port" -c "$C" -n "$N" -r 100000 -d 64 -P "$pipe" -q "$@" 2>/dev/null |
-    tr '\r' '\n' | grep "requests per second" | sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1 \2/'
+  local port=$1 pipe=$2 out; shift 2
+  out=$(redis-benchmark -p "$port" -c "$C" -n "$N" -r 100000 -d 64 -P "$pipe" -q "$@" 2>&1 | tr '\r' '\n') || true
+  if ! grep -q "requests per second" <<<"$out"; then
+    echo "redis-benchmark on port $port failed: $(grep -v 'rps=' <<<"$out" | tail -3)" >&2
+    exit 1
+  fi
+  grep "requests per second" <<<"$out" | sed -E 's/^([^:]+): ([0-9.]+) requests per second.*/\1 \2/'
 }
 run_all() { # PORT PIPELINE
   rps "$1" "$2" -t set,get,incr
