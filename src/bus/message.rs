@@ -10,7 +10,7 @@ use crate::raft::{Gid, NodeId};
 
 /// Protocol version, checked in the handshake so mixed builds refuse each other loudly
 /// instead of misreading frames.
-pub const BUS_VERSION: u32 = 1;
+pub const BUS_VERSION: u32 = 2;
 
 /// Largest frame accepted either way: a log entry holding one 512 MiB value (Redis's
 /// proto-max-bulk-len) must fit; the proposer keeps batched entries under 8 MiB.

@@ -25,6 +25,12 @@ use crate::storage::{keyspace_name, raft_err, Storage, StorageError};
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const PURGED: &[u8] = b"purged";
+const FORMAT: &[u8] = b"format";
+
+/// Encoding of the stored entries. 2: a shard entry's payload is the leader's encoded
+/// batch (`shard::request::ShardRequest`). Logs written before the format was recorded are
+/// format 1, which this build cannot read.
+const LOG_FORMAT: u32 = 2;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,14 +65,34 @@ impl<C: RaftTypeConfig> Clone for LogStore<C> {
 impl<C: RaftTypeConfig> LogStore<C> {
     /// Opens (or creates) the log of group `gid`.
     pub fn open(storage: &Storage, gid: Gid) -> Result<Self, StorageError> {
-        Ok(LogStore {
+        let store = LogStore {
             storage: storage.clone(),
             log: storage.keyspace(&keyspace_name(gid, "log"))?,
             meta: storage.keyspace(&keyspace_name(gid, "raft"))?,
             committed: Arc::default(),
             appended: Arc::default(),
             _c: PhantomData,
-        })
+        };
+        store.check_format(gid)?;
+        Ok(store)
+    }
+
+    /// Refuses a log in another format than this build's; records the format in a new one.
+    fn check_format(&self, gid: Gid) -> Result<(), StorageError> {
+        let found = match self.get_meta::<u32>(FORMAT)? {
+            Some(f) => f,
+            None if self.log.first_key_value().is_none() && self.meta.get(PURGED)?.is_none() => {
+                return self.put_meta(FORMAT, &LOG_FORMAT);
+            }
+            None => 1,
+        };
+        if found != LOG_FORMAT {
+            return Err(StorageError::Corrupt(format!(
+                "the Raft log of group {gid} is in format {found}; this build reads format \
+                 {LOG_FORMAT} only (start the node with an empty --dir to rejoin from its peers)"
+            )));
+        }
+        Ok(())
     }
 
     /// A live count of the bytes appended since the store was opened.
@@ -326,6 +352,28 @@ mod tests {
             fsyncs * 2 < appends,
             "{fsyncs} fsyncs for {appends} appends"
         );
+    }
+
+    #[tokio::test]
+    async fn a_log_of_an_older_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = Storage::open(dir.path(), 1).unwrap();
+            let mut log = LogStore::<ShardTC>::open(&storage, 3).unwrap();
+            log.blocking_append((0..3).map(|i| blank(1, i)))
+                .await
+                .unwrap();
+            // What a build from before the format was recorded left behind.
+            log.meta.remove(FORMAT).unwrap();
+        }
+        let storage = Storage::open(dir.path(), 1).unwrap();
+        let err = LogStore::<ShardTC>::open(&storage, 3)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("in format 1"), "{err}");
+        // A new log records its format and opens again.
+        LogStore::<ShardTC>::open(&storage, 4).unwrap();
+        LogStore::<ShardTC>::open(&storage, 4).unwrap();
     }
 
     #[tokio::test]

@@ -291,10 +291,7 @@ mod tests {
                 },
                 Entry {
                     log_id: log_id(3, 11),
-                    payload: EntryPayload::Normal(ShardRequest {
-                        now_ms: 1_700_000_000_000,
-                        cmds: vec![],
-                    }),
+                    payload: EntryPayload::Normal(ShardRequest::new(1_700_000_000_000, vec![])),
                 },
                 Entry {
                     log_id: log_id(3, 12),

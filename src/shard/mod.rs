@@ -324,10 +324,7 @@ async fn propose_loop(
             fail_all(txs, ShardError::NotLeader { leader });
             continue;
         }
-        let req = ShardRequest {
-            now_ms: now_ms(),
-            cmds,
-        };
+        let req = ShardRequest::new(now_ms(), cmds);
         proposed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let responder = match raft.client_write_ff(req).await {
             Ok(r) => r,

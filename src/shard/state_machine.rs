@@ -566,6 +566,13 @@ impl ShardStateMachine {
             match e.payload {
                 EntryPayload::Blank => replies.push(Vec::new()),
                 EntryPayload::Normal(req) => {
+                    let req = req.decode().map_err(|err| {
+                        Box::new(raft_err(
+                            ErrorSubject::Apply(e.log_id),
+                            ErrorVerb::Read,
+                            err,
+                        ))
+                    })?;
                     // A new leader with a slower clock must not un-expire keys.
                     ov.clock = ov.clock.max(req.now_ms);
                     let now = ov.clock;
@@ -1738,7 +1745,7 @@ mod tests {
     fn normal(index: u64, now_ms: u64, cmds: Vec<WriteCmd>) -> Entry<ShardTC> {
         Entry {
             log_id: log_id(1, 1, index),
-            payload: EntryPayload::Normal(ShardRequest { now_ms, cmds }),
+            payload: EntryPayload::Normal(ShardRequest::new(now_ms, cmds)),
         }
     }
 
@@ -1895,7 +1902,7 @@ mod tests {
         });
         let normal = |index, now_ms, cmds| openraft::Entry::<ShardTC> {
             log_id: log_id(1, 1, index),
-            payload: EntryPayload::Normal(crate::shard::request::ShardRequest { now_ms, cmds }),
+            payload: EntryPayload::Normal(crate::shard::request::ShardRequest::new(now_ms, cmds)),
         };
         sm.apply([normal(2, 2000, vec![])]).await.unwrap();
         assert_eq!(reader.clock(), 2000);
