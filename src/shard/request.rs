@@ -20,7 +20,7 @@ pub struct Batch {
 /// One log entry's payload: a [`Batch`] as the leader encoded it. The leader's log, the
 /// AppendEntries to each follower and each follower's log carry these bytes as they are;
 /// only apply decodes them. (Carried decoded, every command was encoded and decoded again
-/// at each of those hops: a tenth of the CPU of a pipelined SET load.)
+/// at each of those hops: 6.5% of the CPU of a pipelined SET load.)
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ShardRequest(Bytes);
 
@@ -35,15 +35,6 @@ impl ShardRequest {
     pub fn decode(&self) -> Result<Batch, postcard::Error> {
         postcard::from_bytes(&self.0)
     }
-
-    /// Size of the encoded batch.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// One reply per command of the entry (empty for blank and membership entries).
@@ -53,14 +44,14 @@ impl std::fmt::Debug for ShardRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.decode() {
             Ok(b) => b.fmt(f),
-            Err(e) => write!(f, "ShardRequest({} bytes, undecodable: {e})", self.len()),
+            Err(e) => write!(f, "ShardRequest({} bytes, undecodable: {e})", self.0.len()),
         }
     }
 }
 
 impl std::fmt::Display for ShardRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ShardRequest({} bytes)", self.len())
+        write!(f, "ShardRequest({} bytes)", self.0.len())
     }
 }
 
