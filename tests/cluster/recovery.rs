@@ -83,7 +83,7 @@ async fn follower_behind_purged_log_catches_up_by_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_grown_by_bytes_is_snapshotted_and_purged() {
     const FLOOR: u64 = 256 * 1024;
-    let c = TestCluster::start_with(3, |cfg| {
+    let mut c = TestCluster::start_with(3, |cfg| {
         cfg.timings.snapshot_logs = 1_000_000;
         cfg.timings.snapshot_log_bytes = FLOOR;
         cfg.timings.keep_logs = 0;
@@ -111,6 +111,13 @@ async fn a_log_grown_by_bytes_is_snapshotted_and_purged() {
         )
         .await;
     }
+    let data = c.converged().await;
+    assert_eq!(data.len(), 32);
+    // A follower restarted now opens from its snapshot and the purged log.
+    let leader = c.leader().await;
+    let follower = *c.peers.keys().find(|id| **id != leader).expect("follower");
+    c.kill(follower).await;
+    c.restart(follower).await;
     let data = c.converged().await;
     assert_eq!(data.len(), 32);
     c.stop().await;
