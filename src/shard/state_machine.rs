@@ -1169,6 +1169,7 @@ impl ShardReader {
             snap,
             cluster,
             epoch: std::cell::Cell::new(stable.then_some(before)),
+            missed: Default::default(),
         }
     }
 }
@@ -1182,6 +1183,11 @@ pub struct ReadView {
     /// The epoch the snapshot was taken in, while cached rows still belong to it (None:
     /// the state changed since, read the snapshot only).
     epoch: std::cell::Cell<Option<u64>>,
+    /// Rows read from the snapshot, not the cache: cached when the view is dropped if the
+    /// state is still the snapshot's. Applies cache only the keys they touch, so without
+    /// this a GET of an absent key (or of one not written since a restart) paid an LSM
+    /// point read every time: 14% of the CPU of a proxied GET run where a third missed.
+    missed: RefCell<Vec<(Vec<u8>, Option<Value>)>>,
 }
 
 /// One piece of a migration pull: data of consecutive slots, in storage order.
@@ -1314,6 +1320,29 @@ impl ReadView {
     }
 }
 
+impl Drop for ReadView {
+    /// Caches the rows read from the snapshot, under the write lock and only if no commit
+    /// or install has begun since the snapshot: one that begins later updates the cache
+    /// after this (it needs the lock), so it overwrites whatever it changes.
+    fn drop(&mut self) {
+        let missed = std::mem::take(self.missed.get_mut());
+        let (Some(e), false) = (self.epoch.get(), missed.is_empty()) else {
+            return;
+        };
+        let sh = &self.reader.shared;
+        // Never waits: skipping is only a missed chance.
+        let Ok(mut rows) = sh.rows.try_write() else {
+            return;
+        };
+        if sh.epoch.load(std::sync::atomic::Ordering::SeqCst) != e {
+            return;
+        }
+        for (dk, v) in missed {
+            rows.insert(dk, v);
+        }
+    }
+}
+
 impl DbRead for ReadView {
     fn get_raw(&self, key: &[u8]) -> Option<Value> {
         let r = &self.reader;
@@ -1321,12 +1350,19 @@ impl DbRead for ReadView {
         if let Some(v) = self.cached(&dk) {
             return v;
         }
-        let v = r.logged(
+        let stored = r.logged(
             self.snap
-                .get(&self.gen.data, dk)
+                .get(&self.gen.data, &dk)
                 .map_err(StorageError::from),
-        )??;
-        r.logged(postcard::from_bytes(&v).map_err(StorageError::from))
+        )?;
+        let v = match stored {
+            Some(v) => Some(r.logged(postcard::from_bytes(&v).map_err(StorageError::from))?),
+            None => None,
+        };
+        if self.epoch.get().is_some() {
+            self.missed.borrow_mut().push((dk, v.clone()));
+        }
+        v
     }
 
     fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
@@ -1889,6 +1925,37 @@ mod tests {
         assert_eq!(reader.view().get_raw(b"a"), None);
         drop(changing);
         assert_eq!(reader.view().get_raw(b"a"), Some(ttl_value("0", None)));
+        assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
+    }
+
+    #[test]
+    fn views_cache_what_they_read_only_if_the_state_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let reader = sm.reader();
+        let cached = |sm: &ShardStateMachine, k: &[u8]| {
+            sm.shared.rows.read().unwrap().get(&data_key(k)).cloned()
+        };
+        sm.write_with(log_id(1, 1, 1), |db| db.put(b"a", ttl_value("0", None)));
+        // Not read by the apply, so not cached by it (a restart empties the cache too).
+        sm.shared.rows.write().unwrap().clear();
+        {
+            let view = reader.view();
+            assert_eq!(view.get_raw(b"a"), Some(ttl_value("0", None)));
+            assert_eq!(view.get_raw(b"absent"), None);
+            assert_eq!(cached(&sm, b"a"), None);
+        }
+        assert_eq!(cached(&sm, b"a"), Some(Some(ttl_value("0", None))));
+        assert_eq!(cached(&sm, b"absent"), Some(None));
+        // A view whose snapshot is older than a commit caches nothing: its rows may be
+        // stale, and the commit cached only the keys it touched.
+        sm.shared.rows.write().unwrap().clear();
+        let view = reader.view();
+        assert_eq!(view.get_raw(b"b"), None);
+        sm.write_with(log_id(1, 1, 2), |db| db.put(b"b", ttl_value("1", None)));
+        sm.shared.rows.write().unwrap().clear();
+        drop(view);
+        assert_eq!(cached(&sm, b"b"), None);
         assert_eq!(reader.view().get_raw(b"b"), Some(ttl_value("1", None)));
     }
 
