@@ -23,6 +23,13 @@ use crate::wire::{Protocol, Reply};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Requests written with one syscall at most.
 const MAX_WRITE_BATCH: usize = 256;
+/// A connection whose oldest request has gone this long with no reply at all is dropped
+/// (its waiters get [`BackendError::Lost`]): a node answers a stuck write after its 5 s
+/// commit timeout, and replies come in order, so nothing behind it could be answered
+/// either. One check per connection, not a timer per request (which cost 4% of a
+/// proxied GET's CPU).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(6);
+const STALL_CHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -38,8 +45,14 @@ struct Job {
     reply: Waiter,
 }
 
-/// Requests sent and not yet answered, oldest first.
-type Inflight = Mutex<VecDeque<Waiter>>;
+/// Requests sent and not yet answered, oldest first, and how many replies came so far.
+#[derive(Default)]
+struct Queue {
+    waiters: VecDeque<Waiter>,
+    replies: u64,
+}
+
+type Inflight = Mutex<Queue>;
 
 /// A handle to one backend connection; cheap to clone.
 #[derive(Clone)]
@@ -79,14 +92,17 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Job>,
     alive: Arc<AtomicBool>,
 ) {
-    let inflight: Inflight = Mutex::new(VecDeque::new());
+    let inflight: Inflight = Mutex::default();
     match open(&addr, proto).await {
         Ok((stream, leftover)) => {
             let (read, write) = stream.into_split();
-            // Whichever side fails first ends both.
+            // Whichever side fails first ends all three.
             tokio::select! {
                 _ = write_requests(write, &mut rx, &inflight) => {}
                 _ = read_replies(read, leftover, &inflight) => {}
+                _ = stalled(&inflight) => {
+                    tracing::debug!(%addr, "backend stopped answering, dropping the connection");
+                }
             }
         }
         Err(e) => tracing::debug!(%addr, error = %e, "backend connect failed"),
@@ -94,7 +110,8 @@ async fn run(
     alive.store(false, Ordering::Release);
     rx.close();
     let lost = || Err(BackendError::Lost(addr.clone()));
-    for w in std::mem::take(&mut *inflight.lock().unwrap_or_else(|e| e.into_inner())) {
+    let waiters = std::mem::take(&mut inflight.lock().unwrap_or_else(|e| e.into_inner()).waiters);
+    for w in waiters {
         let _ = w.send(lost());
     }
     while let Ok(job) = rx.try_recv() {
@@ -144,13 +161,37 @@ async fn write_requests(
             let mut q = inflight.lock().unwrap_or_else(|e| e.into_inner());
             for job in jobs.drain(..) {
                 out.extend_from_slice(&job.req);
-                q.push_back(job.reply);
+                q.waiters.push_back(job.reply);
             }
         }
         if write.write_all(&out).await.is_err() {
             return;
         }
         out.clear();
+    }
+}
+
+/// Resolves once requests have waited [`STALL_TIMEOUT`] with no reply coming.
+async fn stalled(inflight: &Inflight) {
+    let mut tick = tokio::time::interval(STALL_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = 0;
+    let mut quiet = Duration::ZERO;
+    loop {
+        tick.tick().await;
+        let (waiting, replies) = {
+            let q = inflight.lock().unwrap_or_else(|e| e.into_inner());
+            (!q.waiters.is_empty(), q.replies)
+        };
+        if !waiting || replies != seen {
+            seen = replies;
+            quiet = Duration::ZERO;
+            continue;
+        }
+        quiet += STALL_CHECK;
+        if quiet >= STALL_TIMEOUT {
+            return;
+        }
     }
 }
 
@@ -163,10 +204,11 @@ async fn read_replies(
         loop {
             match decode_reply(&mut buf) {
                 Ok(Some(reply)) => {
-                    let waiter = inflight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .pop_front();
+                    let waiter = {
+                        let mut q = inflight.lock().unwrap_or_else(|e| e.into_inner());
+                        q.replies += 1;
+                        q.waiters.pop_front()
+                    };
                     match waiter {
                         Some(w) => {
                             let _ = w.send(Ok(reply));
@@ -191,5 +233,45 @@ async fn read_replies(
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(q: &Inflight) -> oneshot::Receiver<Result<Reply, BackendError>> {
+        let (tx, rx) = oneshot::channel();
+        q.lock().unwrap().waiters.push_back(tx);
+        rx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_stalled_only_after_a_quiet_timeout_with_requests_waiting() {
+        let q = Inflight::default();
+        // Nothing waiting: never stalled, however long it stays quiet.
+        assert!(tokio::time::timeout(STALL_TIMEOUT * 3, stalled(&q))
+            .await
+            .is_err());
+        let _rx = waiting(&q);
+        let started = tokio::time::Instant::now();
+        // Replies keep coming: not stalled.
+        let progress = async {
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                q.lock().unwrap().replies += 1;
+            }
+        };
+        tokio::select! {
+            _ = stalled(&q) => panic!("stalled while replies were coming"),
+            _ = progress => {}
+        }
+        // Then none: stalled after the timeout, not before.
+        let quiet_from = tokio::time::Instant::now();
+        stalled(&q).await;
+        let quiet = quiet_from.elapsed();
+        assert!(quiet >= STALL_TIMEOUT, "{quiet:?}");
+        assert!(quiet <= STALL_TIMEOUT + 2 * STALL_CHECK, "{quiet:?}");
+        assert!(started.elapsed() >= Duration::from_secs(30));
     }
 }

@@ -20,8 +20,6 @@ use crate::session::Stamp;
 use crate::topology::Topology;
 use crate::wire::{Protocol, Reply};
 
-/// Longest one attempt may take: a node answers a stuck write after its 5 s commit timeout.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -221,11 +219,11 @@ impl Backends {
     }
 }
 
+/// The reply; a connection that stalls is dropped by its backend (see
+/// [`crate::backend::STALL_TIMEOUT`]), which ends the wait as lost.
 async fn wait(rx: oneshot::Receiver<Result<Reply, BackendError>>) -> Result<Reply, BackendError> {
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, rx).await {
-        Ok(Ok(r)) => r,
-        _ => Err(BackendError::Lost(Arc::from("timeout"))),
-    }
+    rx.await
+        .unwrap_or_else(|_| Err(BackendError::Lost(Arc::from("dropped"))))
 }
 
 /// `MOVED <slot> <addr>` / `ASK <slot> <addr>`.
