@@ -45,6 +45,19 @@ async fn inline_pipelines_and_protocol_errors() {
         );
     }
 
+    // Writes only, so the node keeps several batches in flight behind each other, then a
+    // read: replies in order, each write applied once, and the read sees all of them.
+    let mut batch = Vec::new();
+    for _ in 0..5000 {
+        batch.extend(encode(&[b"APPEND", b"pipelined", b"x"]));
+    }
+    batch.extend(encode(&[b"STRLEN", b"pipelined"]));
+    r.send(&batch).await;
+    for i in 1..=5000 {
+        assert_eq!(r.reply().await, format!(":{i}\r\n").into_bytes());
+    }
+    assert_eq!(r.reply().await, b":5000\r\n");
+
     // Malformed frames: Redis's error text, then the connection closes and nothing
     // pipelined behind the error runs.
     let cases: &[(&[u8], &str)] = &[
