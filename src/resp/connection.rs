@@ -94,7 +94,16 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             }
             tokio::select! {
                 n = stream.read_buf(&mut buf) => match n {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) => {
+                        // The client is done sending (it may still read, as after
+                        // `printf … | nc`): what it sent before is answered first.
+                        settle_all(&mut inflight, &mut out).await;
+                        if !out.is_empty() {
+                            flush(&mut stream, &mut out, &node, &session).await;
+                        }
+                        return;
+                    }
+                    Err(_) => return,
                     Ok(_) => {}
                 },
                 _ = settle_oldest(&mut inflight), if !inflight.is_empty() => {}

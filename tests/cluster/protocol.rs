@@ -5,6 +5,7 @@ use redraft_proxy::wire::key_slot;
 
 use crate::fixture::TestCluster;
 use crate::raw::{encode, Raw};
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_pipelines_and_protocol_errors() {
@@ -57,6 +58,20 @@ async fn inline_pipelines_and_protocol_errors() {
         assert_eq!(r.reply().await, format!(":{i}\r\n").into_bytes());
     }
     assert_eq!(r.reply().await, b":5000\r\n");
+
+    // A client that stops sending (`printf … | nc`) still gets the replies to what it
+    // sent, writes in flight included, and then the connection closes.
+    let mut h = Raw::connect(&addr).await;
+    let mut batch = Vec::new();
+    for _ in 0..2000 {
+        batch.extend(encode(&[b"APPEND", b"half-closed", b"x"]));
+    }
+    h.send(&batch).await;
+    h.stream.shutdown().await.unwrap();
+    for i in 1..=2000 {
+        assert_eq!(h.reply().await, format!(":{i}\r\n").into_bytes());
+    }
+    assert!(h.closed().await);
 
     // Malformed frames: Redis's error text, then the connection closes and nothing
     // pipelined behind the error runs.
