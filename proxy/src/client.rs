@@ -38,6 +38,9 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     let mut inflight: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Set once nothing more will be read: QUIT, or a malformed request.
     let mut closing = false;
+    // Set once the client stopped sending (`printf … | nc`): what it sent is still
+    // parsed and answered, then the connection closes.
+    let mut eof = false;
     let mut shutdown = sh.shutdown.subscribe();
     loop {
         while !closing && inflight.len() < WINDOW {
@@ -53,7 +56,10 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                     });
                     closing = session.quit;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    closing |= eof;
+                    break;
+                }
                 Err(e) => {
                     let r = Reply::err(format!("ERR Protocol error: {e}"));
                     let proto = session.proto;
@@ -75,7 +81,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
             let _ = stream.shutdown().await;
             return;
         }
-        let can_read = !closing && inflight.len() < WINDOW;
+        let can_read = !closing && !eof && inflight.len() < WINDOW;
         if can_read && buf.len() + parser.pending_bytes() >= QUERY_BUFFER_LIMIT {
             tracing::debug!(client = id, "query buffer limit reached, closing");
             return;
@@ -85,11 +91,11 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         }
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
-            n = stream.read_buf(&mut buf), if can_read => {
-                if !matches!(n, Ok(n) if n > 0) {
-                    return;
-                }
-            }
+            n = stream.read_buf(&mut buf), if can_read => match n {
+                Ok(0) => eof = true,
+                Ok(_) => {}
+                Err(_) => return,
+            },
             Some((r, proto)) = inflight.next(), if !inflight.is_empty() => {
                 r.encode(proto, &mut out);
             }

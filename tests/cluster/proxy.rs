@@ -9,6 +9,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use redraft_proxy::wire::key_slot;
 use redraft_proxy::{Proxy, ProxyConfig};
+use tokio::io::AsyncWriteExt;
 
 use crate::fixture::{wait_until, TestCluster};
 use crate::raw::{encode, Raw};
@@ -503,6 +504,27 @@ async fn malformed_requests_get_redis_errors_and_nothing_behind_them_runs() {
     let mut con = client(&proxy).await;
     let after: Option<String> = con.get("after").await.unwrap();
     assert_eq!(after, None, "nothing after a malformed request ran");
+
+    // A client that stops sending (`printf … | nc`) still gets the replies to all it sent,
+    // more than one window of them, in order across groups; then the proxy closes.
+    let mut raw = Raw::connect(&addr).await;
+    let mut req = Vec::new();
+    for i in 0..500 {
+        req.extend(encode(&[
+            b"APPEND",
+            format!("eof{}", i % 7).as_bytes(),
+            b"x",
+        ]));
+    }
+    raw.send(&req).await;
+    raw.stream.shutdown().await.unwrap();
+    for i in 0..500 {
+        assert_eq!(
+            raw.reply().await,
+            format!(":{}\r\n", i / 7 + 1).into_bytes()
+        );
+    }
+    assert!(raw.closed().await, "the proxy closes once all is answered");
     proxy.stop();
     c.stop().await;
 }
