@@ -15,6 +15,7 @@ pub mod follow;
 pub mod hints;
 pub mod rejoin;
 pub mod request;
+pub mod row_cache;
 pub mod rpc;
 pub mod snapshots;
 pub mod state_machine;

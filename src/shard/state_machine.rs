@@ -39,6 +39,7 @@ use crate::db::{DbRead, DbWrite, Value};
 use crate::raft::{Gid, NodeAddr, NodeId, ShardTC};
 use crate::shard::apply::{dedup_client, dedup_key, ClusterMeta, DedupEntry};
 use crate::shard::request::ShardResponse;
+use crate::shard::row_cache::RowCache;
 use crate::storage::record::{read_record, write_record};
 use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
 
@@ -274,81 +275,6 @@ fn load_dedup(ks: &Keyspace) -> Result<DedupMem, StorageError> {
     Ok(m)
 }
 
-/// Values of recently applied keys, as committed. Every write reads its key first (the
-/// command's own read-modify-write, the counters, the ttl index), and an LSM point lookup
-/// is the largest cost of an apply; every replica applies every write. Client reads use it
-/// too, through [`ReadView`] under the [`Epoch`] check. Bounded in bytes; only commits
-/// change it, and it is emptied whenever the state is replaced wholesale.
-#[derive(Default)]
-struct RowCache {
-    map: HashMap<Vec<u8>, Option<Value>>,
-    /// Keys in first-insertion order: eviction is FIFO, O(1) per entry.
-    order: std::collections::VecDeque<Vec<u8>>,
-    bytes: usize,
-}
-
-const ROW_CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-fn row_size(k: &[u8], v: &Option<Value>) -> usize {
-    let data = match v {
-        Some(Value {
-            data: crate::db::Data::Str(b),
-            ..
-        }) => b.len(),
-        None => 0,
-    };
-    k.len() + data + 64
-}
-
-impl RowCache {
-    fn get(&self, dk: &[u8]) -> Option<&Option<Value>> {
-        self.map.get(dk)
-    }
-
-    fn insert(&mut self, dk: Vec<u8>, v: Option<Value>) {
-        let size = row_size(&dk, &v);
-        if size > ROW_CACHE_BYTES / 64 {
-            // Huge values are not worth their room; forget an older version.
-            return self.forget(&dk);
-        }
-        if let Some(old) = self.map.get_mut(&dk) {
-            // Updated in place, keeping its place in the eviction order; the next new key
-            // evicts if this pushed the total over the bound.
-            self.bytes = self.bytes - row_size(&dk, old) + size;
-            *old = v;
-            return;
-        }
-        while self.bytes + size > ROW_CACHE_BYTES {
-            let Some(victim) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(old) = self.map.remove(&victim) {
-                self.bytes -= row_size(&victim, &old);
-            }
-        }
-        self.order.push_back(dk.clone());
-        self.map.insert(dk, v);
-        self.bytes += size;
-        // Keys dropped for their size linger in `order`; keep it bounded.
-        if self.order.len() > 2 * self.map.len() + 1024 {
-            let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
-        }
-    }
-
-    fn forget(&mut self, dk: &[u8]) {
-        if let Some(old) = self.map.remove(dk) {
-            self.bytes -= row_size(dk, &old);
-        }
-    }
-
-    fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-        self.bytes = 0;
-    }
-}
-
 impl ShardStateMachine {
     /// Opens (or creates) the state machine of group `gid`, dropping stray generations and
     /// snapshot files that a crash mid-install or mid-build left behind.
@@ -501,14 +427,14 @@ impl ShardStateMachine {
         for (k, v) in ov.reads.into_inner() {
             // A key written too is cached with its new value just below.
             if !ov.writes.contains_key(&k) {
-                cache.insert(k, v);
+                cache.insert(&k, &v);
             }
         }
-        for (k, v) in ov.writes {
+        for (k, v) in &ov.writes {
             if ov.bulk {
                 // A migration chunk's keys are not hot: caching them would cost more than
                 // the chunk's own writes and push the hot rows out.
-                cache.forget(&k);
+                cache.forget(k);
             } else {
                 cache.insert(k, v);
             }
@@ -841,7 +767,7 @@ impl<'a> Overlay<'a> {
         let base = self.base?;
         if let Some(rows) = self.rows {
             if let Some(v) = rows.read().unwrap_or_else(PoisonError::into_inner).get(dk) {
-                return v.clone();
+                return v;
             }
         }
         let v = match base.get(dk) {
@@ -1311,7 +1237,7 @@ impl ReadView {
         let e = self.epoch.get()?;
         let sh = &self.reader.shared;
         // Never waits: a commit holds the lock only while the epoch is odd anyway.
-        let v = sh.rows.try_read().ok()?.get(dk).cloned();
+        let v = sh.rows.try_read().ok()?.get(dk);
         if sh.epoch.load(std::sync::atomic::Ordering::SeqCst) != e {
             self.epoch.set(None);
             return None;
@@ -1338,7 +1264,7 @@ impl Drop for ReadView {
             return;
         }
         for (dk, v) in missed {
-            rows.insert(dk, v);
+            rows.insert(&dk, &v);
         }
     }
 }
@@ -1933,9 +1859,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_storage, mut sm) = open(dir.path());
         let reader = sm.reader();
-        let cached = |sm: &ShardStateMachine, k: &[u8]| {
-            sm.shared.rows.read().unwrap().get(&data_key(k)).cloned()
-        };
+        let cached =
+            |sm: &ShardStateMachine, k: &[u8]| sm.shared.rows.read().unwrap().get(&data_key(k));
         sm.write_with(log_id(1, 1, 1), |db| db.put(b"a", ttl_value("0", None)));
         // Not read by the apply, so not cached by it (a restart empties the cache too).
         sm.shared.rows.write().unwrap().clear();
@@ -1990,7 +1915,7 @@ mod tests {
         sm.write_with(log_id(1, 1, 2), |db| assert!(db.delete(b"a")));
         let cached = |sm: &ShardStateMachine| {
             let rows = sm.shared.rows.read().unwrap();
-            rows.get(&data_key(b"a")).cloned()
+            rows.get(&data_key(b"a"))
         };
         assert_eq!(cached(&sm), Some(None));
         // The slot comes back with a pull.
@@ -2000,28 +1925,6 @@ mod tests {
         assert_eq!(cached(&sm), None);
         assert_eq!(reader.view().get_raw(b"a"), Some(ttl_value("new", None)));
         assert_eq!(reader.key_count(), 1);
-    }
-
-    #[test]
-    fn row_cache_stays_bounded_and_evicts_oldest_first() {
-        let mut c = RowCache::default();
-        let v = Some(ttl_value(&"x".repeat(1000), None));
-        let per = row_size(b"key000000", &v);
-        let n = ROW_CACHE_BYTES / per;
-        for i in 0..n + 100 {
-            c.insert(format!("key{i:06}").into_bytes(), v.clone());
-            assert!(c.bytes <= ROW_CACHE_BYTES);
-        }
-        assert!(c.get(b"key000000").is_none(), "the oldest went first");
-        assert!(c.get(format!("key{:06}", n + 99).as_bytes()).is_some());
-        // An update keeps the entry and the accounting right.
-        let k = format!("key{:06}", n + 50).into_bytes();
-        c.insert(k.clone(), None);
-        assert_eq!(c.get(&k), Some(&None));
-        let total: usize = c.map.iter().map(|(k, v)| row_size(k, v)).sum();
-        assert_eq!(c.bytes, total);
-        c.clear();
-        assert_eq!((c.map.len(), c.order.len(), c.bytes), (0, 0, 0));
     }
 
     #[tokio::test]
