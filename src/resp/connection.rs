@@ -154,15 +154,12 @@ async fn flush(
 fn answered(slots: &mut [Slot]) -> bool {
     for s in slots.iter_mut() {
         if let Slot::Pending(rx, slot) = s {
-            let reply = match rx.try_recv() {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => e.to_reply(*slot),
+            let outcome = match rx.try_recv() {
+                Ok(r) => Some(r),
                 Err(oneshot::error::TryRecvError::Empty) => return false,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    ShardError::Fatal("group stopped".into()).to_reply(*slot)
-                }
+                Err(oneshot::error::TryRecvError::Closed) => None,
             };
-            *s = Slot::Ready(reply);
+            *s = Slot::Ready(reply_of(outcome, *slot));
         }
     }
     true
@@ -300,13 +297,17 @@ fn encode_ready(slots: &mut Vec<Slot>, proto: Protocol, out: &mut BytesMut) {
 async fn settle(slots: &mut [Slot]) {
     for s in slots.iter_mut() {
         if let Slot::Pending(rx, slot) = s {
-            let reply = match rx.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => e.to_reply(*slot),
-                Err(_) => ShardError::Fatal("group stopped".into()).to_reply(*slot),
-            };
-            *s = Slot::Ready(reply);
+            *s = Slot::Ready(reply_of(rx.await.ok(), *slot));
         }
+    }
+}
+
+/// The client's reply for a write's outcome (None: the group dropped it, stopping).
+fn reply_of(outcome: Option<Result<Reply, ShardError>>, slot: u16) -> Reply {
+    match outcome {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => e.to_reply(slot),
+        None => ShardError::Fatal("group stopped".into()).to_reply(slot),
     }
 }
 

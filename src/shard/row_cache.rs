@@ -22,7 +22,7 @@ use crate::db::{Data, Value};
 type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 /// Bound on the bytes the cache accounts for (see [`row_size`]).
-pub const ROW_CACHE_BYTES: usize = 32 * 1024 * 1024;
+const ROW_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Values up to this size live in their row's allocation; a lookup copies them out. A
 /// larger one keeps its own buffer, which a lookup shares instead of copying.
@@ -80,7 +80,7 @@ pub struct RowCache {
 }
 
 /// What a row counts against the bound: its bytes and its share of the tables.
-pub fn row_size(k: &[u8], v: &Option<Value>) -> usize {
+fn row_size(k: &[u8], v: &Option<Value>) -> usize {
     k.len() + v.as_ref().map_or(0, |v| value_bytes(v).len()) + 64
 }
 
