@@ -99,6 +99,28 @@ pub struct Call {
     lane: u64,
     retry: Retry,
     first: Option<oneshot::Receiver<Result<Reply, BackendError>>>,
+    /// A stamped write: its stamp (held until it is answered) and what it was made of.
+    once: Option<Once>,
+}
+
+struct Once {
+    client: u64,
+    stamp: Stamp,
+    argv: Vec<Bytes>,
+}
+
+impl Call {
+    /// Before a retry: a write it was to follow may have been answered since without
+    /// applying (an error, or given up on), and must not hold it back.
+    fn restamp(&mut self) {
+        if let Some(o) = &mut self.once {
+            let after = o.stamp.after_now();
+            if after != o.stamp.after {
+                o.stamp.after = after;
+                self.req = encode_once(o.client, &o.stamp, &o.argv);
+            }
+        }
+    }
 }
 
 impl Backends {
@@ -126,7 +148,27 @@ impl Backends {
             lane,
             retry,
             first,
+            once: None,
         }
+    }
+
+    /// Sends a write stamped `ONCE client seq:acked:after` to the owner of `slot`.
+    pub fn start_once(
+        &self,
+        slot: u16,
+        (client, stamp): (u64, Stamp),
+        argv: Vec<Bytes>,
+        proto: Protocol,
+        lane: u64,
+    ) -> Call {
+        let req = encode_once(client, &stamp, &argv);
+        let mut call = self.start(Target::Slot(slot), req, proto, lane, Retry::StampedWrite);
+        call.once = Some(Once {
+            client,
+            stamp,
+            argv,
+        });
+        call
     }
 
     pub async fn finish(&self, mut call: Call) -> Reply {
@@ -137,17 +179,20 @@ impl Backends {
         loop {
             let outcome = match call.first.take() {
                 Some(rx) => Some(wait(rx).await),
-                None => match call.addr.clone() {
-                    Some(addr) if asking => Some(self.ask(&addr, &call).await),
-                    Some(addr) => {
-                        let rx = self
-                            .pool
-                            .get(&addr, call.proto, call.lane)
-                            .send(call.req.clone());
-                        Some(wait(rx).await)
+                None => {
+                    call.restamp();
+                    match call.addr.clone() {
+                        Some(addr) if asking => Some(self.ask(&addr, &call).await),
+                        Some(addr) => {
+                            let rx = self
+                                .pool
+                                .get(&addr, call.proto, call.lane)
+                                .send(call.req.clone());
+                            Some(wait(rx).await)
+                        }
+                        None => None,
                     }
-                    None => None,
-                },
+                }
             };
             asking = false;
             let last = match outcome {
@@ -257,15 +302,20 @@ pub fn encode(argv: &[Bytes]) -> Bytes {
     out.freeze()
 }
 
-/// `ONCE <client> <seq>:<acked>` in front of a request (see [`crate::session::Stamp`]).
+/// `ONCE <client> <seq>:<acked>[:<after>]` in front of a request (see
+/// [`crate::session::Stamp`]).
 pub fn encode_once(client: u64, stamp: &Stamp, argv: &[Bytes]) -> Bytes {
     let mut c = itoa::Buffer::new();
-    let (mut s, mut a) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let mut n = itoa::Buffer::new();
     let c = c.format(client).as_bytes();
-    let mut seq = Vec::with_capacity(40);
-    seq.extend_from_slice(s.format(stamp.seq).as_bytes());
+    let mut seq = Vec::with_capacity(60);
+    seq.extend_from_slice(n.format(stamp.seq).as_bytes());
     seq.push(b':');
-    seq.extend_from_slice(a.format(stamp.acked).as_bytes());
+    seq.extend_from_slice(n.format(stamp.acked).as_bytes());
+    if stamp.after > 0 {
+        seq.push(b':');
+        seq.extend_from_slice(n.format(stamp.after).as_bytes());
+    }
     let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 80);
     put_len(&mut out, b'*', argv.len() + 3);
     for a in [&b"ONCE"[..], c, &seq]
@@ -304,16 +354,18 @@ mod tests {
     #[test]
     fn once_wraps_the_request() {
         let mut session = crate::session::Session::new(1);
-        let first = session.stamp();
-        let second = session.stamp();
-        let r = encode_once(
-            7,
-            &second,
-            &[Bytes::from_static(b"INCR"), Bytes::from_static(b"k")],
-        );
+        let incr = [Bytes::from_static(b"INCR"), Bytes::from_static(b"k")];
+        let first = session.stamp(1);
+        let second = session.stamp(2);
         assert_eq!(
-            &r[..],
+            &encode_once(7, &second, &incr)[..],
             b"*5\r\n$4\r\nONCE\r\n$1\r\n7\r\n$3\r\n2:0\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
+        );
+        // Behind a write to the same slot still in flight: it names it.
+        let third = session.stamp(1);
+        assert_eq!(
+            &encode_once(7, &third, &incr)[..],
+            b"*5\r\n$4\r\nONCE\r\n$1\r\n7\r\n$5\r\n3:0:1\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
         );
         drop(first);
         assert_eq!(

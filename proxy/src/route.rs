@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::forward::{encode, encode_once, Call, Retry, Target};
-use crate::session::{Session, Stamp};
+use crate::forward::{encode, Call, Retry, Target};
+use crate::session::Session;
 use crate::wire::table::{key_indices, resolve, CommandSpec};
 use crate::wire::{key_slot, Reply};
 use crate::Shared;
@@ -66,10 +66,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         },
         _ => match slot_of(Some(spec), &argv) {
             Err(e) => Ready(e),
-            Ok(Some(slot)) if spec.has_flag("write") => {
-                let (call, stamp) = start_write(sh, s, slot, &argv);
-                pending(sh, call, Some(stamp))
-            }
+            Ok(Some(slot)) if spec.has_flag("write") => pending(sh, start_write(sh, s, slot, argv)),
             Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Read),
             Ok(None) => {
                 let retry = if spec.has_flag("write") || spec.has_flag("admin") {
@@ -110,32 +107,20 @@ pub fn forward(
     req: Bytes,
     retry: Retry,
 ) -> Dispatched {
-    let call = sh.backends.start(target, req, s.proto, s.lane, retry);
-    pending(sh, call, None)
+    pending(sh, sh.backends.start(target, req, s.proto, s.lane, retry))
 }
 
 /// Sends a write stamped for exactly-once retries to the owner of `slot`.
-fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> (Call, Stamp) {
-    let stamp = s.stamp();
-    let req = encode_once(s.once_client, &stamp, argv);
-    let call = sh.backends.start(
-        Target::Slot(slot),
-        req,
-        s.proto,
-        s.lane,
-        Retry::StampedWrite,
-    );
-    (call, stamp)
+fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call {
+    let stamp = s.stamp(slot);
+    sh.backends
+        .start_once(slot, (s.once_client, stamp), argv, s.proto, s.lane)
 }
 
-/// Waits for `call`'s reply (with retries), holding its stamp until then.
-fn pending(sh: &Arc<Shared>, call: Call, stamp: Option<Stamp>) -> Dispatched {
+/// Waits for `call`'s reply (with retries) in the background.
+fn pending(sh: &Arc<Shared>, call: Call) -> Dispatched {
     let sh = sh.clone();
-    Dispatched::Pending(Box::pin(async move {
-        let reply = sh.backends.finish(call).await;
-        drop(stamp);
-        reply
-    }))
+    Dispatched::Pending(Box::pin(async move { sh.backends.finish(call).await }))
 }
 
 /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one request per slot, replies merged in order.
@@ -161,23 +146,17 @@ fn split(
         parts[n].1.push(i);
     }
     let write = spec.has_flag("write");
-    let send = |s: &mut Session, slot: u16, sub: &[Bytes]| {
+    let send = |s: &mut Session, slot: u16, sub: Vec<Bytes>| {
         if write {
-            let (call, stamp) = start_write(sh, s, slot, sub);
-            return (call, Some(stamp));
+            return start_write(sh, s, slot, sub);
         }
-        let call = sh.backends.start(
-            Target::Slot(slot),
-            encode(sub),
-            s.proto,
-            s.lane,
-            Retry::Read,
-        );
-        (call, None)
+        let req = encode(&sub);
+        sh.backends
+            .start(Target::Slot(slot), req, s.proto, s.lane, Retry::Read)
     };
     if parts.len() == 1 {
-        let (call, stamp) = send(s, parts[0].0, &argv);
-        return pending(sh, call, stamp);
+        let slot = parts[0].0;
+        return pending(sh, send(s, slot, argv));
     }
     let calls: Vec<_> = parts
         .iter()
@@ -187,7 +166,7 @@ fn split(
             for &i in idx {
                 sub.extend_from_slice(&argv[i..i + step]);
             }
-            send(s, *slot, &sub)
+            send(s, *slot, sub)
         })
         .collect();
     let sh = sh.clone();
@@ -195,9 +174,8 @@ fn split(
     let keys = (argv.len() - 1) / step;
     Dispatched::Pending(Box::pin(async move {
         let mut replies = Vec::with_capacity(calls.len());
-        for (c, stamp) in calls {
+        for c in calls {
             replies.push(sh.backends.finish(c).await);
-            drop(stamp);
         }
         merge(name, keys, &parts, replies)
     }))

@@ -2,7 +2,7 @@
 //! (HELLO, CLIENT …), which the proxy answers: its backend connections are shared, so
 //! connection state must never be sent to a node.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -40,38 +40,65 @@ impl Session {
         }
     }
 
-    /// The exactly-once stamp of the next write, held until that write is answered (or
-    /// given up on: the proxy never sends it again either way).
-    pub fn stamp(&mut self) -> Stamp {
+    /// The exactly-once stamp of the next write (to `slot`), held until that write is
+    /// answered (or given up on: the proxy never sends it again either way).
+    pub fn stamp(&mut self, slot: u16) -> Stamp {
         self.seq += 1;
         let mut set = self.in_flight.lock();
-        let acked = set.first().map_or(self.seq - 1, |oldest| oldest - 1);
-        set.insert(self.seq);
+        let acked = set
+            .first_key_value()
+            .map_or(self.seq - 1, |(oldest, _)| oldest - 1);
+        let after = latest_to(&set, self.seq, slot);
+        set.insert(self.seq, slot);
         drop(set);
         Stamp {
             seq: self.seq,
             acked,
+            after,
+            slot,
             in_flight: self.in_flight.clone(),
         }
     }
 }
 
+/// A connection's stamped writes not yet answered, and their slots.
 #[derive(Clone, Default)]
-struct InFlight(Arc<Mutex<BTreeSet<u64>>>);
+struct InFlight(Arc<Mutex<BTreeMap<u64, u16>>>);
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u16>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// A write's exactly-once stamp: its sequence number, and `acked`, below which every write
-/// of the connection is answered. The groups forget the replies up to `acked`, so a
-/// client's entry holds only its writes in flight.
+/// The latest write before `seq` to `slot` still unanswered (0: none). The window bounds
+/// the walk.
+fn latest_to(set: &BTreeMap<u64, u16>, seq: u64, slot: u16) -> u64 {
+    set.range(..seq)
+        .rev()
+        .find(|(_, s)| **s == slot)
+        .map_or(0, |(seq, _)| *seq)
+}
+
+/// A write's exactly-once stamp: its sequence number; `acked`, below which every write
+/// of the connection is answered (the groups forget the replies up to it, so a client's
+/// entry holds only its writes in flight); and `after`, the connection's write to the same
+/// slot that must apply first. Writes leave in order, but one refused while a slot moves
+/// is retried later, and a group applies a write only once the one it follows has.
 pub struct Stamp {
     pub seq: u64,
     pub acked: u64,
+    pub after: u64,
+    slot: u16,
     in_flight: InFlight,
+}
+
+impl Stamp {
+    /// What `after` is now: the write it named may since have been answered without
+    /// applying (an error, or given up on), and then the one before it counts.
+    pub fn after_now(&self) -> u64 {
+        latest_to(&self.in_flight.lock(), self.seq, self.slot)
+    }
 }
 
 impl Drop for Stamp {
@@ -235,15 +262,34 @@ mod tests {
     #[test]
     fn acked_stays_below_the_oldest_write_in_flight() {
         let mut s = Session::new(1);
-        let one = s.stamp();
+        let one = s.stamp(9);
         assert_eq!((one.seq, one.acked), (1, 0));
-        let two = s.stamp();
+        let two = s.stamp(9);
         assert_eq!((two.seq, two.acked), (2, 0));
         drop(two);
         // 1 is still in flight: 2 answered first does not acknowledge 1.
-        assert_eq!(s.stamp().acked, 0);
+        assert_eq!(s.stamp(9).acked, 0);
         drop(one);
-        let four = s.stamp();
+        let four = s.stamp(9);
         assert_eq!((four.seq, four.acked), (4, 3));
+    }
+
+    #[test]
+    fn a_write_follows_the_latest_unanswered_one_to_its_slot() {
+        let mut s = Session::new(1);
+        let one = s.stamp(5);
+        let two = s.stamp(6);
+        let three = s.stamp(5);
+        let four = s.stamp(5);
+        assert_eq!(
+            [one.after, two.after, three.after, four.after],
+            [0, 0, 1, 3]
+        );
+        // 3 answered (say, a syntax error): 4 now follows 1, still in flight.
+        drop(three);
+        assert_eq!(four.after_now(), 1);
+        drop(one);
+        assert_eq!(four.after_now(), 0);
+        assert_eq!(s.stamp(6).after, 2);
     }
 }

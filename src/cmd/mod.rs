@@ -154,27 +154,31 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("once", parse_once),
 ];
 
-/// `ONCE <client-id> <seq>[:<acked>] <command> [arg ...]`: a data command stamped for
-/// exactly-once retries. `acked` (below `seq`) says every write of this client up to it
-/// has been answered and will never be sent again, so the group may forget their replies
-/// (the proxy always sends it; without it replies are kept up to a window). Reads run as
-/// they are (a repeated read does no harm).
+/// `ONCE <client-id> <seq>[:<acked>[:<after>]] <command> [arg ...]`: a data command
+/// stamped for exactly-once retries. `acked` (below `seq`) says every write of this client
+/// up to it has been answered and will never be sent again, so the group may forget their
+/// replies (the proxy always sends it; without it replies are kept up to a window).
+/// `after` (below `seq`, 0 for none) is an earlier write of the client to the same slot
+/// that must apply first: a write refused and retried must not be overtaken by one sent
+/// behind it. Reads run as they are (a repeated read does no harm).
 fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     let non_negative = |b: &[u8]| {
         u64::try_from(args::parse_i64(b)?)
             .map_err(|_| Reply::err("ERR value is out of range, must be positive"))
     };
     let client = non_negative(&argv[1])?;
-    let (seq, acked) = match argv[2].iter().position(|&b| b == b':') {
-        Some(i) => (
-            non_negative(&argv[2][..i])?,
-            non_negative(&argv[2][i + 1..])?,
-        ),
-        None => (non_negative(&argv[2])?, 0),
-    };
+    let mut stamp = argv[2].splitn(3, |&b| b == b':');
+    let seq = non_negative(stamp.next().unwrap_or_default())?;
+    let acked = stamp.next().map_or(Ok(0), non_negative)?;
+    let after = stamp.next().map_or(Ok(0), non_negative)?;
     if acked >= seq && acked > 0 {
         return Err(Reply::err(
             "ERR ONCE acknowledged sequence number must be below the sequence number",
+        ));
+    }
+    if after >= seq && after > 0 {
+        return Err(Reply::err(
+            "ERR ONCE preceding sequence number must be below the sequence number",
         ));
     }
     if argv[3].eq_ignore_ascii_case(b"once") {
@@ -185,6 +189,7 @@ fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
             client,
             seq,
             acked,
+            after,
             cmd: Box::new(w),
         })),
         Command::Read(r) => Ok(Command::Read(r)),
@@ -323,13 +328,15 @@ pub enum WriteCmd {
     DeleteExpired(Vec<Bytes>),
     /// Internal: cluster operations (controller, slot migration); see `shard::apply`.
     Cluster(crate::shard::request::ClusterOp),
-    /// A write stamped for exactly-once retries (`ONCE client seq[:acked] command...`): a
+    /// A write stamped for exactly-once retries (`ONCE client seq[:acked[:after]] command...`): a
     /// repeat of (client, seq) gets the reply of the first without running again.
     Once {
         client: u64,
         seq: u64,
         /// Every seq of the client up to this one is answered and never sent again.
         acked: u64,
+        /// The client's write that must apply first (0: none).
+        after: u64,
         cmd: Box<WriteCmd>,
     },
     /// Internal: forget exactly-once entries idle for long (their storage keys).

@@ -229,6 +229,17 @@ fn once_stamps_parse_or_get_an_error() {
         Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 4)),
         other => panic!("{other:?}"),
     }
+    match parse_once("5:4:2") {
+        Command::Write(WriteCmd::Once {
+            seq, acked, after, ..
+        }) => assert_eq!((seq, acked, after), (5, 4, 2)),
+        other => panic!("{other:?}"),
+    }
+    assert!(err(parse_once("5:4:5")).contains("preceding sequence number must be below"));
+    assert_eq!(
+        err(parse_once("5:4:x")),
+        "ERR value is not an integer or out of range"
+    );
     match parse_once("5") {
         Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 0)),
         other => panic!("{other:?}"),

@@ -137,8 +137,9 @@ pub(super) fn apply(ov: &mut Overlay<'_>, gid: Gid, cmd: &WriteCmd, now: u64) ->
             client,
             seq,
             acked,
+            after,
             cmd,
-        } => apply_once(ov, gid, *client, (*seq, *acked), cmd, now),
+        } => apply_once(ov, gid, *client, [*seq, *acked, *after], cmd, now),
         WriteCmd::ForgetDedup(keys) => {
             let mut n = 0;
             for client in keys.iter().filter_map(|k| dedup_client(k)) {
@@ -180,7 +181,7 @@ fn apply_once(
     ov: &mut Overlay<'_>,
     gid: Gid,
     client: u64,
-    (seq, acked): (u64, u64),
+    [seq, acked, after]: [u64; 3],
     cmd: &WriteCmd,
     now: u64,
 ) -> Reply {
@@ -188,13 +189,22 @@ fn apply_once(
     if let Some(r) = refusal(ov.cluster(), slot) {
         return r;
     }
-    if let Some(e) = ov.dedup_get(client) {
+    let entry = ov.dedup_get(client);
+    if let Some(e) = entry {
         if let Some(r) = e.answered(seq) {
             return r.clone();
         }
         if seq <= e.floor {
             return too_old(client, seq);
         }
+    }
+    // Its predecessor was refused (a slot in motion) and will be retried: this one waits
+    // for it, or the client's writes would apply out of order. Not recorded, so the
+    // retry runs.
+    if after > 0 && !entry.is_some_and(|e| after <= e.floor || e.answered(after).is_some()) {
+        return Reply::err(format!(
+            "TRYAGAIN write {seq} of client {client} waits for its write {after}"
+        ));
     }
     let reply = apply(ov, gid, cmd, now);
     let entry = ov.dedup_mut(client);

@@ -2089,6 +2089,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_waits_for_the_one_it_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_storage, mut sm) = open(dir.path());
+        let once = |stamp: &str, v: &str| {
+            let argv = ["ONCE", "7", stamp, "APPEND", "k", v]
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .to_vec();
+            match crate::cmd::parse(argv, 0) {
+                crate::cmd::Command::Write(w) => w,
+                other => panic!("{other:?}"),
+            }
+        };
+        let reader = sm.reader();
+        let get = || reader.view().get_raw(b"k");
+        // Write 2 follows write 1, which has not applied here (refused, to be retried).
+        let r = sm
+            .apply([normal(1, 0, vec![once("2:0:1", "b")])])
+            .await
+            .unwrap();
+        assert_eq!(
+            r[0],
+            vec![Reply::err(
+                "TRYAGAIN write 2 of client 7 waits for its write 1"
+            )]
+        );
+        assert_eq!(get(), None, "refused without running");
+        // Its predecessor applied (in the same entry, ahead of it): the retry runs.
+        let r = sm
+            .apply([normal(2, 0, vec![once("1:0", "a"), once("2:0:1", "b")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0], vec![Reply::Int(1), Reply::Int(2)]);
+        // A predecessor acknowledged (below the floor) is as good as applied.
+        let r = sm
+            .apply([normal(3, 0, vec![once("3:2", "c"), once("5:2:4", "d")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0][0], Reply::Int(3));
+        assert!(r[0][1].is_error(), "4 never applied: {:?}", r[0][1]);
+        let r = sm
+            .apply([normal(4, 0, vec![once("6:4", "e"), once("5:4:4", "d")])])
+            .await
+            .unwrap();
+        assert_eq!(r[0], vec![Reply::Int(4), Reply::Int(5)]);
+        assert_eq!(get(), Some(ttl_value("abced", None)));
+    }
+
+    #[tokio::test]
     async fn state_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -356,6 +356,14 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
     };
     assert_eq!(r.query::<i64>(slot, &once78("1", "a")).await.unwrap(), 2);
     assert_eq!(r.query::<i64>(slot, &once78("2:1", "b")).await.unwrap(), 3);
+    // Client 79's first write applies here; its second, which must follow it, goes to
+    // the new owner after the move.
+    let once79 = |stamp: &str, v: &str| {
+        let mut cmd = redis::cmd("ONCE");
+        cmd.arg(79).arg(stamp).arg("APPEND").arg(k).arg(v);
+        cmd
+    };
+    assert_eq!(r.query::<i64>(slot, &once79("1", "p")).await.unwrap(), 4);
     num(c.cluster_cmd(&c.join_args(&[2])).await);
     let n = num(c
         .cluster_cmd(&["MOVE".into(), slot.to_string(), "2".into()])
@@ -376,8 +384,31 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
     assert_eq!(r.query::<i64>(slot, &once78("2:1", "b")).await.unwrap(), 3);
     let e = r.query::<i64>(slot, &once78("1", "a")).await.unwrap_err();
     assert!(e.to_string().contains("too old"), "{e}");
+    // What a write follows moved with the slot: it applies.
+    assert_eq!(
+        r.query::<i64>(slot, &once79("2:0:1", "q")).await.unwrap(),
+        5
+    );
+    // One that follows a write not applied yet (refused, say, and to be retried) waits
+    // for it: refused until it has applied, then it runs.
+    let leader = c.peers[&c.leader_of(2).await].client_addr();
+    let mut direct = redis::Client::open(format!("redis://{leader}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let e = once79("4:2:3", "s")
+        .query_async::<i64>(&mut direct)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("TRYAGAIN"), "{e}");
+    assert_eq!(r.query::<i64>(slot, &once79("3:2", "r")).await.unwrap(), 6);
+    assert_eq!(
+        r.query::<i64>(slot, &once79("4:2:3", "s")).await.unwrap(),
+        7
+    );
     let v: String = r.query(slot, redis::cmd("GET").arg(k)).await.unwrap();
-    assert_eq!(v, "xab");
+    assert_eq!(v, "xabpqrs");
     // A new seq applies.
     let next: i64 = r
         .query(
@@ -391,7 +422,7 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
         )
         .await
         .unwrap();
-    assert_eq!(next, 4);
+    assert_eq!(next, 8);
     c.stop().await;
 }
 
