@@ -4,9 +4,17 @@
 //! Within a batch, writes are queued to the group without waiting (they keep their order in
 //! the log), consecutive reads share one read barrier, and a read after a write waits for
 //! that write's reply first, so a connection always reads its own writes.
+//!
+//! Batches are pipelined: while a batch's writes commit, the next requests are read and
+//! their writes queued behind them (up to [`MAX_BATCHES`] batches in flight). A read or a
+//! session command first waits for every earlier batch, so the rules above hold across
+//! batches too. A client that pipelines deeply (the proxy's backend connections) keeps
+//! its whole window at the group, which packs it into fewer, larger log entries.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +31,8 @@ use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
 /// Requests run as one batch at most; more wait for the next round.
 const MAX_BATCH: usize = 1024;
+/// Batches of one connection whose writes are in flight at once.
+const MAX_BATCHES: usize = 8;
 /// The query buffer never grows past this (a 512 MiB bulk plus framing fits).
 const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
 
@@ -30,6 +40,10 @@ enum Slot {
     Ready(Reply),
     Pending(oneshot::Receiver<Result<Reply, ShardError>>, u16),
 }
+
+/// Earlier batches not yet answered, oldest first, each with the protocol its replies are
+/// encoded in.
+type InFlight = VecDeque<(Vec<Slot>, Protocol)>;
 
 /// Serves one client until it disconnects, sends QUIT or a malformed request.
 pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientGuard) {
@@ -45,7 +59,16 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut inflight = InFlight::new();
     loop {
+        encode_answered(&mut inflight, &mut out);
+        if inflight.len() >= MAX_BATCHES {
+            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+                return;
+            }
+            settle_oldest(&mut inflight).await;
+            continue;
+        }
         let mut reqs = Vec::new();
         let mut protocol_error = None;
         while reqs.len() < MAX_BATCH {
@@ -59,6 +82,9 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             }
         }
         if reqs.is_empty() && protocol_error.is_none() {
+            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+                return;
+            }
             if buf.len() + parser.pending_bytes() >= QUERY_BUFFER_LIMIT {
                 tracing::debug!(client = session.id(), "query buffer limit reached, closing");
                 return;
@@ -66,39 +92,116 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(16 * 1024);
             }
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
+            tokio::select! {
+                n = stream.read_buf(&mut buf) => match n {
+                    Ok(0) => {
+                        // The client is done sending (it may still read, as after
+                        // `printf … | nc`): what it sent before is answered first.
+                        settle_all(&mut inflight, &mut out).await;
+                        if !out.is_empty() {
+                            flush(&mut stream, &mut out, &node, &session).await;
+                        }
+                        return;
+                    }
+                    Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = settle_oldest(&mut inflight), if !inflight.is_empty() => {}
             }
+            continue;
         }
-        run_batch(reqs, &mut session, &node, &mut out).await;
+        run_batch(reqs, &mut session, &node, &mut out, &mut inflight).await;
+        let closing = session.quit || protocol_error.is_some();
+        if closing {
+            settle_all(&mut inflight, &mut out).await;
+        }
         if let Some(e) = protocol_error.as_ref().filter(|_| !session.quit) {
             Reply::err(format!("ERR Protocol error: {e}")).encode(session.proto, &mut out);
         }
-        if let Err(e) = node.output_limit.write(&mut stream, &out).await {
-            if e == WriteFailure::Limit {
-                tracing::warn!(
-                    client = session.id(),
-                    bytes = out.len(),
-                    "client closed for overcoming of output buffer limits"
-                );
-            }
+        encode_answered(&mut inflight, &mut out);
+        if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
             return;
         }
-        out.clear();
-        if session.quit || protocol_error.is_some() {
+        if closing {
             let _ = stream.shutdown().await;
             return;
         }
     }
 }
 
-/// Runs a batch of requests and appends their replies, in order, to `out`.
+/// Writes `out` to the client and clears it; false if the connection is done for.
+async fn flush(
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    node: &Arc<NodeShared>,
+    session: &Session,
+) -> bool {
+    if let Err(e) = node.output_limit.write(stream, out).await {
+        if e == WriteFailure::Limit {
+            tracing::warn!(
+                client = session.id(),
+                bytes = out.len(),
+                "client closed for overcoming of output buffer limits"
+            );
+        }
+        return false;
+    }
+    out.clear();
+    true
+}
+
+/// Turns the oldest batch's replies that have arrived into ready ones; true once all are.
+fn answered(slots: &mut [Slot]) -> bool {
+    for s in slots.iter_mut() {
+        if let Slot::Pending(rx, slot) = s {
+            let outcome = match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(oneshot::error::TryRecvError::Empty) => return false,
+                Err(oneshot::error::TryRecvError::Closed) => None,
+            };
+            *s = Slot::Ready(reply_of(outcome, *slot));
+        }
+    }
+    true
+}
+
+/// Encodes the replies of the oldest batches that are fully answered, in order.
+fn encode_answered(inflight: &mut InFlight, out: &mut BytesMut) {
+    while let Some((slots, proto)) = inflight.front_mut() {
+        if !answered(slots) {
+            return;
+        }
+        let proto = *proto;
+        encode_ready(slots, proto, out);
+        inflight.pop_front();
+    }
+}
+
+/// Waits until the oldest batch is answered (cancel-safe: replies already taken stay).
+async fn settle_oldest(inflight: &mut InFlight) {
+    if let Some((slots, _)) = inflight.front_mut() {
+        settle(slots).await;
+    }
+}
+
+/// Waits for every earlier batch and encodes their replies: what follows must see their
+/// writes (a read) or come after them (a session command, whose effects are immediate).
+async fn settle_all(inflight: &mut InFlight, out: &mut BytesMut) {
+    for (slots, proto) in inflight.iter_mut() {
+        settle(slots).await;
+        encode_ready(slots, *proto, out);
+    }
+    inflight.clear();
+}
+
+/// Runs a batch of requests. Its replies are appended, in order, to `out` once all are
+/// ready and no earlier batch is in flight; otherwise the batch joins `inflight`.
 async fn run_batch(
     reqs: Vec<Vec<bytes::Bytes>>,
     session: &mut Session,
     node: &Arc<NodeShared>,
     out: &mut BytesMut,
+    inflight: &mut InFlight,
 ) {
     let group = &node.group;
     let cluster_mode = node.config.cluster_mode();
@@ -132,6 +235,7 @@ async fn run_batch(
                         continue;
                     }
                 }
+                settle_all(inflight, out).await;
                 if pending_writes {
                     settle(&mut slots).await;
                     pending_writes = false;
@@ -156,6 +260,7 @@ async fn run_batch(
             }
             Command::Session(argv) => {
                 run_reads(&mut reads, &mut slots, node).await;
+                settle_all(inflight, out).await;
                 settle(&mut slots).await;
                 pending_writes = false;
                 // Replies so far go out in the protocol they were asked in (HELLO may
@@ -167,13 +272,16 @@ async fn run_batch(
         }
     }
     run_reads(&mut reads, &mut slots, node).await;
-    settle(&mut slots).await;
     session.client.state.update(|i| {
         i.last_cmd = last_cmd;
         i.last_interaction = std::time::Instant::now();
         i.proto = session.proto;
     });
-    encode_ready(&mut slots, session.proto, out);
+    if pending_writes || !inflight.is_empty() {
+        inflight.push_back((slots, session.proto));
+    } else {
+        encode_ready(&mut slots, session.proto, out);
+    }
 }
 
 /// Encodes (and removes) the replies collected so far; all must be ready.
@@ -189,13 +297,17 @@ fn encode_ready(slots: &mut Vec<Slot>, proto: Protocol, out: &mut BytesMut) {
 async fn settle(slots: &mut [Slot]) {
     for s in slots.iter_mut() {
         if let Slot::Pending(rx, slot) = s {
-            let reply = match rx.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => e.to_reply(*slot),
-                Err(_) => ShardError::Fatal("group stopped".into()).to_reply(*slot),
-            };
-            *s = Slot::Ready(reply);
+            *s = Slot::Ready(reply_of(rx.await.ok(), *slot));
         }
+    }
+}
+
+/// The client's reply for a write's outcome (None: the group dropped it, stopping).
+fn reply_of(outcome: Option<Result<Reply, ShardError>>, slot: u16) -> Reply {
+    match outcome {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => e.to_reply(slot),
+        None => ShardError::Fatal("group stopped".into()).to_reply(slot),
     }
 }
 
