@@ -99,7 +99,8 @@ pub struct Call {
     lane: u64,
     retry: Retry,
     first: Option<oneshot::Receiver<Result<Reply, BackendError>>>,
-    /// A stamped write: its stamp (held until it is answered) and what it was made of.
+    /// A stamped request: its stamp (a write's is held until it is answered) and what it
+    /// was made of.
     once: Option<Once>,
 }
 
@@ -152,7 +153,8 @@ impl Backends {
         }
     }
 
-    /// Sends a write stamped `ONCE client seq:acked:after` to the owner of `slot`.
+    /// Sends a request stamped `ONCE client seq:acked:after` (a write, or a read that
+    /// follows one) to the owner of `slot`.
     pub fn start_once(
         &self,
         slot: u16,
@@ -162,7 +164,12 @@ impl Backends {
         lane: u64,
     ) -> Call {
         let req = encode_once(client, &stamp, &argv);
-        let mut call = self.start(Target::Slot(slot), req, proto, lane, Retry::StampedWrite);
+        let retry = if stamp.is_write() {
+            Retry::StampedWrite
+        } else {
+            Retry::Read
+        };
+        let mut call = self.start(Target::Slot(slot), req, proto, lane, retry);
         call.once = Some(Once {
             client,
             stamp,

@@ -67,7 +67,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         _ => match slot_of(Some(spec), &argv) {
             Err(e) => Ready(e),
             Ok(Some(slot)) if spec.has_flag("write") => pending(sh, start_write(sh, s, slot, argv)),
-            Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Read),
+            Ok(Some(slot)) => pending(sh, start_read(sh, s, slot, argv)),
             Ok(None) => {
                 let retry = if spec.has_flag("write") || spec.has_flag("admin") {
                     Retry::Unsafe
@@ -117,6 +117,23 @@ fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Cal
         .start_once(slot, (s.once_client, stamp), argv, s.proto, s.lane)
 }
 
+/// Sends a read to the owner of `slot`; one behind a write of this client to the slot
+/// still unanswered is stamped to see it.
+fn start_read(sh: &Shared, s: &Session, slot: u16, argv: Vec<Bytes>) -> Call {
+    match s.read_stamp(slot) {
+        Some(stamp) => sh
+            .backends
+            .start_once(slot, (s.once_client, stamp), argv, s.proto, s.lane),
+        None => sh.backends.start(
+            Target::Slot(slot),
+            encode(&argv),
+            s.proto,
+            s.lane,
+            Retry::Read,
+        ),
+    }
+}
+
 /// Waits for `call`'s reply (with retries) in the background.
 fn pending(sh: &Arc<Shared>, call: Call) -> Dispatched {
     let sh = sh.clone();
@@ -150,9 +167,7 @@ fn split(
         if write {
             return start_write(sh, s, slot, sub);
         }
-        let req = encode(&sub);
-        sh.backends
-            .start(Target::Slot(slot), req, s.proto, s.lane, Retry::Read)
+        start_read(sh, s, slot, sub)
     };
     if parts.len() == 1 {
         let slot = parts[0].0;

@@ -59,6 +59,19 @@ impl Session {
             in_flight: self.in_flight.clone(),
         }
     }
+
+    /// What a read of `slot` must see: this connection's latest write to it still
+    /// unanswered, if any (a stamp with `seq` 0, which holds no place in flight).
+    pub fn read_stamp(&self, slot: u16) -> Option<Stamp> {
+        let after = latest_to(&self.in_flight.lock(), self.seq + 1, slot);
+        (after > 0).then(|| Stamp {
+            seq: 0,
+            acked: 0,
+            after,
+            slot,
+            in_flight: self.in_flight.clone(),
+        })
+    }
 }
 
 /// A connection's stamped writes not yet answered, and their slots.
@@ -94,16 +107,28 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// Whether this stamps a write (a read's follows one, and takes no sequence number).
+    pub fn is_write(&self) -> bool {
+        self.seq > 0
+    }
+
     /// What `after` is now: the write it named may since have been answered without
     /// applying (an error, or given up on), and then the one before it counts.
     pub fn after_now(&self) -> u64 {
-        latest_to(&self.in_flight.lock(), self.seq, self.slot)
+        let before = if self.is_write() {
+            self.seq
+        } else {
+            self.after + 1
+        };
+        latest_to(&self.in_flight.lock(), before, self.slot)
     }
 }
 
 impl Drop for Stamp {
     fn drop(&mut self) {
-        self.in_flight.lock().remove(&self.seq);
+        if self.is_write() {
+            self.in_flight.lock().remove(&self.seq);
+        }
     }
 }
 
@@ -288,8 +313,18 @@ mod tests {
         // 3 answered (say, a syntax error): 4 now follows 1, still in flight.
         drop(three);
         assert_eq!(four.after_now(), 1);
+        let read = s.read_stamp(5).expect("4 is in flight");
+        assert_eq!((read.seq, read.after), (0, 4));
         drop(one);
         assert_eq!(four.after_now(), 0);
         assert_eq!(s.stamp(6).after, 2);
+        drop(four);
+        assert_eq!(read.after_now(), 0, "what it followed was answered");
+        drop(read);
+        assert!(s.read_stamp(5).is_none(), "nothing to follow");
+        assert!(
+            s.read_stamp(6).is_some(),
+            "the stamps above are still in flight"
+        );
     }
 }

@@ -160,7 +160,8 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
 /// replies (the proxy always sends it; without it replies are kept up to a window).
 /// `after` (below `seq`, 0 for none) is an earlier write of the client to the same slot
 /// that must apply first: a write refused and retried must not be overtaken by one sent
-/// behind it. Reads run as they are (a repeated read does no harm).
+/// behind it, nor a read see the state from before it. A read ignores `seq` and `acked`
+/// (a repeated read does no harm).
 fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     let non_negative = |b: &[u8]| {
         u64::try_from(args::parse_i64(b)?)
@@ -171,20 +172,16 @@ fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     let seq = non_negative(stamp.next().unwrap_or_default())?;
     let acked = stamp.next().map_or(Ok(0), non_negative)?;
     let after = stamp.next().map_or(Ok(0), non_negative)?;
-    if acked >= seq && acked > 0 {
-        return Err(Reply::err(
-            "ERR ONCE acknowledged sequence number must be below the sequence number",
-        ));
-    }
-    if after >= seq && after > 0 {
-        return Err(Reply::err(
-            "ERR ONCE preceding sequence number must be below the sequence number",
-        ));
-    }
     if argv[3].eq_ignore_ascii_case(b"once") {
         return Err(Reply::err("ERR ONCE cannot wrap ONCE"));
     }
     match parse(argv[3..].to_vec(), now_ms) {
+        Command::Write(_) if acked >= seq && acked > 0 => Err(Reply::err(
+            "ERR ONCE acknowledged sequence number must be below the sequence number",
+        )),
+        Command::Write(_) if after >= seq && after > 0 => Err(Reply::err(
+            "ERR ONCE preceding sequence number must be below the sequence number",
+        )),
         Command::Write(w) => Ok(Command::Write(WriteCmd::Once {
             client,
             seq,
@@ -192,8 +189,15 @@ fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
             after,
             cmd: Box::new(w),
         })),
+        Command::Read(r) if after > 0 => Ok(Command::Read(ReadCmd::After {
+            client,
+            after,
+            read: Box::new(r),
+        })),
         Command::Read(r) => Ok(Command::Read(r)),
         Command::Reply(r) if r.is_error() => Err(r),
+        // The proxy stamps every keyed command that does not write this way.
+        other if seq == 0 => Ok(other),
         _ => Err(Reply::err("ERR ONCE only wraps data commands")),
     }
 }
@@ -270,11 +274,19 @@ pub enum ReadCmd {
     Scan(keyspace::scan::Scan),
     RandomKey(keyspace::randomkey::RandomKey),
     DbSize(keyspace::dbsize::DbSize),
+    /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
+    /// the connection checks that before it runs `read`.
+    After {
+        client: u64,
+        after: u64,
+        read: Box<ReadCmd>,
+    },
 }
 
 impl ReadCmd {
     pub fn execute(&self, db: &dyn DbRead, now_ms: u64) -> Reply {
         match self {
+            ReadCmd::After { read, .. } => read.execute(db, now_ms),
             ReadCmd::Get(c) => c.execute(db, now_ms),
             ReadCmd::MGet(c) => c.execute(db, now_ms),
             ReadCmd::Strlen(c) => c.execute(db, now_ms),
@@ -302,6 +314,7 @@ impl ReadCmd {
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }
+            ReadCmd::After { read, .. } => read.first_key(),
         }
     }
 }

@@ -240,6 +240,14 @@ fn once_stamps_parse_or_get_an_error() {
         err(parse_once("5:4:x")),
         "ERR value is not an integer or out of range"
     );
+    // A read names the write it must see; its own numbers do not matter.
+    let argv = ["ONCE", "7", "0:0:3", "GET", "k"]
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .to_vec();
+    match parse(argv, 0) {
+        Command::Read(ReadCmd::After { client, after, .. }) => assert_eq!((client, after), (7, 3)),
+        other => panic!("{other:?}"),
+    }
     match parse_once("5") {
         Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 0)),
         other => panic!("{other:?}"),

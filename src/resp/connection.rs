@@ -26,6 +26,7 @@ use super::route;
 use super::session::{ClientGuard, Session};
 use crate::cmd::{self, Command, ReadCmd};
 use crate::node::NodeShared;
+use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
@@ -311,6 +312,17 @@ fn reply_of(outcome: Option<Result<Reply, ShardError>>, slot: u16) -> Reply {
     }
 }
 
+/// A read that must see a write of its client not applied here yet (refused while its
+/// slot moves, and to be retried): TRYAGAIN, as the write got.
+fn waits(view: &ReadView, r: &ReadCmd) -> Option<Reply> {
+    match r {
+        ReadCmd::After { client, after, .. } if !view.settled(*client, *after) => Some(Reply::err(
+            format!("TRYAGAIN read of client {client} waits for its write {after}"),
+        )),
+        _ => None,
+    }
+}
+
 /// Runs the queued reads behind one read barrier.
 async fn run_reads(
     reads: &mut Vec<(usize, ReadCmd, Option<u16>)>,
@@ -328,7 +340,9 @@ async fn run_reads(
             let view = reader.view();
             let meta = view.cluster();
             for (i, r, slot) in reads.drain(..) {
-                let refused = slot.and_then(|s| route::refusal_at(node, &meta, s));
+                let refused = slot
+                    .and_then(|s| route::refusal_at(node, &meta, s))
+                    .or_else(|| waits(&view, &r));
                 slots[i] = Slot::Ready(refused.unwrap_or_else(|| r.execute(&view, now)));
             }
         }

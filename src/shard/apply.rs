@@ -52,6 +52,11 @@ impl DedupEntry {
         Some(&self.recent[i].2)
     }
 
+    /// Whether `seq` applied here or was acknowledged (so will never be sent again).
+    pub fn settled(&self, seq: u64) -> bool {
+        seq <= self.floor || self.answered(seq).is_some()
+    }
+
     /// Records `seq`'s reply unless known, then forgets what `floor` and the window drop.
     pub fn record(&mut self, seq: u64, slot: u16, reply: Reply) {
         if let Err(at) = self.recent.binary_search_by_key(&seq, |r| r.0) {
@@ -201,7 +206,7 @@ fn apply_once(
     // Its predecessor was refused (a slot in motion) and will be retried: this one waits
     // for it, or the client's writes would apply out of order. Not recorded, so the
     // retry runs.
-    if after > 0 && !entry.is_some_and(|e| after <= e.floor || e.answered(after).is_some()) {
+    if after > 0 && !entry.is_some_and(|e| e.settled(after)) {
         return Reply::err(format!(
             "TRYAGAIN write {seq} of client {client} waits for its write {after}"
         ));

@@ -1214,6 +1214,19 @@ impl ReadView {
         true
     }
 
+    /// Whether `client`'s write `seq` had applied (or been acknowledged) at this view's
+    /// moment: a read that must see it waits otherwise.
+    pub fn settled(&self, client: u64, seq: u64) -> bool {
+        let v = self
+            .snap
+            .get(&self.gen.dedup, dedup_key(client))
+            .map_err(StorageError::from);
+        let Some(Some(v)) = self.reader.logged(v) else {
+            return false;
+        };
+        postcard::from_bytes::<DedupEntry>(&v).is_ok_and(|e| e.settled(seq))
+    }
+
     /// The cluster state of this view's moment.
     pub fn cluster(&self) -> Arc<ClusterMeta> {
         self.cluster.clone()

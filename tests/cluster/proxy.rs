@@ -464,7 +464,7 @@ async fn a_slot_migration_under_load_is_invisible_to_proxy_clients() {
 
 /// Clients pipelining writes to one slot while it moves: the writes refused on the way
 /// (TRYAGAIN, MOVED) are retried each on its own, and a retry that arrives later must not
-/// let the writes sent behind it apply first.
+/// let the writes sent behind it apply first, nor a read behind them miss it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_writers_keep_their_order_while_their_slot_moves() {
     let (c, proxy) = start().await;
@@ -476,12 +476,16 @@ async fn pipelined_writers_keep_their_order_while_their_slot_moves() {
                 let key = format!("{{hot}}:{w}");
                 let mut raw = Raw::connect(&addr).await;
                 let (mut sent, mut acked, mut errors) = (0u64, Vec::new(), Vec::new());
+                let mut len = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // 40 appends, then a read that must see all of them.
                     let mut bytes = Vec::new();
                     for i in sent..sent + 40 {
                         let token = format!("{i},");
+                        len += token.len();
                         bytes.extend(encode(&[b"APPEND", key.as_bytes(), token.as_bytes()]));
                     }
+                    bytes.extend(encode(&[b"STRLEN", key.as_bytes()]));
                     raw.send(&bytes).await;
                     for i in sent..sent + 40 {
                         let r = raw.reply().await;
@@ -489,6 +493,14 @@ async fn pipelined_writers_keep_their_order_while_their_slot_moves() {
                             Some(b':') => acked.push(i),
                             _ => errors.push(String::from_utf8_lossy(&r).into_owned()),
                         }
+                    }
+                    let r = raw.reply().await;
+                    if r != format!(":{len}\r\n").into_bytes() {
+                        errors.push(format!(
+                            "STRLEN after {} appends: {} (want {len})",
+                            sent + 40,
+                            String::from_utf8_lossy(&r)
+                        ));
                     }
                     sent += 40;
                 }

@@ -402,7 +402,20 @@ async fn once_retry_after_a_migration_is_not_applied_again() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("TRYAGAIN"), "{e}");
+    // So does a read that must see it.
+    let read_after = |seq: u64| {
+        let mut cmd = redis::cmd("ONCE");
+        cmd.arg(79).arg(format!("0:0:{seq}")).arg("GET").arg(k);
+        cmd
+    };
+    let e = read_after(3)
+        .query_async::<String>(&mut direct)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("TRYAGAIN"), "{e}");
     assert_eq!(r.query::<i64>(slot, &once79("3:2", "r")).await.unwrap(), 6);
+    let v: String = r.query(slot, &read_after(3)).await.unwrap();
+    assert_eq!(v, "xabpqr");
     assert_eq!(
         r.query::<i64>(slot, &once79("4:2:3", "s")).await.unwrap(),
         7
