@@ -156,6 +156,16 @@ async fn write_requests(
         if rx.recv_many(&mut jobs, MAX_WRITE_BATCH).await == 0 {
             return;
         }
+        if jobs.len() < MAX_WRITE_BATCH {
+            // Let the clients already woken queue theirs too: one write for all of them.
+            tokio::task::yield_now().await;
+            while jobs.len() < MAX_WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         {
             // Waiters are queued before their bytes leave, so a reply always finds one.
             let mut q = inflight.lock().unwrap_or_else(|e| e.into_inner());

@@ -71,6 +71,13 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         while let Some(Some((r, proto))) = inflight.next().now_or_never() {
             r.encode(proto, &mut out);
         }
+        if !out.is_empty() && !inflight.is_empty() {
+            // Replies from the other backends may be a moment behind: one write for them all.
+            tokio::task::yield_now().await;
+            while let Some(Some((r, proto))) = inflight.next().now_or_never() {
+                r.encode(proto, &mut out);
+            }
+        }
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
                 return;
