@@ -130,9 +130,7 @@ pub struct Node {
     raft: ShardRaft,
     bus: Bus,
     server: JoinHandle<()>,
-    /// The state machine's database, which only Raft's tasks hold.
-    sm_storage: crate::storage::StorageWatch,
-    /// Resolves once either database's disk fails.
+    /// Resolves once the disk fails.
     failed: futures::future::Shared<BoxFuture<'static, String>>,
 }
 
@@ -158,20 +156,11 @@ impl Node {
         let log = LogStore::open(&storage, config.gid)?;
         let committed = log.committed_index();
         let appended = log.appended_bytes();
-        let sm_storage = Storage::open_at(&config.dir, "sm", config.id)?;
-        let sm = ShardStateMachine::open(&sm_storage, config.gid)?;
-        let sm_watch = sm_storage.watch();
+        let sm = ShardStateMachine::open(&storage.snapshot_dir(), config.gid)?;
         let failed = {
-            let (log, sm) = (storage.failed(), sm_storage.failed());
-            let either: BoxFuture<'static, String> = Box::pin(async move {
-                tokio::select! {
-                    why = log => why,
-                    why = sm => why,
-                }
-            });
-            either.shared()
+            let failed: BoxFuture<'static, String> = Box::pin(storage.failed());
+            failed.shared()
         };
-        drop(sm_storage);
         let reader = sm.reader();
 
         let registry = Arc::new(GroupRegistry::default());
@@ -268,7 +257,6 @@ impl Node {
             raft,
             bus,
             server,
-            sm_storage: sm_watch,
             failed,
         })
     }
@@ -295,15 +283,14 @@ impl Node {
         let _ = self.server.await;
         self.bus.shutdown().await;
         let _ = self.raft.shutdown().await;
-        // Raft's state machine worker and background tasks may still hold the databases
-        // for a moment: wait until they are closed, so the directory is free for a restart
-        // (or a test that wipes it).
-        let watches = [self.shared.storage.watch(), self.sm_storage];
+        // Raft's background tasks may still hold the database for a moment: wait until it
+        // is closed, so the directory is free for a restart (or a test that wipes it).
+        let watch = self.shared.storage.watch();
         drop(self.shared);
         drop(self.raft);
         drop(self.bus);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !watches.iter().all(|w| w.released()) {
+        while !watch.released() {
             if tokio::time::Instant::now() > deadline {
                 tracing::warn!("storage still open 10 s after stop");
                 break;

@@ -210,8 +210,9 @@ fn session(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
 static PARSER_BY_NAME: LazyLock<HashMap<&'static str, ParseFn>> =
     LazyLock::new(|| PARSERS.iter().copied().collect());
 
-/// Longest key accepted. fjall keys are at most 65,535 bytes and storage adds up to 18
-/// (slot, hash, expiry time) in front; a longer key would panic the state machine.
+/// Longest key accepted (Redis allows 512 MB). Set when keys were fjall keys (at most
+/// 65,535 bytes); kept so that a key fits the storage-key form that snapshot files and
+/// migration chunks carry with room to spare, and because no client needs more.
 pub const MAX_KEY_LEN: usize = 65_000;
 
 /// Whether any of the command's key arguments (per the table) is longer than MAX_KEY_LEN.

@@ -1,10 +1,10 @@
-//! Test helpers: run argv through `parse` and then `execute`/`apply` against a `MemDb`,
+//! Test helpers: run argv through `parse` and then `execute`/`apply` against a `Keyspace`,
 //! round-tripping every write through postcard as the Raft log would.
 
 use bytes::Bytes;
 
 use super::{parse, Command, WriteCmd};
-use crate::db::mem::MemDb;
+use crate::db::keyspace::Keyspace;
 use crate::db::{DbWrite, Value};
 use redraft_proxy::wire::Reply;
 
@@ -18,7 +18,7 @@ pub fn argv(args: &[&str]) -> Vec<Bytes> {
 }
 
 /// Parses at `now` and runs at the same `now`.
-pub fn run_at(db: &mut MemDb, now: u64, args: &[&str]) -> Reply {
+pub fn run_at(db: &mut Keyspace, now: u64, args: &[&str]) -> Reply {
     match parse(argv(args), now) {
         Command::Reply(r) => r,
         Command::Read(c) => c.execute(db, now),
@@ -32,19 +32,19 @@ pub fn run_at(db: &mut MemDb, now: u64, args: &[&str]) -> Reply {
     }
 }
 
-pub fn run(db: &mut MemDb, args: &[&str]) -> Reply {
+pub fn run(db: &mut Keyspace, args: &[&str]) -> Reply {
     run_at(db, NOW, args)
 }
 
 /// Runs each `(argv, expected reply)` in order against one db.
-pub fn check(db: &mut MemDb, cases: &[(&[&str], Reply)]) {
+pub fn check(db: &mut Keyspace, cases: &[(&[&str], Reply)]) {
     for (args, want) in cases {
         assert_eq!(&run(db, args), want, "{args:?}");
     }
 }
 
-pub fn db_with(pairs: &[(&str, &str)]) -> MemDb {
-    let mut db = MemDb::new();
+pub fn db_with(pairs: &[(&str, &str)]) -> Keyspace {
+    let mut db = Keyspace::new();
     for (k, v) in pairs {
         db.put(
             k.as_bytes(),

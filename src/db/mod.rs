@@ -1,11 +1,11 @@
 //! The keyspace as commands see it: values with absolute expiry times, and the read/write
-//! traits that the fjall state machine and the in-memory test store both implement.
+//! traits that commands run against ([`keyspace::Keyspace`] implements them).
 //!
-//! Commands never touch fjall directly: a read runs against [`DbRead`] on the leader after a
-//! read barrier; a write's `apply` runs against [`DbWrite`] inside the state machine's batch.
+//! A read runs against [`DbRead`] on the leader after a read barrier; a write's `apply` runs
+//! against [`DbWrite`] inside the state machine's apply of its log entry.
 
 pub mod keys;
-pub mod mem;
+pub mod keyspace;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -6,11 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::request::ClusterOp;
-use super::state_machine::Overlay;
+use super::state_machine::State;
 use crate::cluster::slots::{Access, SlotTable};
 use crate::cluster::ControllerState;
 use crate::cmd::WriteCmd;
-use crate::db::keys::{user_key, PREFIX_LEN};
+use crate::db::keys::PREFIX_LEN;
 use crate::db::Value;
 use crate::raft::Gid;
 use redraft_proxy::wire::{key_slot, Reply};
@@ -135,7 +135,7 @@ fn moved(table: &SlotTable, slot: u16, gid: Gid) -> Reply {
 }
 
 /// Applies one logged command at entry time `now`.
-pub(super) fn apply(ov: &mut Overlay<'_>, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply {
+pub(super) fn apply(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply {
     match cmd {
         WriteCmd::Cluster(op) => apply_cluster(ov, gid, op),
         WriteCmd::Once {
@@ -166,7 +166,7 @@ pub(super) fn apply(ov: &mut Overlay<'_>, gid: Gid, cmd: &WriteCmd, now: u64) ->
                 .filter(|k| refusal(ov.cluster(), key_slot(k)).is_none())
                 .cloned()
                 .collect();
-            WriteCmd::DeleteExpired(served).apply(ov, now)
+            WriteCmd::DeleteExpired(served).apply(&mut ov.db, now)
         }
         WriteCmd::Flush(_) if ov.cluster().slots.as_ref().is_some_and(|t| !t.settled()) => {
             Reply::err("TRYAGAIN Slots are being migrated, try FLUSHALL again later")
@@ -177,13 +177,13 @@ pub(super) fn apply(ov: &mut Overlay<'_>, gid: Gid, cmd: &WriteCmd, now: u64) ->
                     return r;
                 }
             }
-            cmd.apply(ov, now)
+            cmd.apply(&mut ov.db, now)
         }
     }
 }
 
 fn apply_once(
-    ov: &mut Overlay<'_>,
+    ov: &mut State,
     gid: Gid,
     client: u64,
     [seq, acked, after]: [u64; 3],
@@ -225,7 +225,7 @@ fn too_old(client: u64, seq: u64) -> Reply {
     ))
 }
 
-fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
+fn apply_cluster(ov: &mut State, gid: Gid, op: &ClusterOp) -> Reply {
     match op {
         ClusterOp::Ctl(op) => {
             if gid != 0 {
@@ -258,7 +258,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
             );
             ov.cluster_mut().slots = Some(table);
             for s in orphaned {
-                ov.delete_slot(s);
+                ov.db.delete_slot(s);
             }
             Reply::Int(1)
         }
@@ -274,7 +274,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
             };
             for s in clear {
                 if table.may_fill(*num, *s) {
-                    ov.delete_slot(*s);
+                    ov.db.delete_slot(*s);
                 }
             }
             let (mut keys, mut bytes) = (0u64, 0u64);
@@ -286,7 +286,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
                     Ok(value) => {
                         // Pulled slots start empty (dropped when they last left, cleared
                         // when a pull restarts) and a pull sends each key once, in order.
-                        ov.put_absent(user_key(k), value);
+                        ov.put_pulled(k, value);
                         keys += 1;
                         bytes += (k.len() + v.len()) as u64;
                     }
@@ -340,7 +340,7 @@ fn apply_cluster(ov: &mut Overlay<'_>, gid: Gid, op: &ClusterOp) -> Reply {
                     .purge_cursor
                     .take()
                     .filter(|c| c.len() >= 2 && slot_of(c) == slot);
-                let (n, last) = ov.delete_slot_part(slot, cursor, left);
+                let (n, last) = ov.db.delete_slot_part(slot, cursor.as_deref(), left);
                 keys += n;
                 left = left.saturating_sub(n as usize);
                 match last {

@@ -32,6 +32,11 @@ impl ShardRequest {
         ))
     }
 
+    /// Size of the encoded batch.
+    pub fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn decode(&self) -> Result<Batch, postcard::Error> {
         postcard::from_bytes(&self.0)
     }

@@ -1,15 +1,16 @@
-//! The node's single fjall database, shared by every group the node hosts, and the
-//! group-commit flusher: one fsync covers every pending log append of every group.
+//! The node's fjall database, which holds the Raft logs, and the group-commit flusher: one
+//! fsync covers every pending log append.
 //!
 //! Layout of a node's data dir:
 //! - `db/`: the fjall database. Keyspaces are named per group (`g<gid>.<part>`, see
 //!   [`keyspace_name`]), plus `node` (the node id this dir belongs to).
-//! - `snapshots/`: state-machine snapshot files (`g<gid>-<snapshot id>.snap`).
+//! - `snapshots/`: state-machine snapshot files (`g<gid>-<snapshot id>.snap`). The state
+//!   machine itself lives in memory (`shard::state_machine`): its snapshot plus the log
+//!   after it are its durable form.
 //!
 //! The database is opened with manual journal persistence: writes become visible at once and
-//! durable only at the next [`Storage::persist`] or flusher round. Raft needs durability only
-//! for log appends, votes and snapshots, so those go through the flusher; the state machine
-//! never fsyncs (a lost tail of applies is replayed from the durable log).
+//! durable only at the next [`Storage::persist`] or flusher round, which log appends and
+//! votes wait for.
 
 mod flusher;
 pub mod record;
@@ -22,9 +23,9 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use crate::raft::{Gid, NodeId};
 use flusher::Flusher;
 
-/// Memtable size per keyspace. Smaller than fjall's 64 MiB default: every replica applies
-/// every write, and a skiplist that fits in cache makes the get + insert of each write
-/// several times cheaper; older versions move to SSTs with bloom filters.
+/// Memtable size per keyspace, smaller than fjall's 64 MiB default: a log's entries are read
+/// back soon after they are written (replication, apply), from a skiplist that fits in
+/// cache.
 const MEMTABLE_SIZE: u64 = 2 * 1024 * 1024;
 
 /// Storage failures. A failed fsync poisons fjall: the node must stop.
@@ -89,23 +90,19 @@ impl Storage {
     /// with another id fails, because a node that comes back with someone else's log (or an
     /// empty one under an old id) breaks Raft's safety and panics the leader.
     pub fn open(dir: &Path, node_id: NodeId) -> Result<Storage, StorageError> {
-        Self::open_at(dir, "db", node_id)
-    }
-
-    /// Opens the database in `dir/<name>`. A node keeps its Raft logs and its state machines
-    /// in two databases: fjall holds the journal lock while it fsyncs, and with one journal
-    /// every apply would wait behind the log's next fsync. The state machine's journal is
-    /// only synced when a snapshot is built or installed; after a crash, applies past its
-    /// durable point are replayed from the log, which is never purged beyond a snapshot. (A
-    /// state machine ahead of the log after a power loss is fine too: openraft purges the
-    /// log up to last_applied at start-up, and applied entries are committed on a quorum.)
-    pub fn open_at(dir: &Path, name: &str, node_id: NodeId) -> Result<Storage, StorageError> {
         std::fs::create_dir_all(dir.join("snapshots"))?;
-        let db = Database::builder(dir.join(name))
+        let obsolete = dir.join("sm");
+        if obsolete.exists() {
+            // Earlier builds kept a copy of the state machine in fjall; its snapshot and
+            // log (never purged past the snapshot) hold everything it did.
+            tracing::info!(dir = %obsolete.display(), "removing the obsolete state-machine database");
+            std::fs::remove_dir_all(&obsolete)?;
+        }
+        let db = Database::builder(dir.join("db"))
             .manual_journal_persist(true)
             // With two workers, fjall's worker 0 hands every compaction request back to
             // the queue while worker 1 compacts: a busy loop that cost ~7% of a write's
-            // CPU. A node opens two databases, each with its own worker.
+            // CPU.
             .worker_threads(1)
             .open()?;
         let node = db.keyspace(NODE_KEYSPACE, KeyspaceCreateOptions::default)?;
@@ -162,22 +159,6 @@ impl Storage {
         })?)
     }
 
-    /// Deletes a keyspace if it exists. Its files go once the last handle is dropped.
-    pub(crate) fn delete_keyspace(&self, name: &str) -> Result<(), StorageError> {
-        delete_keyspace(&self.inner.db, name)
-    }
-
-    /// Names of all keyspaces that start with `prefix`.
-    pub(crate) fn keyspace_names(&self, prefix: &str) -> Vec<String> {
-        self.inner
-            .db
-            .list_keyspace_names()
-            .iter()
-            .map(|n| n.to_string())
-            .filter(|n| n.starts_with(prefix))
-            .collect()
-    }
-
     /// Runs `done` once everything committed so far is on disk. Calls arriving while an
     /// fsync runs share the next one (group commit).
     pub fn flush_then(&self, done: impl FnOnce() + Send + 'static) {
@@ -227,15 +208,6 @@ impl Storage {
     pub fn persist_count(&self) -> u64 {
         self.inner.flusher.persist_count()
     }
-}
-
-/// Deletes keyspace `name` if it exists. Its files go once the last handle is dropped.
-pub(crate) fn delete_keyspace(db: &Database, name: &str) -> Result<(), StorageError> {
-    if db.keyspace_exists(name) {
-        let ks = db.keyspace(name, KeyspaceCreateOptions::default)?;
-        db.delete_keyspace(ks)?;
-    }
-    Ok(())
 }
 
 /// Converts a storage failure into openraft's error, which shuts the Raft group down.

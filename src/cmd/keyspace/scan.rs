@@ -85,7 +85,7 @@ mod tests {
     use redraft_proxy::wire::Reply;
 
     /// Runs a full scan from 0 back to 0 and returns every key seen and the page count.
-    fn full_scan(db: &mut crate::db::mem::MemDb, extra: &[&str]) -> (Vec<String>, usize) {
+    fn full_scan(db: &mut crate::db::keyspace::Keyspace, extra: &[&str]) -> (Vec<String>, usize) {
         let (mut cursor, mut seen, mut pages) = ("0".to_string(), Vec::new(), 0);
         loop {
             let mut args = vec!["SCAN", cursor.as_str()];

@@ -1,0 +1,686 @@
+//! A group's keyspace, in memory as Redis keeps it. The Raft log (fsync'd on a quorum) and
+//! snapshot files make it durable; a replica that restarts loads its last snapshot and
+//! replays the log after it.
+//!
+//! Rows are held in storage order (slot, FNV hash, key: the order of [`keys::data_key`]), so
+//! a slot's rows are one range (migration, purge, GETKEYSINSLOT) and a SCAN cursor is a
+//! position in that order. The layout is for cache misses, which is what a lookup costs:
+//! - one ordered map per slot, found by index (one map of every row took five levels);
+//! - keyed by the key's 64-bit hash alone: the descent compares integers held in the
+//!   nodes, never chasing a pointer to key bytes;
+//! - a row's key and (small) value share one allocation with its reference count, so
+//!   checking the key, cloning the value and copying it out touch one place.
+//!
+//! The maps are persistent ([`imbl::OrdMap`]): a snapshot clones them in O(slots) and writes
+//! them out while applies go on, which then copy only the tree nodes they change (a giant
+//! hash-tag slot is never copied whole).
+//!
+//! [`keys::data_key`]: super::keys::data_key
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+
+use super::keys::{fnv1a64, PREFIX_LEN};
+use super::{Data, DbRead, DbWrite, Value};
+use redraft_proxy::wire::key_slot;
+
+const SLOTS: usize = 16384;
+
+/// A stored key: its slot and hash, then the key itself; ordered as storage keys are.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RowKey {
+    slot: u16,
+    hash: u64,
+    key: Bytes,
+}
+
+/// A borrowed [`RowKey`], for lookups and cursors without an allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    slot: u16,
+    hash: u64,
+    key: &'a [u8],
+}
+
+impl<'a> KeyRef<'a> {
+    /// The row key of user key `key`.
+    pub fn of(key: &'a [u8]) -> Self {
+        KeyRef {
+            slot: key_slot(key),
+            hash: fnv1a64(key),
+            key,
+        }
+    }
+
+    /// The row key inside a storage key (`slot ++ hash ++ key`); None if it is too short.
+    pub fn from_storage(sk: &'a [u8]) -> Option<Self> {
+        if sk.len() < PREFIX_LEN {
+            return None;
+        }
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&sk[2..PREFIX_LEN]);
+        Some(KeyRef {
+            slot: u16::from_be_bytes([sk[0], sk[1]]),
+            hash: u64::from_be_bytes(h),
+            key: &sk[PREFIX_LEN..],
+        })
+    }
+
+    fn slot(&self) -> usize {
+        usize::from(self.slot) % SLOTS
+    }
+}
+
+impl RowKey {
+    /// The row key of a storage key, sharing its bytes.
+    pub fn from_storage(sk: Bytes) -> Option<Self> {
+        let r = KeyRef::from_storage(&sk)?;
+        let (slot, hash) = (r.slot, r.hash);
+        Some(RowKey {
+            slot,
+            hash,
+            key: sk.slice(PREFIX_LEN..),
+        })
+    }
+
+    /// The storage key: the form snapshot files and migration chunks carry.
+    pub fn storage_key(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PREFIX_LEN + self.key.len());
+        out.extend_from_slice(&self.slot.to_be_bytes());
+        out.extend_from_slice(&self.hash.to_be_bytes());
+        out.extend_from_slice(&self.key);
+        out
+    }
+
+    pub fn user_key(&self) -> &Bytes {
+        &self.key
+    }
+
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// The SCAN position of this row (see [`super::keys::scan_pos`]).
+    pub fn scan_pos(&self) -> u64 {
+        (u64::from(self.slot) << 50) | (self.hash >> 14)
+    }
+
+    fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            slot: self.slot,
+            hash: self.hash,
+            key: &self.key,
+        }
+    }
+}
+
+/// Bytes held with their reference count in one allocation (see the module doc).
+struct Inline<const N: usize> {
+    len: u16,
+    buf: [u8; N],
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+fn inline<const N: usize>(parts: [&[u8]; 2]) -> Bytes {
+    let mut buf = [0u8; N];
+    let (a, b) = (parts[0].len(), parts[1].len());
+    buf[..a].copy_from_slice(parts[0]);
+    buf[a..a + b].copy_from_slice(parts[1]);
+    Bytes::from_owner(Inline {
+        len: (a + b) as u16,
+        buf,
+    })
+}
+
+/// Largest key + value stored together.
+const INLINE_MAX: usize = 248;
+
+/// One allocation holding `a ++ b` if they are small (None otherwise).
+fn together(a: &[u8], b: &[u8]) -> Option<Bytes> {
+    Some(match a.len() + b.len() {
+        0..=24 => inline::<24>([a, b]),
+        25..=56 => inline::<56>([a, b]),
+        57..=88 => inline::<88>([a, b]),
+        89..=120 => inline::<120>([a, b]),
+        121..=184 => inline::<184>([a, b]),
+        185..=INLINE_MAX => inline::<INLINE_MAX>([a, b]),
+        _ => return None,
+    })
+}
+
+/// A stored row: the user key and its value.
+#[derive(Clone)]
+struct Row {
+    key: Bytes,
+    value: Value,
+}
+
+impl Row {
+    /// The row of `key` and `value`, small ones in one allocation (see the module doc).
+    fn new(key: &[u8], mut value: Value) -> Row {
+        let Data::Str(v) = &mut value.data;
+        let key = match together(key, v) {
+            Some(buf) => {
+                *v = buf.slice(key.len()..);
+                buf.slice(..key.len())
+            }
+            None => Bytes::copy_from_slice(key),
+        };
+        Row { key, value }
+    }
+}
+
+/// The rows under one hash of a slot, ordered by key: one, bar a 64-bit hash collision.
+#[derive(Clone)]
+enum Rows1 {
+    One(Row),
+    Many(Vec<Row>),
+}
+
+impl Rows1 {
+    fn rows(&self) -> &[Row] {
+        match self {
+            Rows1::One(row) => std::slice::from_ref(row),
+            Rows1::Many(rows) => rows,
+        }
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&Row> {
+        self.rows().iter().find(|r| r.key[..] == *key)
+    }
+
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Row> {
+        match self {
+            Rows1::One(row) => (row.key[..] == *key).then_some(row),
+            Rows1::Many(rows) => rows.iter_mut().find(|r| r.key[..] == *key),
+        }
+    }
+
+    /// Adds a row whose key is not here yet.
+    fn add(&mut self, row: Row) {
+        let mut rows = match std::mem::replace(self, Rows1::Many(Vec::new())) {
+            Rows1::One(r) => vec![r],
+            Rows1::Many(rows) => rows,
+        };
+        let at = rows.partition_point(|r| r.key < row.key);
+        rows.insert(at, row);
+        *self = Rows1::Many(rows);
+    }
+
+    /// Removes `key`'s row (the caller drops an emptied `Rows1`).
+    fn remove(&mut self, key: &[u8]) -> Option<Row> {
+        match self {
+            Rows1::One(row) if row.key[..] == *key => {
+                match std::mem::replace(self, Rows1::Many(Vec::new())) {
+                    Rows1::One(row) => Some(row),
+                    Rows1::Many(_) => None,
+                }
+            }
+            Rows1::One(_) => None,
+            Rows1::Many(rows) => {
+                let i = rows.iter().position(|r| r.key[..] == *key)?;
+                Some(rows.remove(i))
+            }
+        }
+    }
+}
+
+type Slot = OrdMap<u64, Rows1>;
+
+/// The rows of `slot` in order, from hash `from` (with its keys after `after` only).
+fn slot_iter<'a>(
+    map: &'a Slot,
+    slot: u16,
+    from: Bound<u64>,
+    after: Option<&'a [u8]>,
+) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+    let first = match from {
+        Bound::Included(h) => Some(h),
+        _ => None,
+    };
+    map.range((from, Bound::Unbounded))
+        .flat_map(move |(&hash, rows)| {
+            rows.rows().iter().filter_map(move |r| {
+                let skip = Some(hash) == first && after.is_some_and(|a| r.key[..] <= *a);
+                let key = RowKey {
+                    slot,
+                    hash,
+                    key: r.key.clone(),
+                };
+                (!skip).then_some((key, &r.value))
+            })
+        })
+}
+
+/// The rows of a keyspace, one map per slot, shareable: what a snapshot writes out.
+#[derive(Clone)]
+pub struct Rows {
+    slots: Box<[Slot]>,
+    /// Rows per slot (a map counts hashes, not rows).
+    lens: Box<[u32]>,
+    len: usize,
+}
+
+impl Rows {
+    fn new() -> Self {
+        Rows {
+            slots: vec![Slot::new(); SLOTS].into_boxed_slice(),
+            lens: vec![0; SLOTS].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every row, in storage order.
+    pub fn iter(&self) -> impl Iterator<Item = (RowKey, &Value)> {
+        (0..SLOTS).flat_map(|s| slot_iter(&self.slots[s], s as u16, Bound::Unbounded, None))
+    }
+
+    fn get(&self, k: &KeyRef<'_>) -> Option<&Value> {
+        let row = self.slots[k.slot()].get(&k.hash)?.find(k.key)?;
+        Some(&row.value)
+    }
+}
+
+/// See the module doc.
+#[derive(Clone)]
+pub struct Keyspace {
+    rows: Rows,
+    /// `(expire_at, key)` of every row with an expiry time, soonest first: the leader's
+    /// expiry task deletes from the front. Keys are copies, so that the index never holds
+    /// a replaced row's allocation.
+    ttl: BTreeSet<(u64, RowKey)>,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Keyspace {
+            rows: Rows::new(),
+            ttl: BTreeSet::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyspace({} rows)", self.rows.len())
+    }
+}
+
+impl Keyspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The rows, to clone (cheaply) for a snapshot.
+    pub fn rows(&self) -> &Rows {
+        &self.rows
+    }
+
+    /// Stores a row given by its row key: a snapshot being loaded, a pulled slot.
+    pub fn put_row(&mut self, k: RowKey, value: Value) {
+        self.put_at(k.as_ref(), value);
+    }
+
+    fn put_at(&mut self, k: KeyRef<'_>, value: Value) {
+        let new_t = value.expire_at;
+        let row = Row::new(k.key, value);
+        let map = &mut self.rows.slots[k.slot()];
+        let old_t = match map.get_mut(&k.hash) {
+            Some(rows) => match rows.find_mut(k.key) {
+                Some(old) => std::mem::replace(old, row).value.expire_at,
+                None => {
+                    rows.add(row);
+                    self.grew(k.slot());
+                    None
+                }
+            },
+            None => {
+                map.insert(k.hash, Rows1::One(row));
+                self.grew(k.slot());
+                None
+            }
+        };
+        self.retime(k, old_t, new_t);
+    }
+
+    fn grew(&mut self, slot: usize) {
+        self.rows.lens[slot] += 1;
+        self.rows.len += 1;
+    }
+
+    /// Moves `k` in the ttl index from expiry time `old` to `new`.
+    fn retime(&mut self, k: KeyRef<'_>, old: Option<u64>, new: Option<u64>) {
+        if old == new {
+            return;
+        }
+        let owned = || RowKey {
+            slot: k.slot,
+            hash: k.hash,
+            key: Bytes::copy_from_slice(k.key),
+        };
+        if let Some(t) = old {
+            self.ttl.remove(&(t, owned()));
+        }
+        if let Some(t) = new {
+            self.ttl.insert((t, owned()));
+        }
+    }
+
+    fn remove_row(&mut self, k: KeyRef<'_>) -> Option<Value> {
+        let map = &mut self.rows.slots[k.slot()];
+        let rows = map.get_mut(&k.hash)?;
+        let old = rows.remove(k.key)?;
+        if rows.rows().is_empty() {
+            map.remove(&k.hash);
+        }
+        self.rows.lens[k.slot()] -= 1;
+        self.rows.len -= 1;
+        self.retime(k, old.value.expire_at, None);
+        Some(old.value)
+    }
+
+    /// Up to `limit` user keys whose expiry time is ≤ `now_ms`, soonest first.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Vec<Bytes> {
+        self.ttl
+            .iter()
+            .take_while(|(t, _)| *t <= now_ms)
+            .take(limit)
+            .map(|(_, k)| k.key.clone())
+            .collect()
+    }
+
+    /// How many rows `slot` holds (expired ones included, as CLUSTER COUNTKEYSINSLOT).
+    pub fn slot_len(&self, slot: u16) -> u64 {
+        u64::from(self.rows.lens[usize::from(slot) % SLOTS])
+    }
+
+    /// The rows of `slot` after storage key `after` (from the slot's first if None), in
+    /// order.
+    pub fn slot_rows<'a>(
+        &'a self,
+        slot: u16,
+        after: Option<KeyRef<'a>>,
+    ) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+        let after = after.filter(|a| a.slot == slot);
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Included(a.hash));
+        let map = &self.rows.slots[usize::from(slot) % SLOTS];
+        slot_iter(map, slot, from, after.map(|a| a.key))
+    }
+
+    /// Deletes every row of `slot`; returns how many.
+    pub fn delete_slot(&mut self, slot: u16) -> u64 {
+        self.delete_slot_part(slot, None, usize::MAX).0
+    }
+
+    /// Deletes up to `limit` rows of `slot` after storage key `after`, lowest first.
+    /// Returns how many, and the storage key of the last one while more remain.
+    pub fn delete_slot_part(
+        &mut self,
+        slot: u16,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> (u64, Option<Vec<u8>>) {
+        let after = after.and_then(KeyRef::from_storage);
+        let mut doomed: Vec<RowKey> = Vec::new();
+        let mut more = false;
+        for (k, _) in self.slot_rows(slot, after) {
+            if doomed.len() >= limit {
+                more = true;
+                break;
+            }
+            doomed.push(k);
+        }
+        let last = more
+            .then(|| doomed.last().map(RowKey::storage_key))
+            .flatten();
+        for k in &doomed {
+            self.remove_row(k.as_ref());
+        }
+        (doomed.len() as u64, last)
+    }
+}
+
+impl DbRead for Keyspace {
+    fn get_raw(&self, key: &[u8]) -> Option<Value> {
+        self.rows.get(&KeyRef::of(key)).cloned()
+    }
+
+    fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
+        let first = usize::from((pos >> 50) as u16) % SLOTS;
+        let from = Bound::Included((pos & ((1 << 50) - 1)) << 14);
+        let rows =
+            slot_iter(&self.rows.slots[first], first as u16, from, None)
+                .chain((first + 1..SLOTS).flat_map(|s| {
+                    slot_iter(&self.rows.slots[s], s as u16, Bound::Unbounded, None)
+                }));
+        let mut out = Vec::new();
+        let mut last_pos = None;
+        for (k, v) in rows {
+            let p = k.scan_pos();
+            if out.len() >= count.max(1) && Some(p) != last_pos {
+                return (out, p);
+            }
+            last_pos = Some(p);
+            out.push((k.key, v.clone()));
+        }
+        (out, 0)
+    }
+
+    fn key_count(&self) -> u64 {
+        self.rows.len as u64
+    }
+
+    fn expires_count(&self) -> u64 {
+        self.ttl.len() as u64
+    }
+}
+
+impl DbWrite for Keyspace {
+    fn put(&mut self, key: &[u8], value: Value) {
+        self.put_at(KeyRef::of(key), value);
+    }
+
+    fn delete(&mut self, key: &[u8]) -> bool {
+        self.remove_row(KeyRef::of(key)).is_some()
+    }
+
+    fn clear(&mut self) {
+        *self = Keyspace::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::keys::{data_key, scan_pos};
+
+    fn v(s: &str, expire_at: Option<u64>) -> Value {
+        Value {
+            expire_at,
+            ..Value::string(s.to_string())
+        }
+    }
+
+    #[test]
+    fn rows_are_in_storage_key_order() {
+        let mut ks = Keyspace::new();
+        let mut want: Vec<Vec<u8>> = Vec::new();
+        for i in 0..3000 {
+            let key = format!("k{i}");
+            ks.put(key.as_bytes(), v("x", None));
+            want.push(data_key(key.as_bytes()));
+        }
+        // Equal heads, different keys: ordered by the key bytes.
+        ks.put(b"", v("x", None));
+        want.push(data_key(b""));
+        want.sort();
+        let got: Vec<Vec<u8>> = ks.rows().iter().map(|(k, _)| k.storage_key()).collect();
+        assert_eq!(got, want);
+        for (k, _) in ks.rows().iter() {
+            assert_eq!(k.scan_pos(), scan_pos(&k.storage_key()));
+            let back = RowKey::from_storage(Bytes::from(k.storage_key())).unwrap();
+            assert_eq!(back, k);
+        }
+    }
+
+    #[test]
+    fn counters_ttl_index_and_slot_counts_follow_every_write() {
+        let mut ks = Keyspace::new();
+        ks.put(b"a", v("1", None));
+        ks.put(b"b", v("2", Some(100)));
+        ks.put(b"c", v("3", Some(200)));
+        ks.put(b"c", v("3", Some(300)));
+        ks.put(b"b", v("2", None));
+        assert_eq!((ks.key_count(), ks.expires_count()), (3, 1));
+        assert_eq!(ks.expired(299, 10), Vec::<Bytes>::new());
+        assert_eq!(ks.expired(300, 10), vec![Bytes::from_static(b"c")]);
+        assert!(ks.delete(b"c"));
+        assert!(!ks.delete(b"c"));
+        assert_eq!((ks.key_count(), ks.expires_count()), (2, 0));
+        assert_eq!(ks.slot_len(key_slot(b"a")), 1);
+        ks.put(b"{a}x", v("1", Some(5)));
+        assert_eq!(ks.slot_len(key_slot(b"a")), 2);
+        assert_eq!(ks.delete_slot(key_slot(b"a")), 2);
+        assert_eq!(ks.slot_len(key_slot(b"a")), 0);
+        assert_eq!((ks.key_count(), ks.expires_count()), (1, 0));
+        ks.clear();
+        assert_eq!((ks.key_count(), ks.get_raw(b"b")), (0, None));
+    }
+
+    #[test]
+    fn a_slot_is_deleted_part_by_part_from_a_cursor() {
+        let mut ks = Keyspace::new();
+        let slot = key_slot(b"t");
+        for i in 0..10 {
+            ks.put(format!("{{t}}{i}").as_bytes(), v("x", Some(i)));
+        }
+        ks.put(b"other", v("y", None));
+        let (n, cursor) = ks.delete_slot_part(slot, None, 4);
+        assert_eq!(n, 4);
+        let cursor = cursor.unwrap();
+        let (n, cursor) = ks.delete_slot_part(slot, Some(&cursor), 4);
+        assert_eq!((n, cursor.is_some()), (4, true));
+        let (n, cursor) = ks.delete_slot_part(slot, cursor.as_deref(), 4);
+        assert_eq!((n, cursor), (2, None));
+        assert_eq!((ks.key_count(), ks.expires_count()), (1, 0));
+        assert_eq!(ks.slot_len(slot), 0);
+    }
+
+    #[test]
+    fn a_clone_keeps_its_rows_while_the_original_changes() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            ks.put(format!("k{i}").as_bytes(), v("old", None));
+        }
+        let frozen = ks.rows().clone();
+        for i in 0..1000 {
+            ks.put(format!("k{i}").as_bytes(), v("new", None));
+        }
+        ks.delete(b"k1");
+        assert_eq!(frozen.len(), 1000);
+        assert!(frozen.iter().all(|(_, x)| *x == v("old", None)));
+        assert_eq!(ks.get_raw(b"k2"), Some(v("new", None)));
+    }
+
+    /// The simplest store with the same contract: storage keys in a BTreeMap.
+    #[derive(Default)]
+    struct Model(std::collections::BTreeMap<Vec<u8>, Value>);
+
+    impl Model {
+        fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
+            let start = crate::db::keys::pos_start(pos).to_vec();
+            let mut out = Vec::new();
+            let mut last_pos = None;
+            for (k, v) in self.0.range(start..) {
+                let p = scan_pos(k);
+                if out.len() >= count.max(1) && Some(p) != last_pos {
+                    return (out, p);
+                }
+                last_pos = Some(p);
+                let user = crate::db::keys::user_key(k);
+                out.push((Bytes::copy_from_slice(user), v.clone()));
+            }
+            (out, 0)
+        }
+    }
+
+    fn full_scan(
+        scan: impl Fn(u64, usize) -> (Vec<(Bytes, Value)>, u64),
+        count: usize,
+    ) -> Vec<(Vec<(Bytes, Value)>, u64)> {
+        let mut pages = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (page, next) = scan(pos, count);
+            pages.push((page, next));
+            if next == 0 {
+                return pages;
+            }
+            pos = next;
+        }
+    }
+
+    #[test]
+    fn scan_counters_and_expiry_match_a_model() {
+        // Deterministic pseudo-random operations (xorshift), so failures reproduce.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut ks, mut model) = (Keyspace::new(), Model::default());
+        for _ in 0..2000 {
+            let key = format!("k{}", next() % 500).into_bytes();
+            if next().is_multiple_of(5) {
+                assert_eq!(ks.delete(&key), model.0.remove(&data_key(&key)).is_some());
+            } else {
+                let value = v("v", next().is_multiple_of(3).then(|| next() % 1000));
+                ks.put(&key, value.clone());
+                model.0.insert(data_key(&key), value);
+            }
+        }
+        for count in [1, 2, 3, 7, 50, 1000] {
+            assert_eq!(
+                full_scan(|p, c| ks.scan(p, c), count),
+                full_scan(|p, c| model.scan(p, c), count),
+                "count {count}"
+            );
+        }
+        let with_ttl = model.0.values().filter(|v| v.expire_at.is_some()).count();
+        assert_eq!(ks.key_count(), model.0.len() as u64);
+        assert_eq!(ks.expires_count(), with_ttl as u64);
+        let mut want: Vec<(u64, Vec<u8>)> = model
+            .0
+            .iter()
+            .filter_map(|(k, v)| v.expire_at.filter(|t| *t <= 500).map(|t| (t, k.clone())))
+            .collect();
+        want.sort();
+        let want: Vec<Bytes> = want
+            .into_iter()
+            .map(|(_, k)| Bytes::copy_from_slice(crate::db::keys::user_key(&k)))
+            .collect();
+        assert_eq!(ks.expired(500, usize::MAX), want);
+        for slot in 0..16384u16 {
+            let n = ks.slot_rows(slot, None).count() as u64;
+            assert_eq!(ks.slot_len(slot), n, "slot {slot}");
+        }
+    }
+}
