@@ -260,6 +260,37 @@ fn slot_iter<'a>(
         })
 }
 
+/// The rows of `slot` in `map` after storage key `after` (all if None), in order.
+fn rows_after<'a>(
+    map: &'a Slot,
+    slot: u16,
+    after: Option<KeyRef<'a>>,
+) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+    let after = after.filter(|a| a.slot == slot);
+    let from = after.map_or(Bound::Unbounded, |a| Bound::Included(a.hash));
+    slot_iter(map, slot, from, after.map(|a| a.key))
+}
+
+/// One slot's rows at one moment (see [`Keyspace::slot_snapshot`]).
+pub struct SlotRows {
+    slot: u16,
+    map: Slot,
+}
+
+impl SlotRows {
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// The rows after storage key `after` (all if None), in order.
+    pub fn after<'a>(
+        &'a self,
+        after: Option<KeyRef<'a>>,
+    ) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+        rows_after(&self.map, self.slot, after)
+    }
+}
+
 /// The rows of a keyspace, one map per slot, shareable: what a snapshot writes out.
 #[derive(Clone)]
 pub struct Rows {
@@ -417,10 +448,15 @@ impl Keyspace {
         slot: u16,
         after: Option<KeyRef<'a>>,
     ) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
-        let after = after.filter(|a| a.slot == slot);
-        let from = after.map_or(Bound::Unbounded, |a| Bound::Included(a.hash));
-        let map = &self.rows.slots[usize::from(slot) % SLOTS];
-        slot_iter(map, slot, from, after.map(|a| a.key))
+        rows_after(&self.rows.slots[usize::from(slot) % SLOTS], slot, after)
+    }
+
+    /// `slot`'s rows as they are now, taken in O(1): reading them holds nothing up.
+    pub fn slot_snapshot(&self, slot: u16) -> SlotRows {
+        SlotRows {
+            slot,
+            map: self.rows.slots[usize::from(slot) % SLOTS].clone(),
+        }
     }
 
     /// Deletes every row of `slot`; returns how many.

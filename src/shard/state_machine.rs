@@ -34,7 +34,7 @@ use tokio::io::AsyncSeekExt;
 use super::apply::{dedup_client, dedup_key, ClusterMeta, DedupEntry};
 use super::request::ShardResponse;
 use super::snapshot_file::{self, Frozen, Image, Membership, Meta};
-use crate::db::keyspace::{KeyRef, Keyspace, RowKey};
+use crate::db::keyspace::{KeyRef, Keyspace, RowKey, SlotRows};
 use crate::db::{DbRead, Value};
 use crate::raft::{Gid, NodeId, ShardTC};
 use crate::storage::{raft_err, StorageError};
@@ -346,16 +346,19 @@ impl ShardReader {
     }
 
     /// Up to `limit` user keys stored in `slot` (expired ones included, as Redis's
-    /// CLUSTER GETKEYSINSLOT), and how many the slot holds in all.
-    pub fn slot_keys(&self, slot: u16, limit: usize) -> (Vec<Bytes>, u64) {
+    /// CLUSTER GETKEYSINSLOT).
+    pub fn slot_keys(&self, slot: u16, limit: usize) -> Vec<Bytes> {
         let st = self.shared.read();
-        let keys = st
-            .db
+        st.db
             .slot_rows(slot, None)
             .take(limit)
             .map(|(k, _)| k.user_key().clone())
-            .collect();
-        (keys, st.db.slot_len(slot))
+            .collect()
+    }
+
+    /// How many keys `slot` holds (expired ones included, as CLUSTER COUNTKEYSINSLOT).
+    pub fn slot_len(&self, slot: u16) -> u64 {
+        self.shared.read().db.slot_len(slot)
     }
 
     /// Up to `limit` exactly-once entries last used before `before_ms` (storage keys),
@@ -443,72 +446,43 @@ pub struct SlotChunk {
 
 impl ReadView<'_> {
     /// The data of `slots` (ascending), starting after storage key `after` (within the
-    /// first slot) or at the first slot's beginning, up to about `max_bytes`.
-    pub fn slots_chunk(&self, slots: &[u16], after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+    /// first slot) or at the first slot's beginning, up to about `max_bytes`. The slots'
+    /// rows are taken in O(1) and the view released before the chunk is built, so the
+    /// group's applies (writes to its other slots) never wait for a pull.
+    pub fn slots_chunk(self, slots: &[u16], after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+        let rows: Vec<SlotRows> = slots.iter().map(|&s| self.st.db.slot_snapshot(s)).collect();
+        // Each client's exactly-once entry as these slots need it: the group taking them
+        // over answers retries of their writes from it.
+        let dedup: Vec<(u64, DedupEntry)> = self
+            .st
+            .dedup
+            .iter()
+            .map(|(client, e)| (*client, e.for_slots(slots)))
+            .filter(|(_, part)| part.floor != 0 || !part.recent.is_empty())
+            .collect();
+        drop(self);
         let mut out = SlotChunk {
             kvs: Vec::new(),
             dedup: Vec::new(),
             started: Vec::new(),
             complete: Vec::new(),
         };
-        self.slots_data(&mut out, slots, after, max_bytes);
-        self.dedup_for(&mut out);
-        out
-    }
-
-    fn slots_data(
-        &self,
-        out: &mut SlotChunk,
-        slots: &[u16],
-        after: Option<&[u8]>,
-        max_bytes: usize,
-    ) {
-        let mut bytes = 0;
-        for (i, &slot) in slots.iter().enumerate() {
-            let after = after.filter(|_| i == 0).and_then(KeyRef::from_storage);
-            if after.is_none() {
-                out.started.push(slot);
-            }
-            for (k, v) in self.st.db.slot_rows(slot, after) {
-                if bytes >= max_bytes {
-                    return;
+        slots_data(&mut out, &rows, after, max_bytes);
+        if !out.complete.is_empty() {
+            for (client, e) in dedup {
+                let part = e.for_slots(&out.complete);
+                if part.floor == 0 && part.recent.is_empty() {
+                    continue;
                 }
-                let v = match crate::codec::to_vec(v) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::error!(error = %e, "encoding a row");
-                        return;
-                    }
-                };
-                let k = k.storage_key();
-                bytes += k.len() + v.len();
-                out.kvs.push((Bytes::from(k), Bytes::from(v)));
-            }
-            out.complete.push(slot);
-            if bytes >= max_bytes {
-                return;
+                match crate::codec::to_vec(&part) {
+                    Ok(v) => out
+                        .dedup
+                        .push((Bytes::copy_from_slice(&dedup_key(client)), Bytes::from(v))),
+                    Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
+                }
             }
         }
-    }
-
-    /// Each client's exactly-once entry as the slots `out` completes need it: the group
-    /// taking them over answers retries of their writes from it.
-    fn dedup_for(&self, out: &mut SlotChunk) {
-        if out.complete.is_empty() {
-            return;
-        }
-        for (client, e) in &self.st.dedup {
-            let part = e.for_slots(&out.complete);
-            if part.floor == 0 && part.recent.is_empty() {
-                continue;
-            }
-            match crate::codec::to_vec(&part) {
-                Ok(v) => out
-                    .dedup
-                    .push((Bytes::copy_from_slice(&dedup_key(*client)), Bytes::from(v))),
-                Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
-            }
-        }
+        out
     }
 
     /// Whether `client`'s write `seq` had applied (or been acknowledged) at this view's
@@ -538,6 +512,37 @@ impl DbRead for ReadView<'_> {
 
     fn expires_count(&self) -> u64 {
         self.st.db.expires_count()
+    }
+}
+
+/// Fills `out` from `rows` (ascending slots), starting after storage key `after` in the
+/// first slot, up to about `max_bytes`.
+fn slots_data(out: &mut SlotChunk, rows: &[SlotRows], after: Option<&[u8]>, max_bytes: usize) {
+    let mut bytes = 0;
+    for (i, slot) in rows.iter().enumerate() {
+        let after = after.filter(|_| i == 0).and_then(KeyRef::from_storage);
+        if after.is_none() {
+            out.started.push(slot.slot());
+        }
+        for (k, v) in slot.after(after) {
+            if bytes >= max_bytes {
+                return;
+            }
+            let v = match crate::codec::to_vec(v) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!(error = %e, "encoding a row");
+                    return;
+                }
+            };
+            let k = k.storage_key();
+            bytes += k.len() + v.len();
+            out.kvs.push((Bytes::from(k), Bytes::from(v)));
+        }
+        out.complete.push(slot.slot());
+        if bytes >= max_bytes {
+            return;
+        }
     }
 }
 

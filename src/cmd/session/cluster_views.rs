@@ -26,14 +26,14 @@ pub async fn execute(sub: &[u8], argv: &[Bytes], node: &Arc<NodeShared>) -> Opti
         b"myshardid" => Reply::bulk(shard_hex_id(node.config.gid)),
         b"keyslot" => Reply::Int(i64::from(key_slot(&argv[2]))),
         b"countkeysinslot" => match parse_slot(&argv[2]) {
-            Ok(slot) => Reply::Int(node.group.reader().slot_keys(slot, usize::MAX).1 as i64),
+            Ok(slot) => Reply::Int(node.group.reader().slot_len(slot) as i64),
             Err(e) => e,
         },
         b"getkeysinslot" => match (parse_slot(&argv[2]), parse_i64(&argv[3])) {
             (Err(e), _) | (_, Err(e)) => e,
             (_, Ok(n)) if n < 0 => Reply::err("ERR Invalid number of keys"),
             (Ok(slot), Ok(n)) => {
-                let (keys, _) = node.group.reader().slot_keys(slot, n as usize);
+                let keys = node.group.reader().slot_keys(slot, n as usize);
                 Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
             }
         },
