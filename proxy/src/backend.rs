@@ -158,7 +158,7 @@ async fn write_requests(
         }
         if jobs.len() < MAX_WRITE_BATCH {
             // Let the clients already woken queue theirs too: one write for all of them.
-            tokio::task::yield_now().await;
+            crate::requeue::requeue().await;
             while jobs.len() < MAX_WRITE_BATCH {
                 match rx.try_recv() {
                     Ok(job) => jobs.push(job),

@@ -73,7 +73,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         }
         if !out.is_empty() && !inflight.is_empty() {
             // Replies from the other backends may be a moment behind: one write for them all.
-            tokio::task::yield_now().await;
+            crate::requeue::requeue().await;
             while let Some(Some((r, proto))) = inflight.next().now_or_never() {
                 r.encode(proto, &mut out);
             }
