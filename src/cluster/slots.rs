@@ -64,7 +64,36 @@ pub struct SlotTable {
     pub progress: Progress,
 }
 
+/// The slots a group serves, as a bitmap: every command's ownership check (on the leader
+/// when it is proposed or read, on every replica when it is applied) reads 2 KiB instead
+/// of the configuration's 128 KiB slot table, a cache miss per command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served(Box<[u64; 256]>);
+
+impl Served {
+    /// Every slot: a standalone group (no slot table).
+    pub fn all() -> Served {
+        Served(Box::new([u64::MAX; 256]))
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        let s = usize::from(slot) % 16384;
+        self.0[s / 64] & (1 << (s % 64)) != 0
+    }
+}
+
 impl SlotTable {
+    /// The slots this table serves ([`Access::Serve`]).
+    pub fn served(&self) -> Served {
+        let mut bits = Box::new([0u64; 256]);
+        for slot in 0..16384u16 {
+            if self.access(slot) == Access::Serve {
+                bits[usize::from(slot) / 64] |= 1 << (slot % 64);
+            }
+        }
+        Served(bits)
+    }
+
     /// A group at configuration 0: owns nothing.
     pub fn new(gid: Gid) -> SlotTable {
         SlotTable {
@@ -289,6 +318,31 @@ mod tests {
         assert!(a.settled() && b.settled());
         assert_eq!(b.progress.slots_in, 8192);
         assert_eq!(a.progress.slots_out, 8192);
+    }
+
+    #[test]
+    fn the_served_bitmap_agrees_with_access_through_a_move() {
+        let mut ctl = ControllerState::default();
+        let c1 = join(&mut ctl, 1);
+        let c2 = join(&mut ctl, 2);
+        let (mut a, mut b) = (SlotTable::new(1), SlotTable::new(2));
+        let agree = |t: &SlotTable| {
+            let served = t.served();
+            (0..16384u16).all(|s| served.contains(s) == (t.access(s) == Access::Serve))
+        };
+        assert!(agree(&a) && !(0..16384u16).any(|s| a.served().contains(s)));
+        for t in [&mut a, &mut b] {
+            t.advance(&c1).unwrap();
+            assert!(agree(t));
+            t.advance(&c2).unwrap();
+            assert!(agree(t));
+        }
+        // b is pulling its half (TRYAGAIN: not served), a no longer serves it (MOVED).
+        let moved = c2.slots_of(2);
+        assert!(!b.served().contains(moved[0]) && !a.served().contains(moved[0]));
+        b.installed(2, &moved[..1]);
+        assert!(agree(&b) && b.served().contains(moved[0]));
+        assert!(Served::all().contains(0) && Served::all().contains(16383));
     }
 
     #[test]

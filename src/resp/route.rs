@@ -13,7 +13,11 @@ pub fn refusal(node: &NodeShared, slot: u16) -> Option<Reply> {
     if !node.config.cluster_mode() {
         return None;
     }
-    refusal_at(node, &node.group.reader().cluster(), slot)
+    let reader = node.group.reader();
+    if node.config.gid != 0 && reader.serves(slot) == Some(true) {
+        return None;
+    }
+    refusal_at(node, &reader.cluster(), slot)
 }
 
 /// As [`refusal`], judged by `meta` (a read view's, so ownership and data agree).

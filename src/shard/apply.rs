@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::request::ClusterOp;
 use super::state_machine::State;
-use crate::cluster::slots::{Access, SlotTable};
+use crate::cluster::slots::{Access, Served, SlotTable};
 use crate::cluster::ControllerState;
 use crate::cmd::WriteCmd;
 use crate::db::keys::PREFIX_LEN;
@@ -30,6 +30,14 @@ pub struct ClusterMeta {
     pub ctl: ControllerState,
     /// A shard group's slot ownership. None: a standalone group, which owns every slot.
     pub slots: Option<SlotTable>,
+}
+
+impl ClusterMeta {
+    /// The slots a shard group serves; None for a standalone group (no slot table), which
+    /// serves every slot.
+    pub fn served(&self) -> Option<Served> {
+        self.slots.as_ref().map(SlotTable::served)
+    }
 }
 
 /// The exactly-once record of one client in one group: one row per client, not per
@@ -161,11 +169,12 @@ pub(super) fn apply(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply
         WriteCmd::DeleteExpired(keys) if ov.cluster().slots.is_some() => {
             // Never touch a slot that is not served here: an offloading slot's data is
             // frozen for the group pulling it.
-            let served: Vec<_> = keys
-                .iter()
-                .filter(|k| refusal(ov.cluster(), key_slot(k)).is_none())
-                .cloned()
-                .collect();
+            let mut served = Vec::with_capacity(keys.len());
+            for k in keys {
+                if ov.refusal(key_slot(k)).is_none() {
+                    served.push(k.clone());
+                }
+            }
             WriteCmd::DeleteExpired(served).apply(&mut ov.db, now)
         }
         WriteCmd::Flush(_) if ov.cluster().slots.as_ref().is_some_and(|t| !t.settled()) => {
@@ -173,7 +182,7 @@ pub(super) fn apply(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply
         }
         _ => {
             if let Some(key) = cmd.first_key() {
-                if let Some(r) = refusal(ov.cluster(), key_slot(key)) {
+                if let Some(r) = ov.refusal(key_slot(key)) {
                     return r;
                 }
             }
@@ -191,7 +200,7 @@ fn apply_once(
     now: u64,
 ) -> Reply {
     let slot = cmd.first_key().map(key_slot).unwrap_or(0);
-    if let Some(r) = refusal(ov.cluster(), slot) {
+    if let Some(r) = ov.refusal(slot) {
         return r;
     }
     let entry = ov.dedup_get(client);

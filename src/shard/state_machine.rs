@@ -34,10 +34,12 @@ use tokio::io::AsyncSeekExt;
 use super::apply::{dedup_client, dedup_key, ClusterMeta, DedupEntry};
 use super::request::ShardResponse;
 use super::snapshot_file::{self, Frozen, Image, Membership, Meta};
+use crate::cluster::slots::Served;
 use crate::db::keyspace::{KeyRef, Keyspace, RowKey, SlotRows};
 use crate::db::{DbRead, Value};
 use crate::raft::{Gid, NodeId, ShardTC};
 use crate::storage::{raft_err, StorageError};
+use redraft_proxy::wire::Reply;
 
 type RaftRes<T> = Result<T, RaftStorageError<NodeId>>;
 
@@ -55,6 +57,8 @@ pub(super) struct State {
     /// step at a time from a cursor.
     dedup: BTreeMap<u64, DedupEntry>,
     cluster: Arc<ClusterMeta>,
+    /// `cluster.served()`, None when stale (see `cluster_mut`).
+    served: Option<Arc<Option<Served>>>,
     /// The latest entry time applied: the group's clock never runs backwards past it,
     /// whatever the clock of the leader that stamps the next entry.
     clock: u64,
@@ -67,6 +71,7 @@ impl State {
         State {
             db: img.db,
             dedup: img.dedup,
+            served: None,
             cluster: img.cluster,
             clock: img.clock,
             applied: img.meta.last_log_id,
@@ -81,7 +86,24 @@ impl State {
 
     /// The cluster state, to change.
     pub(super) fn cluster_mut(&mut self) -> &mut ClusterMeta {
+        self.served = None;
         Arc::make_mut(&mut self.cluster)
+    }
+
+    /// The slots this group serves as of now (see [`Served`]).
+    fn served(&mut self) -> &Arc<Option<Served>> {
+        let cluster = &self.cluster;
+        self.served
+            .get_or_insert_with(|| Arc::new(cluster.served()))
+    }
+
+    /// The reply a command on `slot` gets instead of running, if this group must not run
+    /// it (see [`super::apply::refusal`]).
+    pub(super) fn refusal(&mut self, slot: u16) -> Option<Reply> {
+        match &**self.served() {
+            Some(served) if !served.contains(slot) => super::apply::refusal(&self.cluster, slot),
+            _ => None,
+        }
     }
 
     pub(super) fn dedup_get(&self, client: u64) -> Option<&DedupEntry> {
@@ -115,7 +137,7 @@ struct Shared {
     /// Copies of what the state holds, for readers that need no view (taking the state's
     /// lock again inside a view could deadlock behind a waiting apply). Updated by each
     /// apply before it releases the state.
-    cluster: RwLock<Arc<ClusterMeta>>,
+    cluster: RwLock<(Arc<ClusterMeta>, Arc<Option<Served>>)>,
     clock: AtomicU64,
     /// Last applied index + 1 (0: none).
     applied: AtomicU64,
@@ -146,14 +168,26 @@ impl Shared {
         self.cluster
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .clone()
     }
 
     /// Brings the copies up to date with `st` (see the fields).
-    fn publish(&self, st: &State) {
-        let mut cluster = self.cluster.write().unwrap_or_else(PoisonError::into_inner);
-        if !Arc::ptr_eq(&cluster, &st.cluster) {
-            *cluster = st.cluster.clone();
+    fn publish(&self, st: &mut State) {
+        let served = st.served().clone();
+        // Checked under the read lock: only applies (one at a time) write the copy, and
+        // every routed command reads it.
+        let stale = !Arc::ptr_eq(
+            &self
+                .cluster
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .1,
+            &served,
+        );
+        if stale {
+            *self.cluster.write().unwrap_or_else(PoisonError::into_inner) =
+                (st.cluster.clone(), served);
         }
         self.clock.fetch_max(st.clock, Ordering::Relaxed);
         let applied = st.applied.map_or(0, |l| l.index + 1);
@@ -236,14 +270,15 @@ impl ShardStateMachine {
             gid,
             dir: dir.to_path_buf(),
             state: RwLock::new(State::default()),
-            cluster: RwLock::default(),
+            cluster: RwLock::new((Arc::default(), Arc::new(None))),
             clock: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             snap_lock: tokio::sync::Mutex::new(()),
             current: Mutex::new(None),
             snapshot_bytes: AtomicU64::new(0),
         });
-        shared.publish(&state);
+        let mut state = state;
+        shared.publish(&mut state);
         *shared.write() = state;
         match current {
             Some(cur) => shared.set_current(cur)?,
@@ -266,7 +301,7 @@ impl ShardStateMachine {
         let mut st = self.shared.write();
         f(&mut st);
         st.applied = Some(log_id);
-        self.shared.publish(&st);
+        self.shared.publish(&mut st);
     }
 
     /// `apply` proper: each entry under the state's write lock in turn.
@@ -310,7 +345,7 @@ impl ShardStateMachine {
                 (None, _) => replies.push(Vec::new()),
             }
             st.applied = Some(e.log_id);
-            sh.publish(&st);
+            sh.publish(&mut st);
         }
         Ok(replies)
     }
@@ -343,6 +378,18 @@ impl ShardReader {
     /// The cluster state as applied (configuration, slot states, controller history).
     pub fn cluster(&self) -> Arc<ClusterMeta> {
         self.shared.cluster()
+    }
+
+    /// Whether the applied configuration has this (shard) group serve `slot`: the check
+    /// a command passes before it is proposed or read, answered from a bitmap. None when
+    /// the group has no slot table (standalone, or no configuration applied yet).
+    pub fn serves(&self, slot: u16) -> Option<bool> {
+        let c = self
+            .shared
+            .cluster
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        c.1.as_ref().as_ref().map(|s| s.contains(slot))
     }
 
     /// Up to `limit` user keys stored in `slot` (expired ones included, as Redis's
@@ -707,7 +754,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
         let old = {
             let mut st = sh.write();
             let old = std::mem::replace(&mut *st, State::from_image(img));
-            sh.publish(&st);
+            sh.publish(&mut st);
             old
         };
         // Dropping a large state takes a while: not under the lock, not on a worker.
