@@ -156,25 +156,46 @@ fn together(a: &[u8], b: &[u8]) -> Option<Bytes> {
     })
 }
 
-/// A stored row: the user key and its value.
+/// A stored row: key ++ value in one buffer (small ones in one allocation with its count),
+/// the key's length and the expiry time. One buffer, not a key and a value sharing it:
+/// a row is 56 bytes, not 80, in the map's nodes a lookup searches and a write copies, and
+/// storing or dropping it counts one reference, not two.
 #[derive(Clone)]
 struct Row {
-    key: Bytes,
-    value: Value,
+    buf: Bytes,
+    klen: u32,
+    expire_at: Option<u64>,
 }
 
 impl Row {
-    /// The row of `key` and `value`, small ones in one allocation (see the module doc).
-    fn new(key: &[u8], mut value: Value) -> Row {
-        let Data::Str(v) = &mut value.data;
-        let key = match together(key, v) {
-            Some(buf) => {
-                *v = buf.slice(key.len()..);
-                buf.slice(..key.len())
-            }
-            None => Bytes::copy_from_slice(key),
-        };
-        Row { key, value }
+    fn new(key: &[u8], value: Value) -> Row {
+        let Data::Str(v) = &value.data;
+        let buf = together(key, v).unwrap_or_else(|| {
+            let mut b = Vec::with_capacity(key.len() + v.len());
+            b.extend_from_slice(key);
+            b.extend_from_slice(v);
+            Bytes::from(b)
+        });
+        Row {
+            buf,
+            klen: key.len() as u32,
+            expire_at: value.expire_at,
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.buf[..self.klen as usize]
+    }
+
+    fn key_bytes(&self) -> Bytes {
+        self.buf.slice(..self.klen as usize)
+    }
+
+    fn value(&self) -> Value {
+        Value {
+            data: Data::Str(self.buf.slice(self.klen as usize..)),
+            expire_at: self.expire_at,
+        }
     }
 }
 
@@ -194,13 +215,13 @@ impl Rows1 {
     }
 
     fn find(&self, key: &[u8]) -> Option<&Row> {
-        self.rows().iter().find(|r| r.key[..] == *key)
+        self.rows().iter().find(|r| r.key() == key)
     }
 
     fn find_mut(&mut self, key: &[u8]) -> Option<&mut Row> {
         match self {
-            Rows1::One(row) => (row.key[..] == *key).then_some(row),
-            Rows1::Many(rows) => rows.iter_mut().find(|r| r.key[..] == *key),
+            Rows1::One(row) => (row.key() == key).then_some(row),
+            Rows1::Many(rows) => rows.iter_mut().find(|r| r.key() == key),
         }
     }
 
@@ -210,7 +231,7 @@ impl Rows1 {
             Rows1::One(r) => vec![r],
             Rows1::Many(rows) => rows,
         };
-        let at = rows.partition_point(|r| r.key < row.key);
+        let at = rows.partition_point(|r| r.key() < row.key());
         rows.insert(at, row);
         *self = Rows1::Many(rows);
     }
@@ -218,7 +239,7 @@ impl Rows1 {
     /// Removes `key`'s row (the caller drops an emptied `Rows1`).
     fn remove(&mut self, key: &[u8]) -> Option<Row> {
         match self {
-            Rows1::One(row) if row.key[..] == *key => {
+            Rows1::One(row) if row.key() == key => {
                 match std::mem::replace(self, Rows1::Many(Vec::new())) {
                     Rows1::One(row) => Some(row),
                     Rows1::Many(_) => None,
@@ -226,7 +247,7 @@ impl Rows1 {
             }
             Rows1::One(_) => None,
             Rows1::Many(rows) => {
-                let i = rows.iter().position(|r| r.key[..] == *key)?;
+                let i = rows.iter().position(|r| r.key() == key)?;
                 Some(rows.remove(i))
             }
         }
@@ -241,7 +262,7 @@ fn slot_iter<'a>(
     slot: u16,
     from: Bound<u64>,
     after: Option<&'a [u8]>,
-) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+) -> impl Iterator<Item = (RowKey, Value)> + 'a {
     let first = match from {
         Bound::Included(h) => Some(h),
         _ => None,
@@ -249,13 +270,15 @@ fn slot_iter<'a>(
     map.range((from, Bound::Unbounded))
         .flat_map(move |(&hash, rows)| {
             rows.rows().iter().filter_map(move |r| {
-                let skip = Some(hash) == first && after.is_some_and(|a| r.key[..] <= *a);
-                let key = RowKey {
-                    slot,
-                    hash,
-                    key: r.key.clone(),
-                };
-                (!skip).then_some((key, &r.value))
+                let skip = Some(hash) == first && after.is_some_and(|a| r.key() <= a);
+                (!skip).then(|| {
+                    let key = RowKey {
+                        slot,
+                        hash,
+                        key: r.key_bytes(),
+                    };
+                    (key, r.value())
+                })
             })
         })
 }
@@ -265,7 +288,7 @@ fn rows_after<'a>(
     map: &'a Slot,
     slot: u16,
     after: Option<KeyRef<'a>>,
-) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+) -> impl Iterator<Item = (RowKey, Value)> + 'a {
     let after = after.filter(|a| a.slot == slot);
     let from = after.map_or(Bound::Unbounded, |a| Bound::Included(a.hash));
     slot_iter(map, slot, from, after.map(|a| a.key))
@@ -286,7 +309,7 @@ impl SlotRows {
     pub fn after<'a>(
         &'a self,
         after: Option<KeyRef<'a>>,
-    ) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+    ) -> impl Iterator<Item = (RowKey, Value)> + 'a {
         rows_after(&self.map, self.slot, after)
     }
 }
@@ -318,13 +341,13 @@ impl Rows {
     }
 
     /// Every row, in storage order.
-    pub fn iter(&self) -> impl Iterator<Item = (RowKey, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (RowKey, Value)> + '_ {
         (0..SLOTS).flat_map(|s| slot_iter(&self.slots[s], s as u16, Bound::Unbounded, None))
     }
 
-    fn get(&self, k: &KeyRef<'_>) -> Option<&Value> {
+    fn get(&self, k: &KeyRef<'_>) -> Option<Value> {
         let row = self.slots[k.slot()].get(&k.hash)?.find(k.key)?;
-        Some(&row.value)
+        Some(row.value())
     }
 }
 
@@ -374,7 +397,7 @@ impl Keyspace {
         let map = &mut self.rows.slots[k.slot()];
         let old_t = match map.get_mut(&k.hash) {
             Some(rows) => match rows.find_mut(k.key) {
-                Some(old) => std::mem::replace(old, row).value.expire_at,
+                Some(old) => std::mem::replace(old, row).expire_at,
                 None => {
                     rows.add(row);
                     self.grew(k.slot());
@@ -422,8 +445,8 @@ impl Keyspace {
         }
         self.rows.lens[k.slot()] -= 1;
         self.rows.len -= 1;
-        self.retime(k, old.value.expire_at, None);
-        Some(old.value)
+        self.retime(k, old.expire_at, None);
+        Some(old.value())
     }
 
     /// Up to `limit` user keys whose expiry time is ≤ `now_ms`, soonest first.
@@ -447,7 +470,7 @@ impl Keyspace {
         &'a self,
         slot: u16,
         after: Option<KeyRef<'a>>,
-    ) -> impl Iterator<Item = (RowKey, &'a Value)> + 'a {
+    ) -> impl Iterator<Item = (RowKey, Value)> + 'a {
         rows_after(&self.rows.slots[usize::from(slot) % SLOTS], slot, after)
     }
 
@@ -494,7 +517,7 @@ impl Keyspace {
 
 impl DbRead for Keyspace {
     fn get_raw(&self, key: &[u8]) -> Option<Value> {
-        self.rows.get(&KeyRef::of(key)).cloned()
+        self.rows.get(&KeyRef::of(key))
     }
 
     fn scan(&self, pos: u64, count: usize) -> (Vec<(Bytes, Value)>, u64) {
@@ -513,7 +536,7 @@ impl DbRead for Keyspace {
                 return (out, p);
             }
             last_pos = Some(p);
-            out.push((k.key, v.clone()));
+            out.push((k.key, v));
         }
         (out, 0)
     }
@@ -630,7 +653,7 @@ mod tests {
         }
         ks.delete(b"k1");
         assert_eq!(frozen.len(), 1000);
-        assert!(frozen.iter().all(|(_, x)| *x == v("old", None)));
+        assert!(frozen.iter().all(|(_, x)| x == v("old", None)));
         assert_eq!(ks.get_raw(b"k2"), Some(v("new", None)));
     }
 

@@ -105,7 +105,7 @@ pub(super) fn write(dir: &Path, name: &str, state: &Frozen) -> Result<(), Storag
         },
     )?;
     for (k, v) in rows.iter() {
-        let value = Bytes::from(crate::codec::to_vec(v)?);
+        let value = Bytes::from(crate::codec::to_vec(&v)?);
         write_record(&mut w, &SnapRecord::Kv(Bytes::from(k.storage_key()), value))?;
     }
     for (client, e) in dedup {

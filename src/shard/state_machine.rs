@@ -575,7 +575,7 @@ fn slots_data(out: &mut SlotChunk, rows: &[SlotRows], after: Option<&[u8]>, max_
             if bytes >= max_bytes {
                 return;
             }
-            let v = match crate::codec::to_vec(v) {
+            let v = match crate::codec::to_vec(&v) {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::error!(error = %e, "encoding a row");
