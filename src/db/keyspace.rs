@@ -577,6 +577,79 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_values_of_every_size_keep_their_bytes() {
+        // Around each inline size class, and far past the largest (stored apart).
+        let sizes = [
+            0,
+            1,
+            23,
+            24,
+            25,
+            56,
+            57,
+            120,
+            184,
+            185,
+            247,
+            248,
+            249,
+            4096,
+            1 << 20,
+        ];
+        let bytes = |n: usize, seed: u8| -> Vec<u8> {
+            (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+        };
+        let mut ks = Keyspace::new();
+        let mut model = std::collections::BTreeMap::new();
+        for (i, &klen) in sizes.iter().enumerate() {
+            for (j, &vlen) in sizes.iter().enumerate() {
+                let key = [bytes(klen, 1), vec![i as u8, j as u8]].concat();
+                let value = Bytes::from(bytes(vlen, 2));
+                ks.put(&key, Value::string(value.clone()));
+                model.insert(key, value);
+            }
+        }
+        // Replacing a small value with a big one and back.
+        for (n, key) in model
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .enumerate()
+        {
+            let value = Bytes::from(bytes(sizes[n % sizes.len()], 3));
+            ks.put(
+                &key,
+                Value {
+                    expire_at: Some(n as u64 + 1),
+                    ..Value::string(value.clone())
+                },
+            );
+            model.insert(key, value);
+        }
+        for (key, value) in &model {
+            let got = ks.get_raw(key).expect("stored");
+            let Data::Str(b) = &got.data;
+            assert_eq!(b, value);
+            assert!(got.expire_at.is_some());
+        }
+        let listed: std::collections::BTreeMap<_, _> = ks
+            .rows()
+            .iter()
+            .map(|(k, v)| {
+                let Data::Str(b) = v.data;
+                (k.user_key().to_vec(), b)
+            })
+            .collect();
+        assert_eq!(listed, model);
+        for key in model.keys() {
+            assert!(ks.delete(key));
+        }
+        assert_eq!(ks.key_count(), 0);
+        assert_eq!(ks.expires_count(), 0);
+    }
+
+    #[test]
     fn rows_are_in_storage_key_order() {
         let mut ks = Keyspace::new();
         let mut want: Vec<Vec<u8>> = Vec::new();
