@@ -247,7 +247,8 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
             batch.insert(&self.log, id.index.to_be_bytes(), v);
         }
         self.appended.fetch_add(bytes, Ordering::Relaxed);
-        crate::storage::blocking(|| batch.commit())
+        self.storage
+            .commit(|| batch.commit())
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.storage
             .flush_then(move || callback.log_io_completed(Ok(())));

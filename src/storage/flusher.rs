@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use fjall::{Database, PersistMode};
@@ -31,7 +31,8 @@ pub(crate) struct Health {
 }
 
 impl Flusher {
-    pub(crate) fn start(db: Database) -> std::io::Result<Flusher> {
+    /// `gate` is held for each fsync; see [`crate::storage::Storage::commit`].
+    pub(crate) fn start(db: Database, gate: Arc<Mutex<()>>) -> std::io::Result<Flusher> {
         let (tx, rx) = mpsc::channel::<Done>();
         let health = Arc::new(Health {
             persists: AtomicU64::new(0),
@@ -41,7 +42,7 @@ impl Flusher {
         let h = health.clone();
         let thread = std::thread::Builder::new()
             .name("fjall-flusher".into())
-            .spawn(move || run(db, rx, &h))?;
+            .spawn(move || run(db, rx, &h, &gate))?;
         Ok(Flusher {
             tx: Some(tx),
             thread: Some(thread),
@@ -89,11 +90,15 @@ impl Drop for Flusher {
     }
 }
 
-fn run(db: Database, rx: mpsc::Receiver<Done>, health: &Health) {
+fn run(db: Database, rx: mpsc::Receiver<Done>, health: &Health, gate: &Mutex<()>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
-        if sync(&db, health) {
+        let synced = {
+            let _gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+            sync(&db, health)
+        };
+        if synced {
             for done in pending {
                 done();
             }
