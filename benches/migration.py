@@ -4,7 +4,11 @@ release `redraft dev --groups 2` while a client keeps writing to a slot that doe
 move, and print the migration time and that client's p99 latency before, during and
 after the move.
 
-    python3 benches/migration.py [--keys 100000] [--value-size 64]
+    python3 benches/migration.py [--keys 100000] [--value-size 64] [--processes]
+
+With --processes every replica is its own `redraft node` process, as deployed, rather than
+a task of `redraft dev` sharing one runtime's two workers with the others: the kernel then
+schedules the unaffected group's threads apart from the busy ones.
 
 Needs redis-py (compat/requirements.txt) and a release build (the script builds it).
 """
@@ -92,6 +96,8 @@ def main():
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--value-size", type=int, default=64)
     ap.add_argument("--phase-seconds", type=float, default=3.0)
+    ap.add_argument("--processes", action="store_true",
+                    help="one `redraft node` process per replica instead of `redraft dev`")
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,17 +105,52 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
     binary = os.path.join(target, "release", "redraft")
     work = tempfile.mkdtemp()
-    dev = subprocess.Popen(
-        [binary, "dev", "--groups", "2", "--base-port", str(BASE), "--dir", work + "/data"],
-        stdout=open(work + "/dev.log", "w"), stderr=subprocess.STDOUT, env=dict(os.environ))
+    if args.processes:
+        procs = start_processes(binary, work)
+    else:
+        procs = [subprocess.Popen(
+            [binary, "dev", "--groups", "2", "--base-port", str(BASE), "--dir", work + "/data"],
+            stdout=open(work + "/dev.log", "w"), stderr=subprocess.STDOUT, env=dict(os.environ))]
     try:
         run(args, work)
     finally:
-        dev.terminate()
-        dev.wait()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
         if os.environ.get("BENCH_LOG"):
             print("".join(l for l in open(work + "/dev.log") if "chunk" in l or "migration" in l or "installed" in l))
         shutil.rmtree(work, ignore_errors=True)
+
+
+def start_processes(binary, work):
+    """The layout `redraft dev --groups 2` makes, as nine processes: nodes 1-3 are group 1,
+    4-6 group 2, 7-9 the controller; then both groups join (group 1 gets slots 0-8191)."""
+    addr = lambda i: "127.0.0.1:%d" % (BASE + i - 1)
+    members = {g: [(i, addr(i)) for i in ids]
+               for g, ids in {1: (1, 2, 3), 2: (4, 5, 6), 0: (7, 8, 9)}.items()}
+    peers = {g: ",".join("%d=%s" % m for m in ms) for g, ms in members.items()}
+    log = open(work + "/dev.log", "w")
+    procs = []
+    for g, ms in members.items():
+        for i, _ in ms:
+            cmd = [binary, "node", "--id", str(i), "--group", str(g), "--port", str(BASE + i - 1),
+                   "--dir", "%s/node%d" % (work, i), "--peers", peers[g]]
+            if g != 0:
+                cmd += ["--controller", peers[0]]
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    join = ["CLUSTER", "JOIN"]
+    for g in (1, 2):
+        join += [str(g)] + ["%d=%s" % m for m in members[g]]
+    deadline = time.time() + 60
+    while True:
+        try:
+            redis.Redis(port=BASE + 6).execute_command(*join)
+            return procs
+        except redis.exceptions.RedisError as e:
+            if time.time() > deadline:
+                raise RuntimeError("joining the groups failed: %s" % e)
+            time.sleep(0.1)
 
 
 def run(args, work):
