@@ -248,7 +248,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         }
         self.appended.fetch_add(bytes, Ordering::Relaxed);
         self.storage
-            .commit(|| batch.commit())
+            .commit(&self.log, || batch.commit())
             .map_err(|e| raft_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.storage
             .flush_then(move || callback.log_io_completed(Ok(())));

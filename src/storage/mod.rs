@@ -169,19 +169,26 @@ impl Storage {
         })?)
     }
 
-    /// Runs `commit`, a fjall write, on this thread unless the flusher is mid-fsync. fjall
-    /// fsyncs its journal under the journal's lock, so a write during an fsync waits for
-    /// it: then the worker is handed over for the wait ([`blocking`]). A write that holds
-    /// the gate keeps the flusher from starting one, and handing the worker over on every
-    /// log append cost more than a tenth of a write's CPU.
-    pub fn commit<T>(&self, commit: impl FnOnce() -> T) -> T {
-        match self.inner.gate.try_lock() {
-            Ok(_gate) => commit(),
-            Err(_) => blocking(|| {
-                let _gate = self.inner.gate.lock().unwrap_or_else(|e| e.into_inner());
-                commit()
-            }),
+    /// Runs `commit`, a fjall write to `keyspace`, on this thread unless it may wait: the
+    /// flusher is mid-fsync (fjall fsyncs its journal under the journal's lock), or fjall
+    /// may throttle the write (it sleeps in the commit while memtables or level-0 tables
+    /// pile up). Then the worker is handed over for the wait ([`blocking`]). A write that
+    /// holds the gate keeps the flusher from starting an fsync; handing the worker over on
+    /// every log append cost more than a tenth of a write's CPU.
+    pub fn commit<T>(&self, keyspace: &Keyspace, commit: impl FnOnce() -> T) -> T {
+        // fjall stalls a write at 4 sealed memtables or 20 level-0 runs; one commit seals
+        // at most one memtable.
+        let may_stall = keyspace.sealed_memtable_count() >= 2 || keyspace.l0_table_count() >= 16;
+        if !may_stall {
+            if let Ok(_gate) = self.inner.gate.try_lock() {
+                return commit();
+            }
         }
+        blocking(|| {
+            let _gate =
+                (!may_stall).then(|| self.inner.gate.lock().unwrap_or_else(|e| e.into_inner()));
+            commit()
+        })
     }
 
     /// Runs `done` once everything committed so far is on disk. Calls arriving while an
