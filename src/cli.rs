@@ -61,8 +61,10 @@ pub struct ProxyTuning {
     /// before the client gets the last error, in milliseconds.
     #[arg(long, env = "REDRAFT_RETRY_MS", default_value_t = 5000)]
     pub retry_ms: u64,
-    /// Pipelined connections from the proxy to each node.
-    #[arg(long, env = "REDRAFT_BACKEND_CONNS", default_value_t = 4)]
+    /// Pipelined connections from the proxy to each node. One carries every client's
+    /// requests in the fewest, largest writes; more let a large reply hold up fewer
+    /// clients, at the cost of more system calls per request.
+    #[arg(long, env = "REDRAFT_BACKEND_CONNS", default_value_t = 1)]
     pub backend_conns: usize,
 }
 

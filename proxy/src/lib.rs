@@ -38,7 +38,7 @@ pub struct ProxyConfig {
     /// client gets the last error.
     pub retry_window: Duration,
     pub maxclients: usize,
-    /// Pipelined connections per node.
+    /// Pipelined connections per node (see `redraft proxy --backend-conns`).
     pub backend_conns: usize,
 }
 
@@ -48,7 +48,7 @@ impl Default for ProxyConfig {
             seeds: Vec::new(),
             retry_window: Duration::from_secs(5),
             maxclients: 10_000,
-            backend_conns: 4,
+            backend_conns: 1,
         }
     }
 }
