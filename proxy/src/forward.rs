@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::backend::{Backend, BackendError};
 use crate::session::Stamp;
-use crate::topology::Topology;
+use crate::topology::{Topology, View};
 use crate::wire::{Protocol, Reply};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
@@ -59,6 +59,66 @@ impl Pool {
             *b = Backend::connect(addr.clone(), proto);
         }
         b.clone()
+    }
+}
+
+/// A client's copy of the routes it uses: the topology's view at some version and its
+/// connection to each leader, so that routing a request reads one shared counter and
+/// locks nothing. (Every client shares one pooled connection per node: the pool's lock,
+/// the view's lock and the connection's reference count were each contended on every
+/// request.)
+#[derive(Default)]
+pub struct Routes {
+    version: u64,
+    view: Option<Arc<View>>,
+    /// (the view's leader address, this client's copy of it, protocol, connection).
+    conns: Vec<(Arc<str>, Arc<str>, Protocol, Backend)>,
+}
+
+impl Routes {
+    /// Where a command on `slot` goes: the leader's address and this client's connection
+    /// to it. None while the slot has no known owner.
+    fn route(
+        &mut self,
+        b: &Backends,
+        slot: u16,
+        proto: Protocol,
+        lane: u64,
+    ) -> Option<(Arc<str>, &Backend)> {
+        if self.view.is_none() || self.version != b.topo.version() {
+            let (version, view) = b.topo.view();
+            self.version = version;
+            self.view = Some(view);
+            self.conns.clear();
+        }
+        let leader = self.view.as_ref()?.leader(slot)?;
+        let at = self
+            .conns
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.0, leader) && c.2 == proto);
+        let i = match at {
+            Some(i) if self.conns[i].3.is_alive() => i,
+            _ => {
+                let conn = (
+                    leader.clone(),
+                    Arc::from(&**leader),
+                    proto,
+                    b.pool.get(leader, proto, lane),
+                );
+                match at {
+                    Some(i) => {
+                        self.conns[i] = conn;
+                        i
+                    }
+                    None => {
+                        self.conns.push(conn);
+                        self.conns.len() - 1
+                    }
+                }
+            }
+        };
+        let c = &self.conns[i];
+        Some((c.1.clone(), &c.3))
     }
 }
 
@@ -153,15 +213,41 @@ impl Backends {
         }
     }
 
+    /// Sends `req` now to the leader of `slot`, as `routes` has it; `finish` waits for (and
+    /// retries) its reply.
+    pub fn start_slot(
+        &self,
+        routes: &mut Routes,
+        slot: u16,
+        req: Bytes,
+        (proto, lane): (Protocol, u64),
+        retry: Retry,
+    ) -> Call {
+        let (addr, first) = match routes.route(self, slot, proto, lane) {
+            Some((addr, conn)) => (Some(addr), Some(conn.send(req.clone()))),
+            None => (None, None),
+        };
+        Call {
+            target: Target::Slot(slot),
+            addr,
+            req,
+            proto,
+            lane,
+            retry,
+            first,
+            once: None,
+        }
+    }
+
     /// Sends a request stamped `ONCE client seq:acked:after` (a write, or a read that
     /// follows one) to the owner of `slot`.
     pub fn start_once(
         &self,
+        routes: &mut Routes,
         slot: u16,
         (client, stamp): (u64, Stamp),
         argv: Vec<Bytes>,
-        proto: Protocol,
-        lane: u64,
+        (proto, lane): (Protocol, u64),
     ) -> Call {
         let req = encode_once(client, &stamp, &argv);
         let retry = if stamp.is_write() {
@@ -169,7 +255,7 @@ impl Backends {
         } else {
             Retry::Read
         };
-        let mut call = self.start(Target::Slot(slot), req, proto, lane, retry);
+        let mut call = self.start_slot(routes, slot, req, (proto, lane), retry);
         call.once = Some(Once {
             client,
             stamp,

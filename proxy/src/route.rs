@@ -113,24 +113,23 @@ pub fn forward(
 /// Sends a write stamped for exactly-once retries to the owner of `slot`.
 fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call {
     let stamp = s.stamp(slot);
+    let conn = (s.proto, s.lane);
     sh.backends
-        .start_once(slot, (s.once_client, stamp), argv, s.proto, s.lane)
+        .start_once(&mut s.routes, slot, (s.once_client, stamp), argv, conn)
 }
 
 /// Sends a read to the owner of `slot`; one behind a write of this client to the slot
 /// still unanswered is stamped to see it.
-fn start_read(sh: &Shared, s: &Session, slot: u16, argv: Vec<Bytes>) -> Call {
+fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call {
+    let conn = (s.proto, s.lane);
     match s.read_stamp(slot) {
-        Some(stamp) => sh
+        Some(stamp) => {
+            sh.backends
+                .start_once(&mut s.routes, slot, (s.once_client, stamp), argv, conn)
+        }
+        None => sh
             .backends
-            .start_once(slot, (s.once_client, stamp), argv, s.proto, s.lane),
-        None => sh.backends.start(
-            Target::Slot(slot),
-            encode(&argv),
-            s.proto,
-            s.lane,
-            Retry::Read,
-        ),
+            .start_slot(&mut s.routes, slot, encode(&argv), conn, Retry::Read),
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::forward::Routes;
 use crate::wire::hello::{self, check_name};
 use crate::wire::{Protocol, Reply};
 use crate::Shared;
@@ -23,6 +24,8 @@ pub struct Session {
     pub proto: Protocol,
     /// Which pooled connection to each node this client uses.
     pub lane: u64,
+    /// Its copy of the routes to the leaders.
+    pub routes: Routes,
     pub quit: bool,
 }
 
@@ -36,6 +39,7 @@ impl Session {
             in_flight: InFlight::default(),
             proto: Protocol::Resp2,
             lane: id,
+            routes: Routes::default(),
             quit: false,
         }
     }

@@ -7,6 +7,7 @@
 //! straight away. A stale view costs a redirect, never a wrong answer: nodes check
 //! ownership themselves.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// Time one node gets to answer a refresh.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug, Default)]
-struct View {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct View {
     /// Slot → the address of its owner's leader; None while unassigned.
     slots: Vec<Option<Arc<str>>>,
     /// The configuration number the view came from.
@@ -33,7 +34,9 @@ struct View {
 
 pub struct Topology {
     seeds: Vec<Arc<str>>,
-    view: RwLock<View>,
+    view: RwLock<Arc<View>>,
+    /// Bumped after each change of the view, for clients' copies of it ([`Topology::view`]).
+    version: AtomicU64,
     wake: Notify,
     /// Counts completed refreshes, so a caller can wait for the next one.
     refreshed: watch::Sender<u64>,
@@ -45,10 +48,11 @@ impl Topology {
     pub fn start(seeds: Vec<String>) -> Arc<Topology> {
         let t = Arc::new(Topology {
             seeds: seeds.into_iter().map(Arc::from).collect(),
-            view: RwLock::new(View {
+            view: RwLock::new(Arc::new(View {
                 slots: vec![None; SLOTS],
                 ..View::default()
-            }),
+            })),
+            version: AtomicU64::new(0),
             wake: Notify::new(),
             refreshed: watch::channel(0).0,
         });
@@ -63,8 +67,27 @@ impl Topology {
         t
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Arc<View>> {
         self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the view; `change` says whether it did.
+    fn update(&self, change: impl FnOnce(&mut Arc<View>) -> bool) {
+        let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+        if change(&mut v) {
+            self.version.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The number of the view's changes so far: a copy taken at an older one is stale.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The view and its version (a copy is at least this fresh).
+    pub(crate) fn view(&self) -> (u64, Arc<View>) {
+        let version = self.version();
+        (version, self.read().clone())
     }
 
     /// The leader to send a command on `slot` to.
@@ -104,11 +127,15 @@ impl Topology {
 
     /// A node answered MOVED: believe it for this slot now, and refresh the rest.
     pub fn moved(&self, slot: u16, addr: &str) {
-        {
-            let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+        self.update(|v| {
+            if v.slots[usize::from(slot)].as_deref() == Some(addr) {
+                return false;
+            }
             let known = v.nodes.iter().find(|n| ***n == *addr).cloned();
-            v.slots[usize::from(slot)] = Some(known.unwrap_or_else(|| Arc::from(addr)));
-        }
+            Arc::make_mut(v).slots[usize::from(slot)] =
+                Some(known.unwrap_or_else(|| Arc::from(addr)));
+            true
+        });
         self.request_refresh();
     }
 
@@ -132,13 +159,26 @@ impl Topology {
             }
         }
         for addr in candidates {
-            if let Some(v) = query(&addr).await {
-                *self.view.write().unwrap_or_else(|e| e.into_inner()) = v;
+            if let Some(new) = query(&addr).await {
+                self.update(|v| {
+                    let changed = **v != new;
+                    if changed {
+                        *v = Arc::new(new);
+                    }
+                    changed
+                });
                 self.refreshed.send_modify(|n| *n += 1);
                 return;
             }
         }
         self.refreshed.send_modify(|n| *n += 1);
+    }
+}
+
+impl View {
+    /// The leader to send a command on `slot` to.
+    pub(crate) fn leader(&self, slot: u16) -> Option<&Arc<str>> {
+        self.slots[usize::from(slot)].as_ref()
     }
 }
 
@@ -219,6 +259,24 @@ mod tests {
             Reply::Int(port),
             Reply::bulk_str("id"),
         ])
+    }
+
+    #[tokio::test]
+    async fn a_moved_slot_changes_the_view_and_its_version_once() {
+        let t = Topology::start(vec![]);
+        let (v0, before) = t.view();
+        assert_eq!(before.leader(5), None);
+        t.moved(5, "127.0.0.1:7001");
+        let (v1, after) = t.view();
+        assert!(v1 > v0, "clients' copies are now stale");
+        assert_eq!(after.leader(5).map(|a| &**a), Some("127.0.0.1:7001"));
+        assert_eq!(
+            before.leader(5),
+            None,
+            "a copy does not change under its client"
+        );
+        t.moved(5, "127.0.0.1:7001");
+        assert_eq!(t.version(), v1, "nothing changed");
     }
 
     #[test]
