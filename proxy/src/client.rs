@@ -5,15 +5,18 @@
 //! The window also bounds how many of this client's exactly-once writes can be in flight
 //! at a node: fewer than the node keeps per client and slot, so any retry can be answered.
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::route::{dispatch, Dispatched};
+use crate::forward::Call;
+use crate::route::{dispatch, Dispatched, ReplyFuture};
 use crate::session::Session;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
@@ -24,7 +27,79 @@ pub const WINDOW: usize = 48;
 /// The query buffer never grows past this (a 512 MiB bulk plus framing fits).
 const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
 
-type Pending = futures::future::BoxFuture<'static, (Reply, Protocol)>;
+/// A request in flight, in the client's order. Most are one call whose first answer is
+/// the reply: they need no future (and no allocation) of their own, and only the oldest
+/// is polled, as replies go out in order. The others (retries, split and fanned-out
+/// commands) have futures, all polled, so that they make progress together.
+enum Flight {
+    Ready(Reply),
+    Sent(Call),
+    Pending(ReplyFuture),
+}
+
+impl Flight {
+    /// Moves a sent call whose first answer came and needs more (a redirect, a retry) to
+    /// the slow path; one whose answer settled it to ready. `cx` is registered if the
+    /// answer has not come.
+    fn advance(&mut self, sh: &Arc<Shared>, cx: &mut Context<'_>) {
+        let Flight::Sent(call) = self else { return };
+        match call.poll_first(cx) {
+            Poll::Pending => {}
+            Poll::Ready(Some(r)) => *self = Flight::Ready(r),
+            Poll::Ready(None) => {
+                if let Flight::Sent(call) = std::mem::replace(self, Flight::Ready(Reply::Null)) {
+                    let sh = sh.clone();
+                    *self =
+                        Flight::Pending(Box::pin(async move { sh.backends.finish(call).await }));
+                }
+            }
+        }
+    }
+}
+
+/// The oldest request's reply (in the protocol to encode it in), once it has one.
+fn poll_oldest(
+    inflight: &mut VecDeque<(Flight, Protocol)>,
+    sh: &Arc<Shared>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<(Reply, Protocol)>> {
+    let Some((oldest, _)) = inflight.front_mut() else {
+        return Poll::Ready(None);
+    };
+    oldest.advance(sh, cx);
+    if matches!(oldest, Flight::Pending(_)) {
+        // The oldest has to retry: so may the ones behind it whose answers are in, and
+        // they retry together rather than one after the other.
+        let mut quiet = Context::from_waker(std::task::Waker::noop());
+        for (flight, _) in inflight.iter_mut().skip(1) {
+            flight.advance(sh, &mut quiet);
+        }
+    }
+    for (flight, _) in inflight.iter_mut() {
+        if let Flight::Pending(f) = flight {
+            if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                *flight = Flight::Ready(r);
+            }
+        }
+    }
+    match inflight.front() {
+        Some((Flight::Ready(_), _)) => match inflight.pop_front() {
+            Some((Flight::Ready(r), proto)) => Poll::Ready(Some((r, proto))),
+            _ => Poll::Pending,
+        },
+        _ => Poll::Pending,
+    }
+}
+
+/// The oldest request's reply if it has one now.
+fn oldest_now(
+    inflight: &mut VecDeque<(Flight, Protocol)>,
+    sh: &Arc<Shared>,
+) -> Option<(Reply, Protocol)> {
+    poll_fn(|cx| poll_oldest(inflight, sh, cx))
+        .now_or_never()
+        .flatten()
+}
 
 pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     let _ = stream.set_nodelay(true);
@@ -35,7 +110,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut inflight: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut inflight: VecDeque<(Flight, Protocol)> = VecDeque::with_capacity(WINDOW);
     // Set once nothing more will be read: QUIT, or a malformed request.
     let mut closing = false;
     // Set once the client stopped sending (`printf … | nc`): what it sent is still
@@ -50,10 +125,12 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                     // Encoded in the protocol in force after the command (HELLO answers in
                     // the protocol it chose).
                     let proto = session.proto;
-                    inflight.push_back(match d {
-                        Dispatched::Ready(r) => Box::pin(async move { (r, proto) }),
-                        Dispatched::Pending(f) => Box::pin(f.map(move |r| (r, proto))),
-                    });
+                    let flight = match d {
+                        Dispatched::Ready(r) => Flight::Ready(r),
+                        Dispatched::Pending(f) => Flight::Pending(f),
+                        Dispatched::Sent(c) => Flight::Sent(c),
+                    };
+                    inflight.push_back((flight, proto));
                     closing = session.quit;
                 }
                 Ok(None) => {
@@ -63,18 +140,18 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                 Err(e) => {
                     let r = Reply::err(format!("ERR Protocol error: {e}"));
                     let proto = session.proto;
-                    inflight.push_back(Box::pin(async move { (r, proto) }));
+                    inflight.push_back((Flight::Ready(r), proto));
                     closing = true;
                 }
             }
         }
-        while let Some(Some((r, proto))) = inflight.next().now_or_never() {
+        while let Some((r, proto)) = oldest_now(&mut inflight, &sh) {
             r.encode(proto, &mut out);
         }
         if !out.is_empty() && !inflight.is_empty() {
             // Replies from the other backends may be a moment behind: one write for them all.
             crate::requeue::requeue().await;
-            while let Some(Some((r, proto))) = inflight.next().now_or_never() {
+            while let Some((r, proto)) = oldest_now(&mut inflight, &sh) {
                 r.encode(proto, &mut out);
             }
         }
@@ -103,7 +180,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                 Ok(_) => {}
                 Err(_) => return,
             },
-            Some((r, proto)) = inflight.next(), if !inflight.is_empty() => {
+            Some((r, proto)) = poll_fn(|cx| poll_oldest(&mut inflight, &sh, cx)), if !inflight.is_empty() => {
                 r.encode(proto, &mut out);
             }
         }

@@ -226,10 +226,12 @@ pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
         )));
     }
     let dbsize = fan_out(sh, s, "dbsize", vec![Bytes::from_static(b"DBSIZE")]);
+    let sh = sh.clone();
     Dispatched::Pending(Box::pin(async move {
         let n = match dbsize {
             Dispatched::Ready(r) => r,
             Dispatched::Pending(f) => f.await,
+            Dispatched::Sent(c) => sh.backends.finish(c).await,
         };
         let n = if let Reply::Int(n) = n { n } else { 0 };
         text.push_str("# Keyspace\r\n");

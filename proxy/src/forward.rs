@@ -8,7 +8,10 @@
 //! node in the order the client sent them) and finished asynchronously.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -171,6 +174,31 @@ struct Once {
 }
 
 impl Call {
+    /// Polls the first answer without a future of its own: `Some(reply)` when it settles
+    /// the request, `None` when the request needs [`Backends::finish`] (a redirect, a
+    /// retry, no owner known), which then reads that same answer.
+    pub fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
+        let Some(rx) = self.first.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = match Pin::new(rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r.unwrap_or_else(|_| Err(BackendError::Lost(Arc::from("dropped")))),
+        };
+        match outcome {
+            Ok(r) if settles(&r, self.retry) => {
+                self.first = None;
+                Poll::Ready(Some(r))
+            }
+            other => {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(other);
+                self.first = Some(rx);
+                Poll::Ready(None)
+            }
+        }
+    }
+
     /// Before a retry: a write it was to follow may have been answered since without
     /// applying (an error, or given up on), and must not hold it back.
     fn restamp(&mut self) {
@@ -376,6 +404,14 @@ fn redirect(e: &str) -> Option<(&str, u16, &str)> {
     Some((kind, slot, addr))
 }
 
+/// Whether a first answer is final, as [`Backends::finish`] would take it.
+fn settles(r: &Reply, retry: Retry) -> bool {
+    match r {
+        Reply::Error(e) => redirect(e).is_none() && !retryable(e, retry != Retry::Unsafe),
+        _ => true,
+    }
+}
+
 /// Errors that say "not now" rather than "no".
 fn retryable(e: &str, repeatable: bool) -> bool {
     e.starts_with("TRYAGAIN")
@@ -477,5 +513,67 @@ mod tests {
             "WRONGTYPE Operation against a key holding the wrong kind of value",
             true
         ));
+    }
+
+    fn sent(retry: Retry, answer: Result<Reply, BackendError>) -> Call {
+        let (tx, rx) = oneshot::channel();
+        tx.send(answer).unwrap();
+        Call {
+            target: Target::Slot(1),
+            addr: Some(Arc::from("127.0.0.1:1")),
+            req: encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]),
+            proto: Protocol::Resp2,
+            lane: 0,
+            retry,
+            first: Some(rx),
+            once: None,
+        }
+    }
+
+    /// A first answer that `finish` would not return as it is goes to `finish`, intact.
+    #[test]
+    fn a_first_answer_settles_only_what_finish_would_not_retry() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let settled = |retry, answer| -> Option<Reply> {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match sent(retry, answer).poll_first(&mut cx) {
+                Poll::Ready(r) => r,
+                Poll::Pending => panic!("the answer is there"),
+            }
+        };
+        let wrongtype =
+            Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert_eq!(settled(Retry::Read, Ok(Reply::Int(3))), Some(Reply::Int(3)));
+        assert_eq!(settled(Retry::Read, Ok(wrongtype.clone())), Some(wrongtype));
+        let unknown = Reply::err("ERR write outcome unknown: commit timed out");
+        assert_eq!(
+            settled(Retry::Unsafe, Ok(unknown.clone())),
+            Some(unknown.clone())
+        );
+        for (retry, answer) in [
+            (Retry::Read, Ok(Reply::err("MOVED 1 127.0.0.1:2"))),
+            (Retry::Read, Ok(Reply::err("ASK 1 127.0.0.1:2"))),
+            (
+                Retry::StampedWrite,
+                Ok(Reply::err("TRYAGAIN Slot 1 is being migrated")),
+            ),
+            (
+                Retry::Read,
+                Ok(Reply::err("CLUSTERDOWN The cluster is down")),
+            ),
+            (Retry::StampedWrite, Ok(unknown)),
+            (
+                Retry::Read,
+                Err(BackendError::Lost(Arc::from("127.0.0.1:1"))),
+            ),
+        ] {
+            let mut call = sent(retry, answer.clone());
+            assert!(
+                matches!(call.poll_first(&mut cx), Poll::Ready(None)),
+                "{answer:?}"
+            );
+            let again = call.first.take().expect("handed on").try_recv();
+            assert_eq!(format!("{:?}", again.unwrap()), format!("{answer:?}"));
+        }
     }
 }

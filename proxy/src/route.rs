@@ -26,6 +26,9 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
 pub enum Dispatched {
     Ready(Reply),
     Pending(ReplyFuture),
+    /// One request, sent: its first answer is most likely its reply (see
+    /// [`Call::poll_first`]), so it gets no future until it needs one.
+    Sent(Call),
 }
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -66,8 +69,10 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         },
         _ => match slot_of(Some(spec), &argv) {
             Err(e) => Ready(e),
-            Ok(Some(slot)) if spec.has_flag("write") => pending(sh, start_write(sh, s, slot, argv)),
-            Ok(Some(slot)) => pending(sh, start_read(sh, s, slot, argv)),
+            Ok(Some(slot)) if spec.has_flag("write") => {
+                Dispatched::Sent(start_write(sh, s, slot, argv))
+            }
+            Ok(Some(slot)) => Dispatched::Sent(start_read(sh, s, slot, argv)),
             Ok(None) => {
                 let retry = if spec.has_flag("write") || spec.has_flag("admin") {
                     Retry::Unsafe
