@@ -8,10 +8,9 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -70,7 +69,7 @@ fn poll_oldest(
     if matches!(oldest, Flight::Pending(_)) {
         // The oldest has to retry: so may the ones behind it whose answers are in, and
         // they retry together rather than one after the other.
-        let mut quiet = Context::from_waker(std::task::Waker::noop());
+        let mut quiet = Context::from_waker(Waker::noop());
         for (flight, _) in inflight.iter_mut().skip(1) {
             flight.advance(sh, &mut quiet);
         }
@@ -96,9 +95,10 @@ fn oldest_now(
     inflight: &mut VecDeque<(Flight, Protocol)>,
     sh: &Arc<Shared>,
 ) -> Option<(Reply, Protocol)> {
-    poll_fn(|cx| poll_oldest(inflight, sh, cx))
-        .now_or_never()
-        .flatten()
+    match poll_oldest(inflight, sh, &mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => r,
+        Poll::Pending => None,
+    }
 }
 
 pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
