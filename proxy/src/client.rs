@@ -110,7 +110,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut inflight: VecDeque<(Flight, Protocol)> = VecDeque::with_capacity(WINDOW);
+    // Grows with what the client pipelines: an idle connection holds no room for a window.
+    let mut inflight: VecDeque<(Flight, Protocol)> = VecDeque::new();
     // Set once nothing more will be read: QUIT, or a malformed request.
     let mut closing = false;
     // Set once the client stopped sending (`printf … | nc`): what it sent is still
