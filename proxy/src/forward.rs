@@ -174,6 +174,27 @@ struct Once {
 }
 
 impl Call {
+    /// A request just sent to `addr` (or not sent: no owner known), `first` its answer.
+    fn sent(
+        target: Target,
+        addr: Option<Arc<str>>,
+        req: Bytes,
+        (proto, lane): (Protocol, u64),
+        retry: Retry,
+        first: Option<oneshot::Receiver<Result<Reply, BackendError>>>,
+    ) -> Call {
+        Call {
+            target,
+            addr,
+            req,
+            proto,
+            lane,
+            retry,
+            first,
+            once: None,
+        }
+    }
+
     /// Polls the first answer without a future of its own: `Some(reply)` when it settles
     /// the request, `None` when the request needs [`Backends::finish`] (a redirect, a
     /// retry, no owner known), which then reads that same answer.
@@ -229,16 +250,7 @@ impl Backends {
         let first = addr
             .as_ref()
             .map(|a| self.pool.get(a, proto, lane).send(req.clone()));
-        Call {
-            target,
-            addr,
-            req,
-            proto,
-            lane,
-            retry,
-            first,
-            once: None,
-        }
+        Call::sent(target, addr, req, (proto, lane), retry, first)
     }
 
     /// Sends `req` now to the leader of `slot`, as `routes` has it; `finish` waits for (and
@@ -255,16 +267,7 @@ impl Backends {
             Some((addr, conn)) => (Some(addr), Some(conn.send(req.clone()))),
             None => (None, None),
         };
-        Call {
-            target: Target::Slot(slot),
-            addr,
-            req,
-            proto,
-            lane,
-            retry,
-            first,
-            once: None,
-        }
+        Call::sent(Target::Slot(slot), addr, req, (proto, lane), retry, first)
     }
 
     /// Sends a request stamped `ONCE client seq:acked:after` (a write, or a read that
@@ -518,16 +521,14 @@ mod tests {
     fn sent(retry: Retry, answer: Result<Reply, BackendError>) -> Call {
         let (tx, rx) = oneshot::channel();
         tx.send(answer).unwrap();
-        Call {
-            target: Target::Slot(1),
-            addr: Some(Arc::from("127.0.0.1:1")),
-            req: encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]),
-            proto: Protocol::Resp2,
-            lane: 0,
+        Call::sent(
+            Target::Slot(1),
+            Some(Arc::from("127.0.0.1:1")),
+            encode(&[Bytes::from_static(b"GET"), Bytes::from_static(b"k")]),
+            (Protocol::Resp2, 0),
             retry,
-            first: Some(rx),
-            once: None,
-        }
+            Some(rx),
+        )
     }
 
     /// A first answer that `finish` would not return as it is goes to `finish`, intact.
