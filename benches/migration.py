@@ -68,8 +68,26 @@ def leader_of(ports):
         time.sleep(0.05)
 
 
+_conns = {}
+
+
 def cluster_info(port):
-    return redis.Redis(port=port).info("cluster")
+    if port not in _conns:
+        _conns[port] = redis.Redis(port=port)
+    return _conns[port].info("cluster")
+
+
+POLL = 0.005  # how often the move's progress is polled
+
+
+def observe(groups, seconds):
+    """Polls the groups as the move is watched, for `seconds`: the phases before and after
+    the move then carry the same observer load as the move itself."""
+    end = time.time() + seconds
+    while time.time() < end:
+        for g in groups:
+            cluster_info(g)
+        time.sleep(POLL)
 
 
 def p99(xs):
@@ -183,7 +201,7 @@ def run(args, work):
     out, into = multiprocessing.Pipe(duplex=False)
     th = multiprocessing.Process(target=load, args=(g1, "%s:" % steady, value, stop, into))
     th.start()
-    time.sleep(args.phase_seconds)
+    observe((g2, g1), args.phase_seconds)
     before_end = time.time()
     num = ctl.execute_command("CLUSTER", "MOVE", str(slot), "2")
     start = time.time()
@@ -199,9 +217,9 @@ def run(args, work):
                 and int(i1.get("redraft_config", 0)) >= num
                 and int(i1.get("redraft_slots_offloading", 1)) == 0):
             break
-        time.sleep(0.005)
+        time.sleep(POLL)
     end = time.time()
-    time.sleep(args.phase_seconds)
+    observe((g2, g1), args.phase_seconds)
     stop.set()
     samples = out.recv()  # (start time, latency)
     th.join()

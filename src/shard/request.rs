@@ -40,6 +40,22 @@ impl ShardRequest {
     pub fn decode(&self) -> Result<Batch, postcard::Error> {
         postcard::from_bytes(&self.0)
     }
+
+    /// Whether the batch starts with a slot migration's [`ClusterOp::Fill`], read from
+    /// the encoding's head without decoding the (large) rest. postcard writes a batch's
+    /// `now_ms`, its length and each enum's variant index as varints, in order.
+    pub fn is_slot_fill(&self) -> bool {
+        /// Variant indexes of `WriteCmd::Cluster` and `ClusterOp::Fill` (pinned by a test).
+        const CLUSTER: u32 = 15;
+        const FILL: u32 = 2;
+        let Ok(((_now, len, cmd), rest)) = postcard::take_from_bytes::<(u64, u64, u32)>(&self.0)
+        else {
+            return false;
+        };
+        len > 0
+            && cmd == CLUSTER
+            && postcard::take_from_bytes::<u32>(rest).is_ok_and(|(op, _)| op == FILL)
+    }
 }
 
 /// One reply per command of the entry (empty for blank and membership entries).
@@ -86,4 +102,40 @@ pub enum ClusterOp {
     /// Delete up to `limit` keys of the slots being purged, in slot order (a slot's
     /// exactly-once entries go with its last keys).
     Purge { limit: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_fill_is_told_from_its_head_alone() {
+        let fill = |kvs: usize| {
+            WriteCmd::Cluster(ClusterOp::Fill {
+                num: 7,
+                clear: vec![1],
+                kvs: (0..kvs)
+                    .map(|i| (Bytes::from(format!("k{i}")), Bytes::from_static(b"v")))
+                    .collect(),
+                dedup: Vec::new(),
+                complete: vec![1],
+            })
+        };
+        assert!(ShardRequest::new(1, vec![fill(0)]).is_slot_fill());
+        assert!(ShardRequest::new(u64::MAX, vec![fill(3000), fill(1)]).is_slot_fill());
+        let others = [
+            WriteCmd::Cluster(ClusterOp::Drop {
+                num: 7,
+                slots: vec![1],
+            }),
+            WriteCmd::Cluster(ClusterOp::Purge { limit: 2 }),
+            WriteCmd::DeleteExpired(vec![Bytes::from_static(b"k")]),
+            WriteCmd::ForgetDedup(Vec::new()),
+        ];
+        for cmd in others {
+            let req = ShardRequest::new(1, vec![cmd.clone(), fill(1)]);
+            assert!(!req.is_slot_fill(), "{cmd:?}");
+        }
+        assert!(!ShardRequest::new(1, Vec::new()).is_slot_fill());
+    }
 }

@@ -98,9 +98,8 @@ pub async fn serve(group: &ShardGroup, req: ClusterRequest) -> ClusterReply {
                     table.config.num
                 ));
             }
-            let chunk = crate::storage::blocking(|| {
-                view.slots_chunk(&slots, after.as_deref(), max_bytes as usize)
-            });
+            let source = view.slots_source(&slots);
+            let chunk = crate::storage::bulk(|| source.chunk(after.as_deref(), max_bytes as usize));
             ClusterReply::Chunk {
                 kvs: chunk.kvs,
                 dedup: chunk.dedup,

@@ -492,11 +492,10 @@ pub struct SlotChunk {
 }
 
 impl ReadView<'_> {
-    /// The data of `slots` (ascending), starting after storage key `after` (within the
-    /// first slot) or at the first slot's beginning, up to about `max_bytes`. The slots'
-    /// rows are taken in O(1) and the view released before the chunk is built, so the
-    /// group's applies (writes to its other slots) never wait for a pull.
-    pub fn slots_chunk(self, slots: &[u16], after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+    /// What a migration pull reads of `slots` (ascending): their rows, taken in O(1) each,
+    /// and exactly-once entries. The view is released before a chunk is built from them,
+    /// so the group's applies (writes to its other slots) never wait for a pull.
+    pub fn slots_source(self, slots: &[u16]) -> SlotSource {
         let rows: Vec<SlotRows> = slots.iter().map(|&s| self.st.db.slot_snapshot(s)).collect();
         // Each client's exactly-once entry as these slots need it: the group taking them
         // over answers retries of their writes from it.
@@ -507,7 +506,21 @@ impl ReadView<'_> {
             .map(|(client, e)| (*client, e.for_slots(slots)))
             .filter(|(_, part)| part.floor != 0 || !part.recent.is_empty())
             .collect();
-        drop(self);
+        SlotSource { rows, dedup }
+    }
+}
+
+/// The slots' rows and exactly-once entries at one moment (see [`ReadView::slots_source`]).
+pub struct SlotSource {
+    rows: Vec<SlotRows>,
+    dedup: Vec<(u64, DedupEntry)>,
+}
+
+impl SlotSource {
+    /// The data starting after storage key `after` (within the first slot) or at the first
+    /// slot's beginning, up to about `max_bytes`.
+    pub fn chunk(self, after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+        let SlotSource { rows, dedup } = self;
         let mut out = SlotChunk {
             kvs: Vec::new(),
             dedup: Vec::new(),
@@ -531,7 +544,9 @@ impl ReadView<'_> {
         }
         out
     }
+}
 
+impl ReadView<'_> {
     /// Whether `client`'s write `seq` had applied (or been acknowledged) at this view's
     /// moment: a read that must see it waits otherwise.
     pub fn settled(&self, client: u64, seq: u64) -> bool {
@@ -687,7 +702,15 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
                 _ => 0,
             })
             .sum();
-        if bytes > APPLY_INLINE_BYTES {
+        let fill = entries.iter().any(|e| match &e.payload {
+            EntryPayload::Normal(req) => req.is_slot_fill(),
+            _ => false,
+        });
+        if fill {
+            // A slot migration's data: bulk work that requests to this and other groups
+            // should not wait behind.
+            crate::storage::bulk(|| self.apply_sync(entries)).map_err(|e| *e)
+        } else if bytes > APPLY_INLINE_BYTES {
             crate::storage::blocking(|| self.apply_sync(entries)).map_err(|e| *e)
         } else {
             self.apply_sync(entries).map_err(|e| *e)

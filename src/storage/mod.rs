@@ -272,9 +272,54 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs bulk work (a slot migration's chunk) off the tokio worker, on a thread of its own
+/// at the kernel's lowest priority: the tasks of requests to this and other groups then run
+/// before it whenever they are ready, instead of sharing the two cores with it.
+pub fn bulk<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let f = Mutex::new(Some(f));
+    let take = || f.lock().unwrap_or_else(|e| e.into_inner()).take();
+    blocking(|| {
+        std::thread::scope(|s| {
+            let spawned = std::thread::Builder::new()
+                .name("redraft-bulk".into())
+                .spawn_scoped(s, || {
+                    // Linux: the calling thread's nice value (a thread may always lower
+                    // its own priority).
+                    let _ = rustix::process::setpriority_process(None, 19);
+                    take().map(|f| f())
+                });
+            let out = match spawned {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => None,
+            };
+            // The thread could not start: the work runs here.
+            out.unwrap_or_else(|| take().expect("bulk work runs once")())
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_work_runs_on_a_thread_of_the_lowest_priority() {
+        let here = rustix::process::getpriority_process(None).unwrap();
+        let mut seen = Vec::new();
+        let (thread, nice) = bulk(|| {
+            seen.push(1); // borrows from the caller
+            (
+                std::thread::current().id(),
+                rustix::process::getpriority_process(None).unwrap(),
+            )
+        });
+        assert_eq!(seen, [1]);
+        assert_ne!(thread, std::thread::current().id());
+        assert_eq!(nice, 19);
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), here);
+        let panicked = std::panic::catch_unwind(|| bulk(|| panic!("in bulk")));
+        assert!(panicked.is_err());
+    }
 
     #[test]
     fn node_id_is_recorded_and_checked() {
