@@ -22,10 +22,11 @@ use redraft_proxy::wire::Reply;
 /// How often an idle leader asks the controller for the next configuration.
 const POLL: Duration = Duration::from_millis(50);
 /// Bytes of slot data per pull request and per log entry. Each chunk is a burst of work on
-/// both groups (encode, replicate, fsync and apply on every replica) that the groups'
-/// other writes queue behind; with 512 KiB an unaffected client's p99 rose 12× while a
-/// 100k-key slot moved, with 128 KiB and the pause below about 3.5× (`benches/migration.py`).
-const CHUNK_BYTES: u32 = 128 * 1024;
+/// both groups that other requests queue behind: building and applying it runs at low
+/// priority (`storage::bulk`), but encoding, replicating and appending it to each log do
+/// not. While a 100k-key slot moved (`benches/migration.py`), an unaffected client's p99
+/// rose 12× with 512 KiB chunks, 2.5-3× with 128 KiB and about 2× with 64 KiB.
+const CHUNK_BYTES: u32 = 64 * 1024;
 /// Keys deleted per log entry when a slot that left is purged, and the pause between two
 /// such entries. Small entries often: the group's other writes apply behind each one, so
 /// its size is their added latency (2000 keys raised an unaffected client's p99 about 4×
@@ -208,9 +209,10 @@ async fn pull_slots(
         g.write(WriteCmd::Cluster(fill), size)
             .await
             .map_err(|e| e.to_string())?;
-        // As long again as the chunk took to commit: a migration takes at most about half
-        // of the groups' time, and backs off further when their own load slows commits.
-        tokio::time::sleep(t1.elapsed()).await;
+        // Three quarters as long again as the chunk took to commit: a migration takes at
+        // most about 4/7 of the groups' time, and backs off further when their own load
+        // slows commits. (100k keys move in ~0.75 s; as long again took ~0.85 s, 0.8-1 s.)
+        tokio::time::sleep(t1.elapsed() * 3 / 4).await;
         tracing::debug!(
             gid = g.gid(),
             from,
