@@ -92,10 +92,15 @@ impl RowKey {
     /// The storage key: the form snapshot files and migration chunks carry.
     pub fn storage_key(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(PREFIX_LEN + self.key.len());
-        out.extend_from_slice(&self.slot.to_be_bytes());
-        out.extend_from_slice(&self.hash.to_be_bytes());
-        out.extend_from_slice(&self.key);
+        self.put_storage_key(&mut out);
         out
+    }
+
+    /// Appends the storage key to `out`.
+    pub fn put_storage_key(&self, out: &mut impl bytes::BufMut) {
+        out.put_slice(&self.slot.to_be_bytes());
+        out.put_slice(&self.hash.to_be_bytes());
+        out.put_slice(&self.key);
     }
 
     pub fn user_key(&self) -> &Bytes {

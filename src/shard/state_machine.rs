@@ -580,32 +580,44 @@ impl DbRead for ReadView<'_> {
 /// Fills `out` from `rows` (ascending slots), starting after storage key `after` in the
 /// first slot, up to about `max_bytes`.
 fn slots_data(out: &mut SlotChunk, rows: &[SlotRows], after: Option<&[u8]>, max_bytes: usize) {
-    let mut bytes = 0;
-    for (i, slot) in rows.iter().enumerate() {
-        let after = after.filter(|_| i == 0).and_then(KeyRef::from_storage);
-        if after.is_none() {
-            out.started.push(slot.slot());
-        }
-        for (k, v) in slot.after(after) {
-            if bytes >= max_bytes {
-                return;
+    use bytes::BufMut;
+    // Every key and value goes into one buffer that the chunk's entries are slices of:
+    // one allocation, and dropping the chunk (on the worker, once the bus has sent it)
+    // releases one buffer instead of freeing two allocations per row.
+    let mut buf = bytes::BytesMut::with_capacity(max_bytes + max_bytes / 8);
+    let mut spans = Vec::new();
+    let mut fill = || {
+        for (i, slot) in rows.iter().enumerate() {
+            let after = after.filter(|_| i == 0).and_then(KeyRef::from_storage);
+            if after.is_none() {
+                out.started.push(slot.slot());
             }
-            let v = match crate::codec::to_vec(&v) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::error!(error = %e, "encoding a row");
+            for (k, v) in slot.after(after) {
+                if buf.len() >= max_bytes {
                     return;
                 }
-            };
-            let k = k.storage_key();
-            bytes += k.len() + v.len();
-            out.kvs.push((Bytes::from(k), Bytes::from(v)));
+                let start = buf.len();
+                k.put_storage_key(&mut buf);
+                let mid = buf.len();
+                if let Err(e) = postcard::to_io(&v, (&mut buf).writer()) {
+                    tracing::error!(error = %e, "encoding a row");
+                    buf.truncate(start);
+                    return;
+                }
+                spans.push((start..mid, mid..buf.len()));
+            }
+            out.complete.push(slot.slot());
+            if buf.len() >= max_bytes {
+                return;
+            }
         }
-        out.complete.push(slot.slot());
-        if bytes >= max_bytes {
-            return;
-        }
-    }
+    };
+    fill();
+    let buf = buf.freeze();
+    out.kvs = spans
+        .into_iter()
+        .map(|(k, v)| (buf.slice(k), buf.slice(v)))
+        .collect();
 }
 
 /// Builds snapshot files from the state as applied when the build starts.
