@@ -116,12 +116,27 @@ def main():
     ap.add_argument("--phase-seconds", type=float, default=3.0)
     ap.add_argument("--processes", action="store_true",
                     help="one `redraft node` process per replica instead of `redraft dev`")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat on a fresh cluster and print the median (a p99 over one "
+                         "move's few hundred requests is noisy)")
     args = ap.parse_args()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=root, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
     binary = os.path.join(target, "release", "redraft")
+    results = [once(args, binary) for _ in range(args.runs)]
+    if args.runs > 1:
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        times, ratios = [r[0] for r in results], [r[1] for r in results]
+        print("%d runs: move %.0f ms median (%.0f-%.0f), during/before p99 ratio %.2f median "
+              "(%.2f-%.2f)" % (args.runs, med(times), min(times), max(times), med(ratios),
+                               min(ratios), max(ratios)))
+
+
+def once(args, binary):
+    """One cluster, one move: (settled after ms, during/before p99 ratio)."""
+    _conns.clear()
     work = tempfile.mkdtemp()
     if args.processes:
         procs = start_processes(binary, work)
@@ -130,7 +145,7 @@ def main():
             [binary, "dev", "--groups", "2", "--base-port", str(BASE), "--dir", work + "/data"],
             stdout=open(work + "/dev.log", "w"), stderr=subprocess.STDOUT, env=dict(os.environ))]
     try:
-        run(args, work)
+        return run(args, work)
     finally:
         for p in procs:
             p.terminate()
@@ -237,6 +252,7 @@ def run(args, work):
     if moved < args.keys:
         print("FAIL: keys missing after the move", file=sys.stderr)
         sys.exit(1)
+    return (end - start) * 1000, p99(during) / p99(before)
 
 
 if __name__ == "__main__":
