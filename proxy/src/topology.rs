@@ -92,7 +92,7 @@ impl Topology {
 
     /// The leader to send a command on `slot` to.
     pub fn addr(&self, slot: u16) -> Option<Arc<str>> {
-        self.read().slots[usize::from(slot)].clone()
+        self.read().leader(slot).cloned()
     }
 
     /// The configuration number last seen.

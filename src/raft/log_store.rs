@@ -119,9 +119,6 @@ impl<E: Clone> Recent<E> {
         while !self.entries.is_empty() && self.first <= index {
             self.pop_front();
         }
-        if self.entries.is_empty() {
-            self.first = self.first.max(index + 1);
-        }
     }
 
     /// Entries `[start, end)` if all of them are held. A range past the last entry held
