@@ -407,6 +407,58 @@ impl std::fmt::Debug for Keyspace {
     }
 }
 
+/// Stores `value` at `k` in a slot's map: whether it added a row, and the expiry time of
+/// the row it replaced.
+fn put_in(map: &mut Slot, k: KeyRef<'_>, value: Value) -> (bool, Option<u64>) {
+    let new_t = value.expire_at;
+    let Data::Str(v) = &value.data;
+    match map.get_mut(&k.hash) {
+        Some(rows) => match rows.find_mut(k.key) {
+            Some(old) => {
+                let t = old.expire_at();
+                if !old.overwrite(v, new_t) {
+                    *old = Row::new(k.key, v, new_t);
+                }
+                (false, t)
+            }
+            None => {
+                rows.add(Row::new(k.key, v, new_t));
+                (true, None)
+            }
+        },
+        None => {
+            map.insert(k.hash, Rows1::One(Row::new(k.key, v, new_t)));
+            (true, None)
+        }
+    }
+}
+
+/// One slot's rows being added to apart from the keyspace (see [`Keyspace::slot_build`]).
+pub struct SlotBuild {
+    slot: u16,
+    map: Slot,
+    len: u32,
+    /// Expiry index changes to make on install: (row, old time, new time).
+    retimed: Vec<(RowKey, Option<u64>, Option<u64>)>,
+}
+
+impl SlotBuild {
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// As [`Keyspace::put_row`]; `k` must be in this build's slot.
+    pub fn put_row(&mut self, k: RowKey, value: Value) {
+        debug_assert_eq!(k.slot, self.slot);
+        let new_t = value.expire_at;
+        let (grew, old_t) = put_in(&mut self.map, k.as_ref(), value);
+        self.len += u32::from(grew);
+        if old_t != new_t {
+            self.retimed.push((k, old_t, new_t));
+        }
+    }
+}
+
 impl Keyspace {
     pub fn new() -> Self {
         Self::default()
@@ -424,30 +476,40 @@ impl Keyspace {
 
     fn put_at(&mut self, k: KeyRef<'_>, value: Value) {
         let new_t = value.expire_at;
-        let Data::Str(v) = &value.data;
-        let map = &mut self.rows.slots[k.slot()];
-        let old_t = match map.get_mut(&k.hash) {
-            Some(rows) => match rows.find_mut(k.key) {
-                Some(old) => {
-                    let t = old.expire_at();
-                    if !old.overwrite(v, new_t) {
-                        *old = Row::new(k.key, v, new_t);
-                    }
-                    t
-                }
-                None => {
-                    rows.add(Row::new(k.key, v, new_t));
-                    self.grew(k.slot());
-                    None
-                }
-            },
-            None => {
-                map.insert(k.hash, Rows1::One(Row::new(k.key, v, new_t)));
-                self.grew(k.slot());
-                None
-            }
-        };
+        let (grew, old_t) = put_in(&mut self.rows.slots[k.slot()], k, value);
+        if grew {
+            self.grew(k.slot());
+        }
         self.retime(k, old_t, new_t);
+    }
+
+    /// `slot`'s rows (none if `empty`), to add rows to away from this keyspace: a slot
+    /// migration builds a chunk's rows outside the lock that readers of the keyspace wait
+    /// for, then [`Keyspace::install`]s them in O(1).
+    pub fn slot_build(&self, slot: u16, empty: bool) -> SlotBuild {
+        let i = usize::from(slot) % SLOTS;
+        SlotBuild {
+            slot,
+            map: if empty {
+                Slot::new()
+            } else {
+                self.rows.slots[i].clone()
+            },
+            len: if empty { 0 } else { self.rows.lens[i] },
+            retimed: Vec::new(),
+        }
+    }
+
+    /// Puts a built slot in place. The slot must not have changed since its build began
+    /// (but for being emptied, if the build began empty).
+    pub fn install(&mut self, b: SlotBuild) {
+        let i = usize::from(b.slot) % SLOTS;
+        self.rows.len = self.rows.len - self.rows.lens[i] as usize + b.len as usize;
+        self.rows.lens[i] = b.len;
+        self.rows.slots[i] = b.map;
+        for (k, old, new) in b.retimed {
+            self.retime(k.as_ref(), old, new);
+        }
     }
 
     fn grew(&mut self, slot: usize) {

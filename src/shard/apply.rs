@@ -11,6 +11,7 @@ use crate::cluster::slots::{Access, Served, SlotTable};
 use crate::cluster::ControllerState;
 use crate::cmd::WriteCmd;
 use crate::db::keys::PREFIX_LEN;
+use crate::db::keyspace::{RowKey, SlotBuild};
 use crate::db::Value;
 use crate::raft::Gid;
 use redraft_proxy::wire::{key_slot, Reply};
@@ -271,53 +272,7 @@ fn apply_cluster(ov: &mut State, gid: Gid, op: &ClusterOp) -> Reply {
             }
             Reply::Int(1)
         }
-        ClusterOp::Fill {
-            num,
-            clear,
-            kvs,
-            dedup,
-            complete,
-        } => {
-            let Some(mut table) = ov.cluster().slots.clone() else {
-                return Reply::Int(0);
-            };
-            for s in clear {
-                if table.may_fill(*num, *s) {
-                    ov.db.delete_slot(*s);
-                }
-            }
-            let (mut keys, mut bytes) = (0u64, 0u64);
-            for (k, v) in kvs {
-                if k.len() < PREFIX_LEN || !table.may_fill(*num, slot_of(k)) {
-                    continue;
-                }
-                match postcard::from_bytes::<Value>(v) {
-                    Ok(value) => {
-                        // Pulled slots start empty (dropped when they last left, cleared
-                        // when a pull restarts) and a pull sends each key once, in order.
-                        ov.put_pulled(k, value);
-                        keys += 1;
-                        bytes += (k.len() + v.len()) as u64;
-                    }
-                    Err(e) => tracing::error!(error = %e, "undecodable value in a slot transfer"),
-                }
-            }
-            // Replies are facts wherever they were recorded, and a floor only rises:
-            // merging a repeated or stale chunk's entries is harmless.
-            for (k, v) in dedup {
-                match (dedup_client(k), postcard::from_bytes::<DedupEntry>(v)) {
-                    (Some(client), Ok(e)) => ov.dedup_mut(client).merge(e),
-                    _ => tracing::error!("undecodable exactly-once entry in a slot transfer"),
-                }
-            }
-            let installed = table.installed(*num, complete);
-            table.progress.keys_in += keys;
-            table.progress.bytes_in += bytes;
-            if keys > 0 || !installed.is_empty() {
-                ov.cluster_mut().slots = Some(table);
-            }
-            Reply::Int(installed.len() as i64)
-        }
+        ClusterOp::Fill { .. } => fill(ov, op, None),
         ClusterOp::Drop { num, slots } => {
             let Some(mut table) = ov.cluster().slots.clone() else {
                 return Reply::Int(0);
@@ -381,6 +336,143 @@ fn apply_cluster(ov: &mut State, gid: Gid, op: &ClusterOp) -> Reply {
             Reply::ok()
         }
     }
+}
+
+/// What a [`ClusterOp::Fill`] adds to its slots' rows, built from the state before it
+/// ([`prepare_fill`]) away from the lock that readers of the state wait for.
+pub(super) struct FillRows {
+    builds: Vec<SlotBuild>,
+    keys: u64,
+    bytes: u64,
+}
+
+/// If `cmd` is a [`ClusterOp::Fill`] applied to `st` now, the slots it adds rows to, as
+/// they are (empty if it clears them), for [`FillRows::build`] to add to. O(slots): the
+/// caller holds `st` only for this.
+pub(super) fn prepare_fill(st: &State, cmd: &WriteCmd) -> Option<FillRows> {
+    let WriteCmd::Cluster(ClusterOp::Fill {
+        num, clear, kvs, ..
+    }) = cmd
+    else {
+        return None;
+    };
+    let table = st.cluster().slots.as_ref()?;
+    let mut builds: Vec<SlotBuild> = Vec::new();
+    for (k, _) in kvs {
+        if k.len() < PREFIX_LEN {
+            continue;
+        }
+        let slot = slot_of(k);
+        if table.may_fill(*num, slot) && !builds.iter().any(|b| b.slot() == slot) {
+            // A slot the Fill clears starts over empty, as `fill` clears it first.
+            builds.push(st.db.slot_build(slot, clear.contains(&slot)));
+        }
+    }
+    Some(FillRows {
+        builds,
+        keys: 0,
+        bytes: 0,
+    })
+}
+
+impl FillRows {
+    /// Adds `cmd`'s rows (the Fill these were prepared for), holding nothing.
+    pub(super) fn build(&mut self, cmd: &WriteCmd) {
+        let WriteCmd::Cluster(ClusterOp::Fill { kvs, .. }) = cmd else {
+            return;
+        };
+        for (k, v) in kvs {
+            if k.len() < PREFIX_LEN {
+                continue;
+            }
+            let slot = slot_of(k);
+            let Some(build) = self.builds.iter_mut().find(|b| b.slot() == slot) else {
+                continue; // not to be filled
+            };
+            let (Some(row), Some(value)) = (RowKey::from_storage(k.clone()), decode_row(v)) else {
+                continue;
+            };
+            build.put_row(row, value);
+            self.keys += 1;
+            self.bytes += (k.len() + v.len()) as u64;
+        }
+    }
+}
+
+/// Applies `cmd`, a [`ClusterOp::Fill`], with the rows [`prepare_fill`] built for it from
+/// the state as it is now.
+pub(super) fn apply_prepared_fill(ov: &mut State, cmd: &WriteCmd, rows: FillRows) -> Reply {
+    match cmd {
+        WriteCmd::Cluster(op @ ClusterOp::Fill { .. }) => fill(ov, op, Some(rows)),
+        _ => unreachable!("rows are prepared for a Fill only"),
+    }
+}
+
+/// A stored value pulled from another group.
+fn decode_row(v: &[u8]) -> Option<Value> {
+    postcard::from_bytes::<Value>(v)
+        .inspect_err(|e| tracing::error!(error = %e, "undecodable value in a slot transfer"))
+        .ok()
+}
+
+/// Applies a [`ClusterOp::Fill`]: its rows as `rows` built them, or one by one.
+fn fill(ov: &mut State, op: &ClusterOp, rows: Option<FillRows>) -> Reply {
+    let ClusterOp::Fill {
+        num,
+        clear,
+        kvs,
+        dedup,
+        complete,
+    } = op
+    else {
+        unreachable!("fill applies a Fill");
+    };
+    let Some(mut table) = ov.cluster().slots.clone() else {
+        return Reply::Int(0);
+    };
+    for s in clear {
+        if table.may_fill(*num, *s) {
+            ov.db.delete_slot(*s);
+        }
+    }
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    match rows {
+        Some(rows) => {
+            for b in rows.builds {
+                ov.db.install(b);
+            }
+            (keys, bytes) = (rows.keys, rows.bytes);
+        }
+        None => {
+            for (k, v) in kvs {
+                if k.len() < PREFIX_LEN || !table.may_fill(*num, slot_of(k)) {
+                    continue;
+                }
+                if let Some(value) = decode_row(v) {
+                    // Pulled slots start empty (dropped when they last left, cleared
+                    // when a pull restarts) and a pull sends each key once, in order.
+                    ov.put_pulled(k, value);
+                    keys += 1;
+                    bytes += (k.len() + v.len()) as u64;
+                }
+            }
+        }
+    }
+    // Replies are facts wherever they were recorded, and a floor only rises: merging a
+    // repeated or stale chunk's entries is harmless.
+    for (k, v) in dedup {
+        match (dedup_client(k), postcard::from_bytes::<DedupEntry>(v)) {
+            (Some(client), Ok(e)) => ov.dedup_mut(client).merge(e),
+            _ => tracing::error!("undecodable exactly-once entry in a slot transfer"),
+        }
+    }
+    let installed = table.installed(*num, complete);
+    table.progress.keys_in += keys;
+    table.progress.bytes_in += bytes;
+    if keys > 0 || !installed.is_empty() {
+        ov.cluster_mut().slots = Some(table);
+    }
+    Reply::Int(installed.len() as i64)
 }
 
 /// The slot prefix of a data storage key.

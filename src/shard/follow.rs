@@ -22,9 +22,9 @@ use redraft_proxy::wire::Reply;
 /// How often an idle leader asks the controller for the next configuration.
 const POLL: Duration = Duration::from_millis(50);
 /// Bytes of slot data per pull request and per log entry. Each chunk is a burst of work on
-/// both groups that other requests queue behind: building and applying it runs at low
-/// priority (`storage::bulk`), but encoding, replicating and appending it to each log do
-/// not. While a 100k-key slot moved (`benches/migration.py`), an unaffected client's p99
+/// both groups that other requests queue behind: building it and the rows it adds run in
+/// the idle scheduling class (`storage::idle`), but encoding, replicating and appending it
+/// to each log do not. While a 100k-key slot moved (`benches/migration.py`), an unaffected client's p99
 /// rose 12× with 512 KiB chunks, 2.5-3× with 128 KiB and about 2× with 64 KiB.
 const CHUNK_BYTES: u32 = 64 * 1024;
 /// Keys deleted per log entry when a slot that left is purged, and the pause between two

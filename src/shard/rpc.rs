@@ -99,7 +99,8 @@ pub async fn serve(group: &ShardGroup, req: ClusterRequest) -> ClusterReply {
                 ));
             }
             let source = view.slots_source(&slots);
-            let chunk = crate::storage::bulk(|| source.chunk(after.as_deref(), max_bytes as usize));
+            let chunk =
+                crate::storage::idle(move || source.chunk(after.as_deref(), max_bytes as usize));
             ClusterReply::Chunk {
                 kvs: chunk.kvs,
                 dedup: chunk.dedup,

@@ -31,8 +31,10 @@ use openraft::{
 };
 use tokio::io::AsyncSeekExt;
 
-use super::apply::{dedup_client, dedup_key, ClusterMeta, DedupEntry};
-use super::request::ShardResponse;
+use super::apply::{
+    apply_prepared_fill, dedup_client, dedup_key, prepare_fill, ClusterMeta, DedupEntry, FillRows,
+};
+use super::request::{Batch, ShardResponse};
 use super::snapshot_file::{self, Frozen, Image, Membership, Meta};
 use crate::cluster::slots::Served;
 use crate::db::keyspace::{KeyRef, Keyspace, RowKey, SlotRows};
@@ -304,25 +306,65 @@ impl ShardStateMachine {
         self.shared.publish(&mut st);
     }
 
-    /// `apply` proper: each entry under the state's write lock in turn.
+    /// `apply` proper: each entry under the state's write lock in turn, decoded just
+    /// before.
     fn apply_sync(
         &mut self,
         entries: Vec<openraft::Entry<ShardTC>>,
     ) -> Result<Vec<ShardResponse>, Box<RaftStorageError<NodeId>>> {
-        let sh = &*self.shared;
+        let n = entries.len();
+        let decoded = entries
+            .into_iter()
+            .map(|e| decode_entry(&e).map(|batch| (e, batch, None)));
+        self.apply_decoded(n, decoded)
+    }
+
+    /// `apply` of entries among which are a slot migration's Fills: bulk work that requests
+    /// to this and other groups should not wait behind. A Fill's entry is decoded and its
+    /// rows added to copies of their slots in the idle scheduling class, holding nothing;
+    /// then the apply installs them holding the group's state, which readers wait for, at
+    /// a priority that cannot starve (see `storage::idle`).
+    fn apply_fills(
+        &mut self,
+        entries: Vec<openraft::Entry<ShardTC>>,
+    ) -> Result<Vec<ShardResponse>, ApplyError> {
         let mut replies = Vec::with_capacity(entries.len());
         for e in entries {
-            // Decoded before the lock is taken: readers wait only for the apply itself.
-            let batch = match &e.payload {
-                EntryPayload::Normal(req) => Some(req.decode().map_err(|err| {
-                    Box::new(raft_err(
-                        ErrorSubject::Apply(e.log_id),
-                        ErrorVerb::Read,
-                        err,
-                    ))
-                })?),
-                _ => None,
-            };
+            if !matches!(&e.payload, EntryPayload::Normal(req) if req.is_slot_fill()) {
+                replies.extend(self.apply_sync(vec![e])?);
+                continue;
+            }
+            let (entry, shared) = (Arc::new(e), self.shared.clone());
+            let work = entry.clone();
+            // Built from the state as this apply leaves it: nothing else changes it until
+            // the install, as applies run one at a time.
+            let (batch, rows) = crate::storage::idle(move || {
+                let batch = decode_entry(&work)?;
+                let first = batch.as_ref().and_then(|b| b.cmds.first());
+                let mut rows = first.and_then(|c| prepare_fill(&shared.read(), c));
+                if let (Some(rows), Some(c)) = (&mut rows, first) {
+                    rows.build(c);
+                }
+                Ok::<_, ApplyError>((batch, rows))
+            })?;
+            // The idle thread still holds its copy if it starved and this one built instead.
+            let e = Arc::try_unwrap(entry).unwrap_or_else(|e| (*e).clone());
+            let decoded = std::iter::once(Ok((e, batch, rows)));
+            replies.extend(self.apply_decoded(1, decoded)?);
+        }
+        Ok(replies)
+    }
+
+    /// Applies entries with their decoded batches, each under the state's write lock.
+    fn apply_decoded(
+        &mut self,
+        n: usize,
+        decoded: impl Iterator<Item = Result<Decoded, ApplyError>>,
+    ) -> Result<Vec<ShardResponse>, ApplyError> {
+        let sh = &*self.shared;
+        let mut replies = Vec::with_capacity(n);
+        for d in decoded {
+            let (e, batch, mut fill_rows) = d?;
             let mut st = sh.write();
             match (batch, e.payload) {
                 (Some(batch), _) => {
@@ -334,7 +376,10 @@ impl ShardStateMachine {
                         batch
                             .cmds
                             .iter()
-                            .map(|c| super::apply::apply(st, sh.gid, c, now))
+                            .map(|c| match fill_rows.take() {
+                                Some(rows) => apply_prepared_fill(st, c, rows),
+                                None => super::apply::apply(st, sh.gid, c, now),
+                            })
                             .collect(),
                     );
                 }
@@ -348,6 +393,26 @@ impl ShardStateMachine {
             sh.publish(&mut st);
         }
         Ok(replies)
+    }
+}
+
+/// An entry with its batch of commands (None for blank and membership entries) and, if
+/// its first command is a slot migration's Fill, that Fill's rows built in advance.
+type Decoded = (openraft::Entry<ShardTC>, Option<Batch>, Option<FillRows>);
+type ApplyError = Box<RaftStorageError<NodeId>>;
+
+/// An entry's batch of commands (None for blank and membership entries). Decoded before
+/// the state's lock is taken: readers wait only for the apply itself.
+fn decode_entry(e: &openraft::Entry<ShardTC>) -> Result<Option<Batch>, ApplyError> {
+    match &e.payload {
+        EntryPayload::Normal(req) => req.decode().map(Some).map_err(|err| {
+            Box::new(raft_err(
+                ErrorSubject::Apply(e.log_id),
+                ErrorVerb::Read,
+                err,
+            ))
+        }),
+        _ => Ok(None),
     }
 }
 
@@ -519,7 +584,8 @@ pub struct SlotSource {
 impl SlotSource {
     /// The data starting after storage key `after` (within the first slot) or at the first
     /// slot's beginning, up to about `max_bytes`.
-    pub fn chunk(self, after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
+    /// Pure: built twice from one source, a chunk is the same.
+    pub fn chunk(&self, after: Option<&[u8]>, max_bytes: usize) -> SlotChunk {
         let SlotSource { rows, dedup } = self;
         let mut out = SlotChunk {
             kvs: Vec::new(),
@@ -527,7 +593,7 @@ impl SlotSource {
             started: Vec::new(),
             complete: Vec::new(),
         };
-        slots_data(&mut out, &rows, after, max_bytes);
+        slots_data(&mut out, rows, after, max_bytes);
         if !out.complete.is_empty() {
             for (client, e) in dedup {
                 let part = e.for_slots(&out.complete);
@@ -537,7 +603,7 @@ impl SlotSource {
                 match crate::codec::to_vec(&part) {
                     Ok(v) => out
                         .dedup
-                        .push((Bytes::copy_from_slice(&dedup_key(client)), Bytes::from(v))),
+                        .push((Bytes::copy_from_slice(&dedup_key(*client)), Bytes::from(v))),
                     Err(e) => tracing::error!(error = %e, "encoding an exactly-once entry"),
                 }
             }
@@ -719,9 +785,7 @@ impl RaftStateMachine<ShardTC> for ShardStateMachine {
             _ => false,
         });
         if fill {
-            // A slot migration's data: bulk work that requests to this and other groups
-            // should not wait behind.
-            crate::storage::bulk(|| self.apply_sync(entries)).map_err(|e| *e)
+            self.apply_fills(entries).map_err(|e| *e)
         } else if bytes > APPLY_INLINE_BYTES {
             crate::storage::blocking(|| self.apply_sync(entries)).map_err(|e| *e)
         } else {
@@ -969,6 +1033,137 @@ mod tests {
         let (applied, membership) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(log_id(1, 1, 5)));
         assert_eq!(membership.log_id(), &Some(log_id(1, 1, 4)));
+    }
+
+    /// A migration chunk's rows built apart from the state (`apply`, which Fills take) leave
+    /// the state exactly as adding them one by one does (`apply_sync`), entry after entry
+    /// of one apply: clears, overwrites with new expiry times, rows of slots not pulled,
+    /// a stale configuration, and a second chunk building on the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chunk_built_apart_applies_as_row_by_row() {
+        use crate::cluster::config::test_node;
+        use crate::cluster::Config;
+        use crate::db::keys::data_key;
+        use crate::shard::request::ClusterOp;
+        let (a, b, c) = (&b"{a}"[..], &b"{b}"[..], &b"{c}"[..]);
+        let slot = |tag: &[u8]| redraft_proxy::wire::key_slot(tag);
+        let config = |num, ours: &[&[u8]]| {
+            let mut cfg = Config::empty();
+            cfg.num = num;
+            for t in [a, b, c] {
+                cfg.slots[usize::from(slot(t))] = if ours.contains(&t) { 1 } else { 2 };
+            }
+            cfg.groups.insert(1, vec![test_node(1)]);
+            cfg.groups.insert(2, vec![test_node(2)]);
+            cfg
+        };
+        let row = |key: &str, v: &str, t: Option<u64>| {
+            let value = postcard::to_allocvec(&ttl_value(v, t)).unwrap();
+            (Bytes::from(data_key(key.as_bytes())), Bytes::from(value))
+        };
+        let fill = |num, clear: Vec<u16>, kvs, complete| {
+            WriteCmd::Cluster(ClusterOp::Fill {
+                num,
+                clear,
+                kvs,
+                dedup: Vec::new(),
+                complete,
+            })
+        };
+        let advance =
+            |num, ours: &[&[u8]]| WriteCmd::Cluster(ClusterOp::Advance(config(num, ours)));
+        let entries = vec![
+            normal(1, 10, vec![advance(1, &[])]),
+            normal(2, 10, vec![advance(2, &[a, b])]),
+            // A pull's first chunk, which a restarted pull clears.
+            normal(
+                3,
+                15,
+                vec![fill(
+                    2,
+                    Vec::new(),
+                    vec![row("{a}0", "old", Some(300))],
+                    vec![],
+                )],
+            ),
+            normal(
+                4,
+                20,
+                vec![fill(
+                    2,
+                    vec![slot(a)],
+                    vec![
+                        row("{a}1", "x", None),
+                        row("{a}2", "y", Some(500)),
+                        row("{b}1", "z", Some(700)),
+                        row("{c}1", "not pulled", None),
+                    ],
+                    vec![slot(a)],
+                )],
+            ),
+            normal(
+                5,
+                30,
+                vec![
+                    fill(
+                        2,
+                        Vec::new(),
+                        vec![
+                            row("{b}1", "z2", Some(900)),
+                            row("{b}2", "w", None),
+                            row("{a}3", "after install", None),
+                        ],
+                        vec![slot(b)],
+                    ),
+                    write(&["SET", "{b}3", "v"]),
+                ],
+            ),
+            normal(
+                5,
+                40,
+                vec![fill(
+                    1,
+                    Vec::new(),
+                    vec![row("{b}4", "stale", None)],
+                    vec![],
+                )],
+            ),
+        ];
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut apart, mut by_row) = (open(d1.path()), open(d2.path()));
+        let r1 = apart.apply(entries.clone()).await.unwrap();
+        let r2 = by_row.apply_sync(entries).unwrap();
+        assert_eq!(r1, r2);
+        assert_eq!(r1[3], vec![Reply::Int(1)]);
+        let keys = [
+            "{a}0", "{a}1", "{a}2", "{a}3", "{b}1", "{b}2", "{b}3", "{b}4", "{c}1",
+        ];
+        let state = |sm: &ShardStateMachine| {
+            let r = sm.reader();
+            let cluster = r.cluster();
+            let table = cluster.slots.as_ref().unwrap();
+            (
+                keys.map(|k| r.get_raw(k.as_bytes())),
+                [a, b, c].map(|t| r.slot_len(slot(t))),
+                (
+                    r.key_count(),
+                    r.expires_count(),
+                    r.expired_keys(u64::MAX, 10),
+                ),
+                (
+                    table.progress.keys_in,
+                    table.progress.bytes_in,
+                    table.pulling.len(),
+                ),
+            )
+        };
+        let (got, want) = (state(&apart), state(&by_row));
+        assert_eq!(got, want);
+        assert_eq!(got.0[0], None);
+        assert_eq!(got.0[4], Some(ttl_value("z2", Some(900))));
+        assert_eq!(got.1, [2, 3, 0]);
+        assert_eq!((got.2 .0, got.2 .1), (5, 2));
+        assert_eq!(got.3 .2, 0);
     }
 
     #[test]

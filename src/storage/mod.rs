@@ -13,7 +13,10 @@
 //! votes wait for.
 
 mod flusher;
+mod priority;
 pub mod record;
+
+pub use priority::idle;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -272,62 +275,9 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Added to the nice value of bulk work's threads. At +10 a thread weighs a ninth of a
-/// request's, so the kernel switches to a request's thread as soon as it wakes; yet bulk
-/// work that holds what a request waits for (an apply holds the group's state) is slowed
-/// at most ~20-fold on a saturated machine, where nice 19 (1.5%) could starve it.
-const BULK_NICE: i32 = 10;
-
-/// Runs bulk work (a slot migration's chunk) off the tokio worker, on a thread of its own
-/// at a low priority ([`BULK_NICE`]): the tasks of requests to this and other groups then
-/// run before it whenever they are ready, instead of sharing the two cores with it.
-pub fn bulk<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    let f = Mutex::new(Some(f));
-    let take = || f.lock().unwrap_or_else(|e| e.into_inner()).take();
-    blocking(|| {
-        std::thread::scope(|s| {
-            let spawned = std::thread::Builder::new()
-                .name("redraft-bulk".into())
-                .spawn_scoped(s, || {
-                    // Linux: the calling thread's nice value (a thread may always lower
-                    // its own priority).
-                    use rustix::process::{getpriority_process, setpriority_process};
-                    let nice = getpriority_process(None).unwrap_or(0) + BULK_NICE;
-                    let _ = setpriority_process(None, nice.min(19));
-                    take().map(|f| f())
-                });
-            let out = match spawned {
-                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                Err(_) => None,
-            };
-            // The thread could not start: the work runs here.
-            out.unwrap_or_else(|| take().expect("bulk work runs once")())
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bulk_work_runs_on_a_thread_of_low_priority() {
-        let here = rustix::process::getpriority_process(None).unwrap();
-        let mut seen = Vec::new();
-        let (thread, nice) = bulk(|| {
-            seen.push(1); // borrows from the caller
-            (
-                std::thread::current().id(),
-                rustix::process::getpriority_process(None).unwrap(),
-            )
-        });
-        assert_eq!(seen, [1]);
-        assert_ne!(thread, std::thread::current().id());
-        assert_eq!(nice, (here + BULK_NICE).min(19));
-        assert_eq!(rustix::process::getpriority_process(None).unwrap(), here);
-        let panicked = std::panic::catch_unwind(|| bulk(|| panic!("in bulk")));
-        assert!(panicked.is_err());
-    }
 
     #[test]
     fn node_id_is_recorded_and_checked() {
