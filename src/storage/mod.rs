@@ -27,10 +27,14 @@ use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 use crate::raft::{Gid, NodeId};
 use flusher::Flusher;
 
-/// Memtable size per keyspace, smaller than fjall's 64 MiB default: a log's entries are read
-/// back soon after they are written (replication, apply), from a skiplist that fits in
-/// cache.
-const MEMTABLE_SIZE: u64 = 2 * 1024 * 1024;
+/// Memtable size per keyspace, below fjall's 64 MiB default to bound each log's memory.
+/// Not smaller: each full memtable is written out as a table file and fsynced, a burst of
+/// disk writes that every group's log fsyncs on the same disk queue behind. At 2 MiB a
+/// 100k-key slot migration flushed each of the new owner's three logs about four times,
+/// and an unaffected client's writes stalled 4-8 ms at each (`benches/migration.py`);
+/// at 16 MiB none did. (Replication and apply read recent entries from the log's
+/// in-memory tail, not from the memtable; SET throughput did not change.)
+const MEMTABLE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Storage failures. A failed fsync poisons fjall: the node must stop.
 #[derive(Debug, thiserror::Error)]
