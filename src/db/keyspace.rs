@@ -434,6 +434,8 @@ fn put_in(map: &mut Slot, k: KeyRef<'_>, value: Value) -> (bool, Option<u64>) {
 }
 
 /// One slot's rows being added to apart from the keyspace (see [`Keyspace::slot_build`]).
+/// A clone is O(1) and independent of the original.
+#[derive(Clone)]
 pub struct SlotBuild {
     slot: u16,
     map: Slot,

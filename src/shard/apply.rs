@@ -3,6 +3,7 @@
 //! slot left), the migration steps, the controller's operations, and exactly-once retries.
 //! Plain commands then run their own `WriteCmd::apply`.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::request::ClusterOp;
@@ -340,6 +341,7 @@ fn apply_cluster(ov: &mut State, gid: Gid, op: &ClusterOp) -> Reply {
 
 /// What a [`ClusterOp::Fill`] adds to its slots' rows, built from the state before it
 /// ([`prepare_fill`]) away from the lock that readers of the state wait for.
+#[derive(Clone)]
 pub(super) struct FillRows {
     builds: Vec<SlotBuild>,
     keys: u64,
@@ -376,11 +378,9 @@ pub(super) fn prepare_fill(st: &State, cmd: &WriteCmd) -> Option<FillRows> {
 }
 
 impl FillRows {
-    /// Adds `cmd`'s rows (the Fill these were prepared for), holding nothing.
-    pub(super) fn build(&mut self, cmd: &WriteCmd) {
-        let WriteCmd::Cluster(ClusterOp::Fill { kvs, .. }) = cmd else {
-            return;
-        };
+    /// Adds the rows of the Fill these were prepared for (see [`take_fill_rows`]), holding
+    /// nothing.
+    pub(super) fn build(&mut self, kvs: &[(Bytes, Bytes)]) {
         for (k, v) in kvs {
             if k.len() < PREFIX_LEN {
                 continue;
@@ -399,8 +399,17 @@ impl FillRows {
     }
 }
 
-/// Applies `cmd`, a [`ClusterOp::Fill`], with the rows [`prepare_fill`] built for it from
-/// the state as it is now.
+/// Takes the rows out of `cmd` if it is a [`ClusterOp::Fill`], for [`FillRows::build`]:
+/// applied with prepared rows, a Fill needs the rest of it only.
+pub(super) fn take_fill_rows(cmd: &mut WriteCmd) -> Vec<(Bytes, Bytes)> {
+    match cmd {
+        WriteCmd::Cluster(ClusterOp::Fill { kvs, .. }) => std::mem::take(kvs),
+        _ => Vec::new(),
+    }
+}
+
+/// Applies `cmd`, a [`ClusterOp::Fill`], with the rows [`prepare_fill`] and
+/// [`FillRows::build`] made for it from the state as it is now.
 pub(super) fn apply_prepared_fill(ov: &mut State, cmd: &WriteCmd, rows: FillRows) -> Reply {
     match cmd {
         WriteCmd::Cluster(op @ ClusterOp::Fill { .. }) => fill(ov, op, Some(rows)),

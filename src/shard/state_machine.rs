@@ -32,7 +32,8 @@ use openraft::{
 use tokio::io::AsyncSeekExt;
 
 use super::apply::{
-    apply_prepared_fill, dedup_client, dedup_key, prepare_fill, ClusterMeta, DedupEntry, FillRows,
+    apply_prepared_fill, dedup_client, dedup_key, prepare_fill, take_fill_rows, ClusterMeta,
+    DedupEntry, FillRows,
 };
 use super::request::{Batch, ShardResponse};
 use super::snapshot_file::{self, Frozen, Image, Membership, Meta};
@@ -320,10 +321,11 @@ impl ShardStateMachine {
     }
 
     /// `apply` of entries among which are a slot migration's Fills: bulk work that requests
-    /// to this and other groups should not wait behind. A Fill's entry is decoded and its
-    /// rows added to copies of their slots in the idle scheduling class, holding nothing;
-    /// then the apply installs them holding the group's state, which readers wait for, at
-    /// a priority that cannot starve (see `storage::idle`).
+    /// to this and other groups should not wait behind. A Fill's entry is decoded, and its
+    /// rows added to copies of their slots, in the idle scheduling class
+    /// (`storage::idle`); this thread only takes the copies (O(slots)) and, under the
+    /// state's write lock, swaps them in. The idle work takes no lock: a thread of that
+    /// class can wait long for a core, and the apply must never wait for it.
     fn apply_fills(
         &mut self,
         entries: Vec<openraft::Entry<ShardTC>>,
@@ -334,21 +336,25 @@ impl ShardStateMachine {
                 replies.extend(self.apply_sync(vec![e])?);
                 continue;
             }
-            let (entry, shared) = (Arc::new(e), self.shared.clone());
+            let entry = Arc::new(e);
             let work = entry.clone();
-            // Built from the state as this apply leaves it: nothing else changes it until
-            // the install, as applies run one at a time.
-            let (batch, rows) = crate::storage::idle(move || {
-                let batch = decode_entry(&work)?;
-                let first = batch.as_ref().and_then(|b| b.cmds.first());
-                let mut rows = first.and_then(|c| prepare_fill(&shared.read(), c));
-                if let (Some(rows), Some(c)) = (&mut rows, first) {
-                    rows.build(c);
-                }
-                Ok::<_, ApplyError>((batch, rows))
-            })?;
-            // The idle thread still holds its copy if it starved and this one built instead.
+            let mut batch = crate::storage::idle(move || decode_entry(&work))?;
+            // The idle thread may not have dropped its copy yet.
             let e = Arc::try_unwrap(entry).unwrap_or_else(|e| (*e).clone());
+            // Built from the state as this apply leaves it: nothing else changes it until
+            // the swap, as applies run one at a time.
+            let mut rows = None;
+            if let Some(c) = batch.as_mut().and_then(|b| b.cmds.first_mut()) {
+                let prepared = prepare_fill(&self.shared.read(), c);
+                if let Some(prepared) = prepared {
+                    let kvs = take_fill_rows(c);
+                    rows = Some(crate::storage::idle(move || {
+                        let mut rows = prepared.clone();
+                        rows.build(&kvs);
+                        rows
+                    }));
+                }
+            }
             let decoded = std::iter::once(Ok((e, batch, rows)));
             replies.extend(self.apply_decoded(1, decoded)?);
         }
