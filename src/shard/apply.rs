@@ -352,9 +352,16 @@ pub(super) struct FillRows {
 /// they are (empty if it clears them), for [`FillRows::build`] to add to. O(slots): the
 /// caller holds `st` only for this.
 pub(super) fn prepare_fill(st: &State, cmd: &WriteCmd) -> Option<FillRows> {
-    let WriteCmd::Cluster(ClusterOp::Fill {
+    match cmd {
+        WriteCmd::Cluster(op) => prepare(st, op),
+        _ => None,
+    }
+}
+
+fn prepare(st: &State, op: &ClusterOp) -> Option<FillRows> {
+    let ClusterOp::Fill {
         num, clear, kvs, ..
-    }) = cmd
+    } = op
     else {
         return None;
     };
@@ -424,7 +431,7 @@ fn decode_row(v: &[u8]) -> Option<Value> {
         .ok()
 }
 
-/// Applies a [`ClusterOp::Fill`]: its rows as `rows` built them, or one by one.
+/// Applies a [`ClusterOp::Fill`] with its rows as `rows` built them (built here if None).
 fn fill(ov: &mut State, op: &ClusterOp, rows: Option<FillRows>) -> Reply {
     let ClusterOp::Fill {
         num,
@@ -439,34 +446,27 @@ fn fill(ov: &mut State, op: &ClusterOp, rows: Option<FillRows>) -> Reply {
     let Some(mut table) = ov.cluster().slots.clone() else {
         return Reply::Int(0);
     };
+    let rows = match rows {
+        Some(rows) => rows,
+        None => {
+            let Some(mut rows) = prepare(ov, op) else {
+                return Reply::Int(0);
+            };
+            rows.build(kvs);
+            rows
+        }
+    };
     for s in clear {
         if table.may_fill(*num, *s) {
             ov.db.delete_slot(*s);
         }
     }
-    let (mut keys, mut bytes) = (0u64, 0u64);
-    match rows {
-        Some(rows) => {
-            for b in rows.builds {
-                ov.db.install(b);
-            }
-            (keys, bytes) = (rows.keys, rows.bytes);
-        }
-        None => {
-            for (k, v) in kvs {
-                if k.len() < PREFIX_LEN || !table.may_fill(*num, slot_of(k)) {
-                    continue;
-                }
-                if let Some(value) = decode_row(v) {
-                    // Pulled slots start empty (dropped when they last left, cleared
-                    // when a pull restarts) and a pull sends each key once, in order.
-                    ov.put_pulled(k, value);
-                    keys += 1;
-                    bytes += (k.len() + v.len()) as u64;
-                }
-            }
-        }
+    // Pulled slots start empty (dropped when they last left, cleared when a pull restarts)
+    // and a pull sends each key once, in order.
+    for b in rows.builds {
+        ov.db.install(b);
     }
+    let (keys, bytes) = (rows.keys, rows.bytes);
     // Replies are facts wherever they were recorded, and a floor only rises: merging a
     // repeated or stale chunk's entries is harmless.
     for (k, v) in dedup {

@@ -38,7 +38,7 @@ use super::apply::{
 use super::request::{Batch, ShardResponse};
 use super::snapshot_file::{self, Frozen, Image, Membership, Meta};
 use crate::cluster::slots::Served;
-use crate::db::keyspace::{KeyRef, Keyspace, RowKey, SlotRows};
+use crate::db::keyspace::{KeyRef, Keyspace, SlotRows};
 use crate::db::{DbRead, Value};
 use crate::raft::{Gid, NodeId, ShardTC};
 use crate::storage::{raft_err, StorageError};
@@ -120,14 +120,6 @@ impl State {
 
     pub(super) fn dedup_remove(&mut self, client: u64) {
         self.dedup.remove(&client);
-    }
-
-    /// Stores a pulled row (storage key, stored value); a key too short to be a storage
-    /// key is skipped.
-    pub(super) fn put_pulled(&mut self, sk: &Bytes, value: Value) {
-        if let Some(k) = RowKey::from_storage(sk.clone()) {
-            self.db.put_row(k, value);
-        }
     }
 }
 
