@@ -109,6 +109,11 @@ fn run(db: Database, rx: mpsc::Receiver<Done>, health: &Health, gate: &Mutex<()>
 }
 
 /// One fsync of the journal; false if the disk has failed (now or before).
+///
+/// `fdatasync`, as Redis's appendfsync and PostgreSQL's WAL use on Linux: fjall sizes a
+/// journal file when it creates it, so appends change no metadata a read needs, and a
+/// full fsync would only add a synchronous write of the inode for its mtime (4.3% of a
+/// proxied SET's CPU, measured).
 fn sync(db: &Database, health: &Health) -> bool {
     if health.failed.borrow().is_some() {
         return false;
@@ -117,7 +122,7 @@ fn sync(db: &Database, health: &Health) -> bool {
         true => Err(fjall::Error::Io(std::io::Error::other(
             "injected fsync failure",
         ))),
-        false => db.persist(PersistMode::SyncAll),
+        false => db.persist(PersistMode::SyncData),
     };
     match result {
         Ok(()) => {
