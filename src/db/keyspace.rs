@@ -6,14 +6,14 @@
 //! a slot's rows are one range (migration, purge, GETKEYSINSLOT) and a SCAN cursor is a
 //! position in that order. The layout is for cache misses, which is what a lookup costs:
 //! - one ordered map per slot, found by index (one map of every row took five levels);
-//! - keyed by the key's 64-bit hash alone: the descent compares integers held in the
-//!   nodes, never chasing a pointer to key bytes;
+//! - keyed by the key's 64-bit hash alone, in a radix tree on its bits ([`RadixMap`]):
+//!   the descent picks a child by a digit of the hash, never comparing key bytes;
 //! - a row's key, value and expiry share one allocation with its reference count, behind
 //!   an 8-byte pointer in the leaf, so checking the key, cloning the value and copying it
 //!   out touch one place, and a value replaced by one of the same length on a row that is
 //!   not shared is written in place.
 //!
-//! The maps are persistent ([`imbl::OrdMap`]): a snapshot clones them in O(slots) and writes
+//! The maps are persistent: a snapshot clones them in O(slots) and writes
 //! them out while applies go on, which then copy only the tree nodes they change (a giant
 //! hash-tag slot is never copied whole).
 //!
@@ -23,10 +23,10 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 use triomphe::{Arc, ThinArc};
 
 use super::keys::{fnv1a64, PREFIX_LEN};
+use super::radix::{self, RadixMap};
 use super::{Data, DbRead, DbWrite, Value};
 use redraft_proxy::wire::key_slot;
 
@@ -285,7 +285,7 @@ impl Rows1 {
     }
 }
 
-type Slot = OrdMap<u64, Rows1>;
+type Slot = RadixMap<Rows1>;
 
 /// The rows of `slot` in order, from hash `from` (with its keys after `after` only).
 fn slot_iter<'a>(
@@ -298,20 +298,19 @@ fn slot_iter<'a>(
         Bound::Included(h) => Some(h),
         _ => None,
     };
-    map.range((from, Bound::Unbounded))
-        .flat_map(move |(&hash, rows)| {
-            rows.rows().iter().filter_map(move |r| {
-                let skip = Some(hash) == first && after.is_some_and(|a| r.key() <= a);
-                (!skip).then(|| {
-                    let key = RowKey {
-                        slot,
-                        hash,
-                        key: r.key_bytes(),
-                    };
-                    (key, r.value())
-                })
+    map.range(from).flat_map(move |(hash, rows)| {
+        rows.rows().iter().filter_map(move |r| {
+            let skip = Some(hash) == first && after.is_some_and(|a| r.key() <= a);
+            (!skip).then(|| {
+                let key = RowKey {
+                    slot,
+                    hash,
+                    key: r.key_bytes(),
+                };
+                (key, r.value())
             })
         })
+    })
 }
 
 /// The rows of `slot` in `map` after storage key `after` (all if None), in order.
@@ -377,7 +376,7 @@ impl Rows {
     }
 
     fn get(&self, k: &KeyRef<'_>) -> Option<Value> {
-        let row = self.slots[k.slot()].get(&k.hash)?.find(k.key)?;
+        let row = self.slots[k.slot()].get(k.hash)?.find(k.key)?;
         Some(row.value())
     }
 }
@@ -412,7 +411,7 @@ impl std::fmt::Debug for Keyspace {
 fn put_in(map: &mut Slot, k: KeyRef<'_>, value: Value) -> (bool, Option<u64>) {
     let new_t = value.expire_at;
     let Data::Str(v) = &value.data;
-    match map.get_mut(&k.hash) {
+    match map.get_mut(k.hash) {
         Some(rows) => match rows.find_mut(k.key) {
             Some(old) => {
                 let t = old.expire_at();
@@ -539,10 +538,10 @@ impl Keyspace {
 
     fn remove_row(&mut self, k: KeyRef<'_>) -> Option<Value> {
         let map = &mut self.rows.slots[k.slot()];
-        let rows = map.get_mut(&k.hash)?;
+        let rows = map.get_mut(k.hash)?;
         let old = rows.remove(k.key)?;
         if rows.rows().is_empty() {
-            map.remove(&k.hash);
+            map.remove(k.hash);
         }
         self.rows.lens[k.slot()] -= 1;
         self.rows.len -= 1;
@@ -558,6 +557,27 @@ impl Keyspace {
             .take(limit)
             .map(|(_, k)| k.key.clone())
             .collect()
+    }
+
+    /// Brings the rows of `keys` into the cache, their lookups' misses overlapping: what a
+    /// batch of reads, or a log entry's writes, touches next. Changes nothing. (One by one,
+    /// each lookup waits on the misses of its path in turn: with 33k rows in a slot, 30%
+    /// of a GET's CPU.)
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        let lookups: Vec<(&Slot, u64)> = keys
+            .map(|key| {
+                let k = KeyRef::of(key);
+                (&self.rows.slots[k.slot()], k.hash)
+            })
+            .collect();
+        let mut touched = 0usize;
+        radix::get_each(&lookups, |_, rows| {
+            // The first and last bytes of the row: its head, and its value's end.
+            if let Some(row) = rows.rows().first() {
+                touched += row.klen() + row.0.slice.last().map_or(0, |&b| usize::from(b));
+            }
+        });
+        std::hint::black_box(touched);
     }
 
     /// How many rows `slot` holds (expired ones included, as CLUSTER COUNTKEYSINSLOT).

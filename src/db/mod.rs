@@ -6,6 +6,7 @@
 
 pub mod keys;
 pub mod keyspace;
+mod radix;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

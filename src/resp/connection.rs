@@ -338,6 +338,9 @@ async fn run_reads(
             // One consistent view for the whole batch: a multi-key read never sees half of
             // a write applied meanwhile, and ownership is checked at the same point.
             let view = reader.view();
+            if reads.len() > 1 {
+                view.prefetch(reads.iter().filter_map(|(_, r, _)| r.first_key()));
+            }
             let meta = view.cluster();
             for (i, r, slot) in reads.drain(..) {
                 let refused = slot

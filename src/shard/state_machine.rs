@@ -363,6 +363,12 @@ impl ShardStateMachine {
         let mut replies = Vec::with_capacity(n);
         for d in decoded {
             let (e, batch, mut fill_rows) = d?;
+            if let Some(b) = batch.as_ref().filter(|b| b.cmds.len() > 1) {
+                // Under the read lock: readers go on meanwhile.
+                sh.read()
+                    .db
+                    .prefetch(b.cmds.iter().filter_map(crate::cmd::WriteCmd::first_key));
+            }
             let mut st = sh.write();
             match (batch, e.payload) {
                 (Some(batch), _) => {
@@ -615,6 +621,11 @@ impl ReadView<'_> {
     /// moment: a read that must see it waits otherwise.
     pub fn settled(&self, client: u64, seq: u64) -> bool {
         self.st.dedup.get(&client).is_some_and(|e| e.settled(seq))
+    }
+
+    /// See [`Keyspace::prefetch`].
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        self.st.db.prefetch(keys);
     }
 
     /// The cluster state of this view's moment.
