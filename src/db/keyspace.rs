@@ -237,6 +237,13 @@ enum Rows1 {
     Many(Vec<Row>),
 }
 
+/// What a leaf leaves behind when it moves its values out: no allocation.
+impl Default for Rows1 {
+    fn default() -> Self {
+        Rows1::Many(Vec::new())
+    }
+}
+
 impl Rows1 {
     fn rows(&self) -> &[Row] {
         match self {
@@ -411,25 +418,23 @@ impl std::fmt::Debug for Keyspace {
 fn put_in(map: &mut Slot, k: KeyRef<'_>, value: Value) -> (bool, Option<u64>) {
     let new_t = value.expire_at;
     let Data::Str(v) = &value.data;
-    match map.get_mut(k.hash) {
-        Some(rows) => match rows.find_mut(k.key) {
-            Some(old) => {
-                let t = old.expire_at();
-                if !old.overwrite(v, new_t) {
-                    *old = Row::new(k.key, v, new_t);
-                }
-                (false, t)
+    let put = map.update(k.hash, |rows| match rows.find_mut(k.key) {
+        Some(old) => {
+            let t = old.expire_at();
+            if !old.overwrite(v, new_t) {
+                *old = Row::new(k.key, v, new_t);
             }
-            None => {
-                rows.add(Row::new(k.key, v, new_t));
-                (true, None)
-            }
-        },
+            (false, t)
+        }
         None => {
-            map.insert(k.hash, Rows1::One(Row::new(k.key, v, new_t)));
+            rows.add(Row::new(k.key, v, new_t));
             (true, None)
         }
-    }
+    });
+    put.unwrap_or_else(|| {
+        map.insert(k.hash, Rows1::One(Row::new(k.key, v, new_t)));
+        (true, None)
+    })
 }
 
 /// One slot's rows being added to apart from the keyspace (see [`Keyspace::slot_build`]).
@@ -538,9 +543,13 @@ impl Keyspace {
 
     fn remove_row(&mut self, k: KeyRef<'_>) -> Option<Value> {
         let map = &mut self.rows.slots[k.slot()];
-        let rows = map.get_mut(k.hash)?;
-        let old = rows.remove(k.key)?;
-        if rows.rows().is_empty() {
+        let (old, emptied) = map
+            .update(k.hash, |rows| {
+                let old = rows.remove(k.key)?;
+                Some((old, rows.rows().is_empty()))
+            })
+            .flatten()?;
+        if emptied {
             map.remove(k.hash);
         }
         self.rows.lens[k.slot()] -= 1;

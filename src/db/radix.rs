@@ -17,7 +17,7 @@
 use std::ops::Bound;
 
 use arrayvec::ArrayVec;
-use triomphe::Arc;
+use triomphe::{Arc, ThinArc};
 
 /// Bits of the hash per level.
 const BITS: u32 = 4;
@@ -33,18 +33,18 @@ pub struct RadixMap<V> {
 
 enum Node<V> {
     Empty,
-    Leaf(Arc<Leaf<V>>),
+    Leaf(Leaf<V>),
     Branch(Arc<Branch<V>>),
 }
 
-/// Entries in hash order, hashes apart from values: a search reads two cache lines.
-/// Every hash of a leaf at depth d shares its first d digits; at depth 16 a leaf holds
-/// one hash, so a leaf that has to split is never that deep.
-#[derive(Clone)]
-struct Leaf<V> {
-    hashes: ArrayVec<u64, LEAF>,
-    values: ArrayVec<V, LEAF>,
-}
+/// Entries in hash order, in one allocation of their size behind a thin pointer (a split
+/// leaves its kids a few entries each: fixed-size leaves made rows take 17% more memory).
+/// Every hash of a leaf at depth d shares its first d digits, so a leaf at the last level
+/// holds at most 16 hashes and never has to split.
+type Leaf<V> = ThinArc<(), (u64, V)>;
+
+/// A leaf's entries on their way to a new leaf: one more than a leaf holds.
+type Entries<V> = ArrayVec<(u64, V), { LEAF + 1 }>;
 
 /// `kids[i]` holds the hashes whose digit at this depth is `i`.
 #[derive(Clone)]
@@ -82,7 +82,48 @@ fn digit(hash: u64, depth: u32) -> usize {
     ((hash >> (64 - BITS * (depth + 1))) & (FAN as u64 - 1)) as usize
 }
 
-impl<V: Clone> RadixMap<V> {
+fn find<V>(leaf: &Leaf<V>, hash: u64) -> Result<usize, usize> {
+    leaf.slice.binary_search_by_key(&hash, |e| e.0)
+}
+
+/// A leaf's entries, moved out if nothing else holds it (so no value's reference count
+/// is touched), cloned otherwise.
+fn take_entries<V: Clone + Default>(leaf: &mut Leaf<V>) -> Entries<V> {
+    let mut out = Entries::new();
+    let moved = leaf.with_arc_mut(|a| match Arc::get_mut(a) {
+        Some(a) => {
+            for e in a.slice_mut() {
+                out.push((e.0, std::mem::take(&mut e.1)));
+            }
+            true
+        }
+        None => false,
+    });
+    if !moved {
+        out.extend(leaf.slice.iter().cloned());
+    }
+    out
+}
+
+/// A node of `entries` (in hash order, all sharing their first `depth` digits).
+fn build<V: Clone + Default>(entries: Entries<V>, depth: u32) -> Node<V> {
+    if entries.is_empty() {
+        return Node::Empty;
+    }
+    if entries.len() <= LEAF {
+        return Node::Leaf(ThinArc::from_header_and_iter((), entries.into_iter()));
+    }
+    let mut groups: [Entries<V>; FAN] = std::array::from_fn(|_| Entries::new());
+    for e in entries {
+        groups[digit(e.0, depth)].push(e);
+    }
+    let mut groups = groups.into_iter();
+    Node::Branch(Arc::new(Branch {
+        kids: std::array::from_fn(|_| build(groups.next().unwrap_or_default(), depth + 1)),
+    }))
+}
+
+impl<V: Clone + Default> RadixMap<V> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -93,10 +134,7 @@ impl<V: Clone> RadixMap<V> {
         loop {
             match node {
                 Node::Empty => return None,
-                Node::Leaf(l) => {
-                    let i = l.hashes.binary_search(&hash).ok()?;
-                    return Some(&l.values[i]);
-                }
+                Node::Leaf(l) => return find(l, hash).ok().map(|i| &l.slice[i].1),
                 Node::Branch(b) => {
                     node = &b.kids[digit(hash, depth)];
                     depth += 1;
@@ -105,15 +143,42 @@ impl<V: Clone> RadixMap<V> {
         }
     }
 
-    /// The value at `hash`, to change in place (the nodes on its path that are shared
-    /// with a clone are copied first).
-    pub fn get_mut(&mut self, hash: u64) -> Option<&mut V> {
-        get_mut_in(&mut self.root, hash, 0)
+    /// Runs `f` on the value at `hash`, in place (the nodes on its path that are shared
+    /// with a clone are copied first); None if `hash` is not here.
+    pub fn update<R>(&mut self, hash: u64, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut node = &mut self.root;
+        let mut depth = 0;
+        loop {
+            match node {
+                Node::Empty => return None,
+                Node::Leaf(l) => {
+                    let i = find(l, hash).ok()?;
+                    if ThinArc::strong_count(l) > 1 {
+                        *l = ThinArc::from_header_and_iter((), l.slice.iter().cloned());
+                    }
+                    return l.with_arc_mut(|a| {
+                        let a = Arc::get_mut(a).expect("a leaf that no clone holds");
+                        Some(f(&mut a.slice_mut()[i].1))
+                    });
+                }
+                Node::Branch(b) => {
+                    node = &mut Arc::make_mut(b).kids[digit(hash, depth)];
+                    depth += 1;
+                }
+            }
+        }
     }
 
     /// Sets `hash`'s value; returns the one it replaced.
     pub fn insert(&mut self, hash: u64, value: V) -> Option<V> {
-        insert_in(&mut self.root, hash, value, 0)
+        let mut value = Some(value);
+        if let Some(old) = self.update(hash, |v| value.take().map(|n| std::mem::replace(v, n))) {
+            return old;
+        }
+        if let Some(value) = value {
+            insert_in(&mut self.root, hash, value, 0);
+        }
+        None
     }
 
     pub fn remove(&mut self, hash: u64) -> Option<V> {
@@ -126,12 +191,12 @@ impl<V: Clone> RadixMap<V> {
     pub fn range(&self, from: Bound<u64>) -> Iter<'_, V> {
         let mut it = Iter {
             stack: ArrayVec::new(),
-            leaf: None,
+            leaf: &[],
         };
         let (Bound::Included(hash) | Bound::Excluded(hash)) = from else {
             match &self.root {
                 Node::Empty => {}
-                Node::Leaf(l) => it.leaf = Some((l, 0)),
+                Node::Leaf(l) => it.leaf = &l.slice,
                 Node::Branch(b) => it.stack.push((b, 0)),
             }
             return it;
@@ -142,11 +207,11 @@ impl<V: Clone> RadixMap<V> {
             match node {
                 Node::Empty => return it,
                 Node::Leaf(l) => {
-                    let at = l.hashes.partition_point(|&h| match from {
+                    let at = l.slice.partition_point(|&(h, _)| match from {
                         Bound::Excluded(_) => h <= hash,
                         _ => h < hash,
                     });
-                    it.leaf = Some((l, at));
+                    it.leaf = &l.slice[at..];
                     return it;
                 }
                 Node::Branch(b) => {
@@ -176,8 +241,8 @@ pub fn get_each<'a, V>(lookups: &[(&'a RadixMap<V>, u64)], mut found: impl FnMut
             match node {
                 Node::Empty => false,
                 Node::Leaf(l) => {
-                    if let Ok(j) = l.hashes.binary_search(&hash) {
-                        found(*i, &l.values[j]);
+                    if let Ok(j) = find(l, hash) {
+                        found(*i, &l.slice[j].1);
                     }
                     false
                 }
@@ -191,56 +256,17 @@ pub fn get_each<'a, V>(lookups: &[(&'a RadixMap<V>, u64)], mut found: impl FnMut
     }
 }
 
-fn get_mut_in<V: Clone>(node: &mut Node<V>, hash: u64, depth: u32) -> Option<&mut V> {
+/// Adds `hash`, which is not in `node`.
+fn insert_in<V: Clone + Default>(node: &mut Node<V>, hash: u64, value: V, depth: u32) {
     match node {
-        Node::Empty => None,
+        Node::Empty => *node = build([(hash, value)].into_iter().collect(), depth),
         Node::Leaf(l) => {
-            let i = l.hashes.binary_search(&hash).ok()?;
-            Some(&mut Arc::make_mut(l).values[i])
+            let mut entries = take_entries(l);
+            let at = entries.partition_point(|e| e.0 < hash);
+            entries.insert(at, (hash, value));
+            // A full leaf becomes a branch at this depth.
+            *node = build(entries, depth);
         }
-        Node::Branch(b) => get_mut_in(
-            &mut Arc::make_mut(b).kids[digit(hash, depth)],
-            hash,
-            depth + 1,
-        ),
-    }
-}
-
-fn insert_in<V: Clone>(node: &mut Node<V>, hash: u64, value: V, depth: u32) -> Option<V> {
-    match node {
-        Node::Empty => {
-            let mut leaf = Leaf {
-                hashes: ArrayVec::new(),
-                values: ArrayVec::new(),
-            };
-            leaf.hashes.push(hash);
-            leaf.values.push(value);
-            *node = Node::Leaf(Arc::new(leaf));
-            None
-        }
-        Node::Leaf(l) => match l.hashes.binary_search(&hash) {
-            Ok(i) => Some(std::mem::replace(&mut Arc::make_mut(l).values[i], value)),
-            Err(i) if l.hashes.len() < LEAF => {
-                let l = Arc::make_mut(l);
-                l.hashes.insert(i, hash);
-                l.values.insert(i, value);
-                None
-            }
-            Err(_) => {
-                // Full: becomes a branch at this depth, which takes the entries one by
-                // one (a kid that gets them all splits again, one level down).
-                let Node::Leaf(full) =
-                    std::mem::replace(node, Node::Branch(Arc::new(Branch::new())))
-                else {
-                    unreachable!("matched a leaf")
-                };
-                let full = Arc::try_unwrap(full).unwrap_or_else(|shared| (*shared).clone());
-                for (h, v) in full.hashes.into_iter().zip(full.values) {
-                    insert_in(node, h, v, depth);
-                }
-                insert_in(node, hash, value, depth)
-            }
-        },
         Node::Branch(b) => insert_in(
             &mut Arc::make_mut(b).kids[digit(hash, depth)],
             hash,
@@ -250,23 +276,20 @@ fn insert_in<V: Clone>(node: &mut Node<V>, hash: u64, value: V, depth: u32) -> O
     }
 }
 
-fn remove_in<V: Clone>(node: &mut Node<V>, hash: u64, depth: u32) -> Option<V> {
+fn remove_in<V: Clone + Default>(node: &mut Node<V>, hash: u64, depth: u32) -> Option<V> {
     match node {
         Node::Empty => None,
         Node::Leaf(l) => {
-            let i = l.hashes.binary_search(&hash).ok()?;
-            let l = Arc::make_mut(l);
-            l.hashes.remove(i);
-            let value = l.values.remove(i);
-            if l.hashes.is_empty() {
-                *node = Node::Empty;
-            }
+            let i = find(l, hash).ok()?;
+            let mut entries = take_entries(l);
+            let (_, value) = entries.remove(i);
+            *node = build(entries, depth);
             Some(value)
         }
         Node::Branch(b) => {
             let b = Arc::make_mut(b);
             let value = remove_in(&mut b.kids[digit(hash, depth)], hash, depth + 1)?;
-            if let Some(merged) = b.merged() {
+            if let Some(merged) = b.merged(depth) {
                 *node = merged;
             }
             Some(value)
@@ -274,41 +297,28 @@ fn remove_in<V: Clone>(node: &mut Node<V>, hash: u64, depth: u32) -> Option<V> {
     }
 }
 
-impl<V: Clone> Branch<V> {
-    fn new() -> Self {
-        Branch {
-            kids: std::array::from_fn(|_| Node::Empty),
-        }
-    }
-
+impl<V: Clone + Default> Branch<V> {
     /// This branch as one leaf (or nothing), if its kids are leaves with at most
     /// `LEAF / 2` entries in all: a slot that shrank does not keep its levels.
-    fn merged(&self) -> Option<Node<V>> {
+    fn merged(&self, depth: u32) -> Option<Node<V>> {
         let mut n = 0;
         for kid in &self.kids {
             match kid {
                 Node::Empty => {}
-                Node::Leaf(l) => n += l.hashes.len(),
+                Node::Leaf(l) => n += l.slice.len(),
                 Node::Branch(_) => return None,
             }
             if n > LEAF / 2 {
                 return None;
             }
         }
-        let mut leaf = Leaf {
-            hashes: ArrayVec::new(),
-            values: ArrayVec::new(),
-        };
+        let mut entries = Entries::new();
         for kid in &self.kids {
             if let Node::Leaf(l) = kid {
-                leaf.hashes.extend(l.hashes.iter().copied());
-                leaf.values.extend(l.values.iter().cloned());
+                entries.extend(l.slice.iter().cloned());
             }
         }
-        Some(match n {
-            0 => Node::Empty,
-            _ => Node::Leaf(Arc::new(leaf)),
-        })
+        Some(build(entries, depth))
     }
 }
 
@@ -316,7 +326,8 @@ impl<V: Clone> Branch<V> {
 pub struct Iter<'a, V> {
     /// Branches being walked, each with the next kid to visit (the root's first).
     stack: ArrayVec<(&'a Branch<V>, usize), 16>,
-    leaf: Option<(&'a Leaf<V>, usize)>,
+    /// What is left of the current leaf.
+    leaf: &'a [(u64, V)],
 }
 
 impl<'a, V> Iterator for Iter<'a, V> {
@@ -324,12 +335,9 @@ impl<'a, V> Iterator for Iter<'a, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((l, i)) = &mut self.leaf {
-                if let (Some(&h), Some(v)) = (l.hashes.get(*i), l.values.get(*i)) {
-                    *i += 1;
-                    return Some((h, v));
-                }
-                self.leaf = None;
+            if let Some(((h, v), rest)) = self.leaf.split_first() {
+                self.leaf = rest;
+                return Some((*h, v));
             }
             let (b, i) = self.stack.last_mut()?;
             if *i == FAN {
@@ -341,7 +349,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
             *i += 1;
             match kid {
                 Node::Empty => {}
-                Node::Leaf(l) => self.leaf = Some((l, 0)),
+                Node::Leaf(l) => self.leaf = &l.slice,
                 Node::Branch(c) => self.stack.push((c, 0)),
             }
         }
@@ -405,12 +413,15 @@ mod tests {
                     0..=5 => assert_eq!(map.insert(h, step), model.insert(h, step)),
                     6 | 7 => assert_eq!(map.remove(h), model.remove(&h)),
                     8 => {
-                        if let Some(v) = map.get_mut(h) {
+                        let done = map.update(h, |v| {
                             *v += 1;
-                        }
-                        if let Some(v) = model.get_mut(&h) {
+                            *v
+                        });
+                        let want = model.get_mut(&h).map(|v| {
                             *v += 1;
-                        }
+                            *v
+                        });
+                        assert_eq!(done, want);
                     }
                     _ => assert_eq!(map.get(h), model.get(&h)),
                 }
