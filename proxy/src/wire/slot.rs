@@ -1,11 +1,14 @@
 //! Key → slot, identical to Redis Cluster: CRC16-XMODEM mod 16384 with `{hash tags}`.
 
-use crc::{Crc, CRC_16_XMODEM};
+use crc::{Crc, Table, CRC_16_XMODEM};
 
 /// Number of hash slots.
 pub const SLOTS: usize = 16384;
 
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_XMODEM);
+/// Sixteen bytes a step (8 KiB of tables): a key's slot is taken several times per
+/// command on its way (proxy, node, each replica's apply), 2.3% of a proxied SET's CPU
+/// with the byte-at-a-time table.
+static CRC16: Crc<u16, Table<16>> = Crc::<u16, Table<16>>::new(&CRC_16_XMODEM);
 
 /// The part of `key` that is hashed: the first `{...}` with something inside, else all.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
