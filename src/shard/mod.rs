@@ -40,8 +40,11 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 const MAX_BATCH: usize = 4096;
 /// Most log entries proposed and not yet applied; beyond it commands queue and batch.
 /// Measured on 2 cores with 3 fsyncing replicas: 1–2 entries in flight give the largest
-/// batches and the best throughput (SET -P1: 8.5k/s with 16, 19k/s with 2).
-const MAX_IN_FLIGHT: usize = 2;
+/// batches and the best throughput (SET -P1: 8.5k/s with 16, 19k/s with 2). Since writes
+/// take less CPU (batched lookups), 1 does better than 2 through the proxy with 3 groups,
+/// interleaved: SET -P16 134–143k/s against 123–144k/s, SET -P1 20–22.5k/s against
+/// 17–19.8k/s, and less CPU per write in both.
+const MAX_IN_FLIGHT: usize = 1;
 
 /// Why a command could not run here.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
