@@ -209,14 +209,16 @@ async fn run_batch(
     let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
     let mut reads: Vec<(usize, ReadCmd, Option<u16>)> = Vec::new();
     let mut pending_writes = false;
-    let mut last_cmd = String::new();
+    // Once per batch, not per command: the shared counter's cache line, and the name
+    // CLIENT LIST shows (the clock is read per command: the batch may wait on writes).
+    let mut commands = 0;
+    let mut last_name = None;
     for argv in reqs {
         if session.quit {
             break;
         }
-        node.clients.total_commands.fetch_add(1, Ordering::Relaxed);
-        last_cmd.clear();
-        last_cmd.push_str(&String::from_utf8_lossy(&argv[0]).to_lowercase());
+        commands += 1;
+        last_name = Some(argv[0].clone());
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
         // A cluster node serves keys of one slot per command, and only slots it owns.
         let key_slot_of = match cluster_mode.then(|| cmd::command_slot(&argv)) {
@@ -273,6 +275,11 @@ async fn run_batch(
         }
     }
     run_reads(&mut reads, &mut slots, node).await;
+    node.clients
+        .total_commands
+        .fetch_add(commands, Ordering::Relaxed);
+    let last_cmd =
+        last_name.map_or_else(String::new, |n| String::from_utf8_lossy(&n).to_lowercase());
     session.client.state.update(|i| {
         i.last_cmd = last_cmd;
         i.last_interaction = std::time::Instant::now();

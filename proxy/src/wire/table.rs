@@ -5,7 +5,7 @@
 //! the proxy alike. Parsers live in the node's command files; `redraft::cmd::PARSERS` maps
 //! each full name here to one, and a test checks that the two agree both ways.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
@@ -413,7 +413,9 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 /// Lower-case name → top-level spec.
-static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
+/// FxHash: looked up for every command at the proxy and at the node (SipHash, std's
+/// default, cost 0.9% of a GET's CPU at a node).
+static BY_NAME: LazyLock<FxHashMap<&'static str, &'static CommandSpec>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
 
 /// Looks a name up case-insensitively without allocating for ordinary names.
