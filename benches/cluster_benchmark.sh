@@ -42,8 +42,16 @@ done
 sleep 1
 
 rps() { # rps PORT TEST
-  redis-benchmark --cluster -p "$1" -c "$C" -n "$N" -r 100000 -d 64 -P "$P" -t "$2" -q 2>/dev/null |
-    tr '\r' '\n' | grep -E "^$(tr a-z A-Z <<<"$2"): [0-9.]+ requests per second" | tail -1 |
+  local out
+  out=$(redis-benchmark --cluster -p "$1" -c "$C" -n "$N" -r 100000 -d 64 -P "$P" -t "$2" -q 2>&1 |
+    tr '\r' '\n') || true
+  if ! grep -qE "^${2^^}: [0-9.]+ requests per second" <<<"$out"; then
+    # redis-benchmark stops at the first error reply; and it knows only the masters it
+    # started with, so a leader change (MOVED to a new master) also stops it.
+    echo "redis-benchmark on port $1 failed: $(grep -vE 'rps=|^Master|^Cluster has|WARNING|^ *$' <<<"$out" | tail -3)" >&2
+    exit 1
+  fi
+  grep -E "^${2^^}: [0-9.]+ requests per second" <<<"$out" | tail -1 |
     sed -E 's/^[A-Z]+: ([0-9.]+) requests per second.*/\1/'
 }
 printf "%-6s %3s %12s %14s %7s %14s\n" test P redraft redis-cluster ratio "seconds (r, rc)"
