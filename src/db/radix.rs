@@ -153,13 +153,7 @@ impl<V: Clone + Default> RadixMap<V> {
                 Node::Empty => return None,
                 Node::Leaf(l) => {
                     let i = find(l, hash).ok()?;
-                    if ThinArc::strong_count(l) > 1 {
-                        *l = ThinArc::from_header_and_iter((), l.slice.iter().cloned());
-                    }
-                    return l.with_arc_mut(|a| {
-                        let a = Arc::get_mut(a).expect("a leaf that no clone holds");
-                        Some(f(&mut a.slice_mut()[i].1))
-                    });
+                    return Some(with_value(l, i, f));
                 }
                 Node::Branch(b) => {
                     node = &mut Arc::make_mut(b).kids[digit(hash, depth)];
@@ -171,14 +165,7 @@ impl<V: Clone + Default> RadixMap<V> {
 
     /// Sets `hash`'s value; returns the one it replaced.
     pub fn insert(&mut self, hash: u64, value: V) -> Option<V> {
-        let mut value = Some(value);
-        if let Some(old) = self.update(hash, |v| value.take().map(|n| std::mem::replace(v, n))) {
-            return old;
-        }
-        if let Some(value) = value {
-            insert_in(&mut self.root, hash, value, 0);
-        }
-        None
+        insert_in(&mut self.root, hash, value, 0)
     }
 
     pub fn remove(&mut self, hash: u64) -> Option<V> {
@@ -256,17 +243,33 @@ pub fn get_each<'a, V>(lookups: &[(&'a RadixMap<V>, u64)], mut found: impl FnMut
     }
 }
 
-/// Adds `hash`, which is not in `node`.
-fn insert_in<V: Clone + Default>(node: &mut Node<V>, hash: u64, value: V, depth: u32) {
+/// Runs `f` on the value of entry `i` of `leaf`, copying the leaf first if a clone holds it.
+fn with_value<V: Clone, R>(leaf: &mut Leaf<V>, i: usize, f: impl FnOnce(&mut V) -> R) -> R {
+    if ThinArc::strong_count(leaf) > 1 {
+        *leaf = ThinArc::from_header_and_iter((), leaf.slice.iter().cloned());
+    }
+    leaf.with_arc_mut(|a| {
+        let a = Arc::get_mut(a).expect("a leaf that no clone holds");
+        f(&mut a.slice_mut()[i].1)
+    })
+}
+
+fn insert_in<V: Clone + Default>(node: &mut Node<V>, hash: u64, value: V, depth: u32) -> Option<V> {
     match node {
-        Node::Empty => *node = build([(hash, value)].into_iter().collect(), depth),
-        Node::Leaf(l) => {
-            let mut entries = take_entries(l);
-            let at = entries.partition_point(|e| e.0 < hash);
-            entries.insert(at, (hash, value));
-            // A full leaf becomes a branch at this depth.
-            *node = build(entries, depth);
+        Node::Empty => {
+            *node = build([(hash, value)].into_iter().collect(), depth);
+            None
         }
+        Node::Leaf(l) => match find(l, hash) {
+            Ok(i) => Some(with_value(l, i, |v| std::mem::replace(v, value))),
+            Err(at) => {
+                let mut entries = take_entries(l);
+                entries.insert(at, (hash, value));
+                // A full leaf becomes a branch at this depth.
+                *node = build(entries, depth);
+                None
+            }
+        },
         Node::Branch(b) => insert_in(
             &mut Arc::make_mut(b).kids[digit(hash, depth)],
             hash,
