@@ -628,3 +628,61 @@ async fn malformed_requests_get_redis_errors_and_nothing_behind_them_runs() {
     proxy.stop();
     c.stop().await;
 }
+
+/// The proxy writes the replies to one read together, but never holds a fast reply behind
+/// a request to a group that cannot answer: the SET's `+OK` comes at once, the GET's error
+/// at the end of the retry window, and the SET is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_not_held_behind_a_group_that_cannot_answer() {
+    let mut c = TestCluster::sharded(3, 3, |_| {}).await;
+    c.join_all().await;
+    let window = Duration::from_secs(3);
+    let proxy = start_proxy(&c, window).await;
+    let mut num = 0;
+    for (key, gid) in [("fast", 1), ("slow", 3)] {
+        let args = vec![
+            "MOVE".to_string(),
+            key_slot(key.as_bytes()).to_string(),
+            gid.to_string(),
+        ];
+        if let redis::Value::Int(n) = c.cluster_cmd(&args).await {
+            num = n as u64;
+        }
+    }
+    c.settled(num).await;
+    // Group 3 loses its quorum: nothing of it can be read or written.
+    let down: Vec<_> = c.members(3).into_iter().take(2).collect();
+    for id in &down {
+        c.kill(*id).await;
+    }
+
+    let mut raw = Raw::connect(&proxy.addr.to_string()).await;
+    let mut req = encode(&[b"SET", b"fast", b"1"]);
+    req.extend(encode(&[b"GET", b"slow"]));
+    let sent = tokio::time::Instant::now();
+    raw.send(&req).await;
+    assert_eq!(raw.reply().await, b"+OK\r\n");
+    let first = sent.elapsed();
+    let second = raw.reply().await;
+    assert!(
+        second.starts_with(b"-"),
+        "{:?}",
+        String::from_utf8_lossy(&second)
+    );
+    let last = sent.elapsed();
+    assert!(
+        first < window / 2 && last >= window / 2,
+        "+OK after {first:?}, the error after {last:?}"
+    );
+
+    for id in &down {
+        c.restart(*id).await;
+    }
+    let mut con = client(&proxy).await;
+    let fast: Option<String> = con.get("fast").await.unwrap();
+    assert_eq!(fast.as_deref(), Some("1"));
+    let slow: Option<String> = con.get("slow").await.unwrap();
+    assert_eq!(slow, None);
+    proxy.stop();
+    c.stop().await;
+}
