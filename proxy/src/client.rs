@@ -119,7 +119,14 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     let mut eof = false;
     let mut shutdown = sh.shutdown.subscribe();
     loop {
-        while !closing && inflight.len() < WINDOW {
+        // Set when the window, not the buffer, stopped the parsing: requests wait in
+        // `buf` and no read may come for them (the client may have sent its last).
+        let mut unparsed = false;
+        while !closing {
+            if inflight.len() >= WINDOW {
+                unparsed = true;
+                break;
+            }
             match parser.parse(&mut buf) {
                 Ok(Some(argv)) => {
                     let d = dispatch(&sh, &mut session, argv);
@@ -165,6 +172,11 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         if closing && inflight.is_empty() {
             let _ = stream.shutdown().await;
             return;
+        }
+        if unparsed && inflight.len() < WINDOW {
+            // The window has room again (the replies just written freed it): parse on
+            // rather than wait for a read that the client may never send.
+            continue;
         }
         let can_read = !closing && !eof && inflight.len() < WINDOW;
         if can_read && buf.len() + parser.pending_bytes() >= QUERY_BUFFER_LIMIT {

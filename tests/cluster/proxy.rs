@@ -293,6 +293,40 @@ async fn a_pipeline_of_10k_mixed_commands_keeps_its_order() {
     c.stop().await;
 }
 
+/// Replies the proxy gives itself (PING, ECHO) are ready at once: a pipeline longer than
+/// the proxy's window of them, sent in one write, used to stop after the first window's
+/// replies, the rest parked in the proxy's buffer waiting for a read that never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_pipeline_of_commands_the_proxy_answers_itself_is_answered_in_full() {
+    let (c, proxy) = start().await;
+    let mut raw = Raw::connect(&proxy.addr.to_string()).await;
+    let mut bytes = Vec::new();
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    for i in 0..1000 {
+        if i % 2 == 0 {
+            bytes.extend(encode(&[b"PING"]));
+            want.push(b"+PONG\r\n".to_vec());
+        } else {
+            let s = i.to_string();
+            bytes.extend(encode(&[b"ECHO", s.as_bytes()]));
+            want.push(format!("${}\r\n{s}\r\n", s.len()).into_bytes());
+        }
+    }
+    bytes.extend(encode(&[b"GET", b"absent"]));
+    want.push(b"$-1\r\n".to_vec());
+    raw.send(&bytes).await;
+    for (i, w) in want.iter().enumerate() {
+        let got = raw.reply().await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(w),
+            "reply {i}"
+        );
+    }
+    proxy.stop();
+    c.stop().await;
+}
+
 const WRITERS: usize = 4;
 const KEYS: usize = 12;
 
