@@ -663,9 +663,9 @@ async fn malformed_requests_get_redis_errors_and_nothing_behind_them_runs() {
     c.stop().await;
 }
 
-/// A fast reply is not held behind a later request of the same read to a group that
-/// cannot answer: the SET's `+OK` comes at once, the GET's error at the end of the retry
-/// window, and the SET is kept.
+/// The proxy writes the replies to one read together, but never holds a fast reply behind
+/// a request to a group that cannot answer for longer than its short hold: the SET's `+OK`
+/// comes at once, the GET's error at the end of the retry window, and the SET is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_is_not_held_behind_a_group_that_cannot_answer() {
     let mut c = TestCluster::sharded(3, 3, |_| {}).await;
