@@ -52,6 +52,14 @@ for t in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do
 done
 if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-benchmark reported errors"; fi
 
+# Deep pipelines: more requests in one write than the proxy keeps in flight per client
+# (a stall here once held PING -P 100 to 833 requests/s, so a bound on time catches it).
+out=$(timeout 60 redis-benchmark -p $port -t ping,get -n 200000 -c 10 -P 100 -q 2>&1 | tr '\r' '\n') || true
+for t in PING_INLINE PING_MBULK GET; do
+  if grep -q "^$t: .*requests per second" <<<"$out"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-benchmark -P 100 $t: $out"; fi
+done
+if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-benchmark -P 100 reported errors"; fi
+
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
 echo "proxy compat: $passed passed, $failed failed"
