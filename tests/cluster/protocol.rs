@@ -46,6 +46,22 @@ async fn inline_pipelines_and_protocol_errors() {
         );
     }
 
+    // Replies ready at once (PING, ECHO), far more of them than fit one read: all come.
+    let mut batch = Vec::new();
+    for i in 0..2000 {
+        batch.extend(encode(&[b"ECHO", format!("e{i}").as_bytes()]));
+        batch.extend(encode(&[b"PING"]));
+    }
+    r.send(&batch).await;
+    for i in 0..2000 {
+        let want = format!("e{i}");
+        assert_eq!(
+            r.reply().await,
+            format!("${}\r\n{want}\r\n", want.len()).into_bytes()
+        );
+        assert_eq!(r.reply().await, b"+PONG\r\n", "PING #{i}");
+    }
+
     // Writes only, so the node keeps several batches in flight behind each other, then a
     // read: replies in order, each write applied once, and the read sees all of them.
     let mut batch = Vec::new();
