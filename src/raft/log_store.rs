@@ -276,31 +276,23 @@ where
     /// are the indexes from the first entry left (the one after the last purge) up to `upto`,
     /// or to the last entry if that comes first (a snapshot installed far ahead of the log).
     fn purge_through(&self, upto: u64, purged: Vec<u8>) -> Result<(), StorageError> {
-        let Some(last) = self.log.last_key_value() else {
-            self.put_raw_meta(PURGED, purged)?;
-            return Ok(());
+        let index = |kv: Option<fjall::Guard>| {
+            kv.map(|kv| -> Result<u64, StorageError> { index_of(&kv.key()?) })
+                .transpose()
         };
-        let last = index_of(&last.key()?)?;
+        let last = index(self.log.last_key_value())?;
         let after_last: Option<LogId<C::NodeId>> = self.get_meta(PURGED)?.flatten();
         let first = match after_last {
-            Some(p) => p.index + 1,
-            None => match self.log.first_key_value() {
-                Some(kv) => index_of(&kv.key()?)?,
-                None => last + 1,
-            },
+            Some(p) => Some(p.index + 1),
+            None => index(self.log.first_key_value())?,
         };
         let mut batch = self.storage.db().batch();
-        for index in first..=upto.min(last) {
-            batch.remove(&self.log, index.to_be_bytes());
+        if let (Some(first), Some(last)) = (first, last) {
+            for index in first..=upto.min(last) {
+                batch.remove(&self.log, index.to_be_bytes());
+            }
         }
         batch.insert(&self.meta, PURGED, purged);
-        batch.commit()?;
-        Ok(())
-    }
-
-    fn put_raw_meta(&self, key: &[u8], v: Vec<u8>) -> Result<(), StorageError> {
-        let mut batch = self.storage.db().batch();
-        batch.insert(&self.meta, key, v);
         batch.commit()?;
         Ok(())
     }
@@ -609,6 +601,12 @@ mod tests {
         LogStore::<ShardTC>::open(&storage, 4).unwrap();
     }
 
+    /// The indexes of the entries the log holds.
+    async fn indexes(log: &mut LogStore<ShardTC>) -> Vec<u64> {
+        let entries = log.try_get_log_entries(..).await.unwrap();
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
     #[tokio::test]
     async fn log_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -646,27 +644,13 @@ mod tests {
         let st = log.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id, Some(log_id(1, 1, 4)));
         assert_eq!(st.last_log_id, Some(log_id(1, 1, 7)));
-        let idx: Vec<u64> = log
-            .try_get_log_entries(..)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.log_id.index)
-            .collect();
-        assert_eq!(idx, vec![5, 6, 7]);
+        assert_eq!(indexes(&mut log).await, vec![5, 6, 7]);
         let mut late = LogStore::<ShardTC>::open(&storage, 5).unwrap();
         let st = late.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id, Some(log_id(1, 1, 104)));
-        let idx: Vec<u64> = late
-            .try_get_log_entries(..)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.log_id.index)
-            .collect();
-        assert_eq!(idx, (105..110).collect::<Vec<u64>>());
+        assert_eq!(indexes(&mut late).await, (105..110).collect::<Vec<u64>>());
         let mut behind = LogStore::<ShardTC>::open(&storage, 6).unwrap();
-        assert!(behind.try_get_log_entries(..).await.unwrap().is_empty());
+        assert!(indexes(&mut behind).await.is_empty());
         let st = behind.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id, Some(log_id(2, 1, u64::MAX - 1)));
         // Another group in the same database is untouched.

@@ -281,14 +281,7 @@ async fn a_pipeline_of_10k_mixed_commands_keeps_its_order() {
         }
     }
     raw.send(&bytes).await;
-    for (i, w) in want.iter().enumerate() {
-        let got = raw.reply().await;
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(w),
-            "reply {i}"
-        );
-    }
+    raw.expect_replies(&want).await;
     proxy.stop();
     c.stop().await;
 }
@@ -315,14 +308,7 @@ async fn a_long_pipeline_of_commands_the_proxy_answers_itself_is_answered_in_ful
     bytes.extend(encode(&[b"GET", b"absent"]));
     want.push(b"$-1\r\n".to_vec());
     raw.send(&bytes).await;
-    for (i, w) in want.iter().enumerate() {
-        let got = raw.reply().await;
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(w),
-            "reply {i}"
-        );
-    }
+    raw.expect_replies(&want).await;
     proxy.stop();
     c.stop().await;
 }

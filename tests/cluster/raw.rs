@@ -61,6 +61,18 @@ impl Raw {
         }
     }
 
+    /// Reads one reply per entry of `want`, each equal to it, in order.
+    pub async fn expect_replies(&mut self, want: &[Vec<u8>]) {
+        for (i, w) in want.iter().enumerate() {
+            let got = self.reply().await;
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(w),
+                "reply {i}"
+            );
+        }
+    }
+
     pub async fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.send(&encode(args)).await;
         self.reply().await
