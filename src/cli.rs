@@ -166,6 +166,9 @@ pub struct DevArgs {
     /// The proxy's port (0: no proxy).
     #[arg(long, env = "REDRAFT_PROXY_PORT", default_value_t = 6379)]
     pub port: u16,
+    /// Threads to run on, one runtime each (default: one per core); see `dev::Threads`.
+    #[arg(long, env = "REDRAFT_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub tuning: Tuning,
     #[command(flatten)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use redraft::bus::FaultTable;
 use redraft::cli::{Cli, Cmd};
-use redraft::dev::LocalCluster;
+use redraft::dev::{LocalCluster, Threads};
 use redraft::node::Node;
 use tracing_subscriber::EnvFilter;
 
@@ -37,16 +37,38 @@ fn main() -> anyhow::Result<()> {
         Cmd::Dev(args) if args.dir.is_none() => Some(tempdir()?),
         _ => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(run(cli, tmp.as_ref().map(|t| t.0.clone())));
-    drop(runtime);
+    let tmp_dir = tmp.as_ref().map(|t| t.0.clone());
+    let result = match &cli.command {
+        Cmd::Dev(args) => {
+            let n = match args.threads {
+                Some(n) => usize::from(n),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            let threads = Threads::new(n)?;
+            let handles = threads.handles();
+            let result = threads.main.block_on(run(cli, tmp_dir, handles));
+            drop(threads);
+            result
+        }
+        _ => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(run(cli, tmp_dir, Vec::new()));
+            drop(runtime);
+            result
+        }
+    };
     drop(tmp);
     result
 }
 
-async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// `threads`: for `dev`, the runtimes to spread the nodes over (see [`Threads`]).
+async fn run(
+    cli: Cli,
+    tmp: Option<std::path::PathBuf>,
+    threads: Vec<tokio::runtime::Handle>,
+) -> anyhow::Result<()> {
     // Quiet by default: warnings, plus redraft's own start-up and leadership lines.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,redraft=info,openraft=off"));
@@ -105,6 +127,7 @@ async fn run(cli: Cli, tmp: Option<std::path::PathBuf>) -> anyhow::Result<()> {
                 args.groups,
                 args.replicas,
                 &args.tuning,
+                &threads,
             )
             .await?;
             println!(
