@@ -3,7 +3,11 @@
 # redis-server (appendonly no; appendonly yes + appendfsync always) in the same run, with
 # redis-benchmark. Prints req/s and the redraft/redis ratios. Not a test: figures only.
 #
-#   benches/redis_benchmark.sh [-n requests] [-c clients]
+#   benches/redis_benchmark.sh [-n requests] [-c clients] [-x]
+#
+# -n is the request count of each -P 1 test; -P 16 tests send five times as many, so that
+# they run for seconds, not the ~1 s (warm-up and noise included) that 200k pipelined
+# SETs take.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000
@@ -53,7 +57,7 @@ for p in 7201 7202; do until redis-cli -p $p PING >/dev/null 2>&1; do sleep 0.1;
 # rps PORT PIPELINE TESTS... → "name rps" lines
 rps() {
   local port=$1 pipe=$2 out; shift 2
-  out=$(redis-benchmark -p "$port" -c "$C" -n "$N" -r 100000 -d 64 -P "$pipe" -q "$@" 2>&1 | tr '\r' '\n') || true
+  out=$(redis-benchmark -p "$port" -c "$C" -n "$((pipe > 1 ? N * 5 : N))" -r 100000 -d 64 -P "$pipe" -q "$@" 2>&1 | tr '\r' '\n') || true
   if ! grep -q "requests per second" <<<"$out"; then
     echo "redis-benchmark on port $port failed: $(grep -v 'rps=' <<<"$out" | tail -3)" >&2
     exit 1
