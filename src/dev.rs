@@ -22,9 +22,10 @@ use redraft_proxy::wire::Reply;
 /// applies then stay on one thread, and no thread steals another's tasks. On one 2-core
 /// runtime (tokio's work-stealing default) the tasks of all twelve nodes and the proxy
 /// moved between the two workers, woke each other across them and lost their caches: a
-/// proxied SET took 10.3–11.3 µs of CPU and a GET 2.6–2.7; on two single-worker runtimes,
-/// 9.6–10.9 and 2.0–2.2 (interleaved runs, `benches/redis_benchmark.sh -x` load). Straight
-/// at the nodes (`benches/cluster_benchmark.sh`), GETs went from 749k/s to 998k/s.
+/// proxied SET took 10.9–11.5 µs of CPU and a GET 2.6–2.7; on two single-worker runtimes,
+/// 10.1–10.4 and 2.1–2.2 (interleaved runs, `benches/redis_benchmark.sh -x` load), and
+/// throughput rose 4–6% and 10–25%. Straight at the nodes (`benches/cluster_benchmark.sh`),
+/// GETs went from 749k/s (0.69× Redis Cluster) to 1.0–1.09M/s (1.00–1.04×).
 ///
 /// A `redraft node` or `redraft proxy` process runs one role on tokio's default runtime.
 pub struct Threads {
