@@ -37,8 +37,10 @@ impl ShardRequest {
         self.0.len()
     }
 
+    /// The batch, its commands' hot fields slices of the entry (see
+    /// [`crate::codec::from_shared`]).
     pub fn decode(&self) -> Result<Batch, postcard::Error> {
-        postcard::from_bytes(&self.0)
+        crate::codec::from_shared(&self.0)
     }
 
     /// Whether the batch starts with a slot migration's [`ClusterOp::Fill`], read from

@@ -11,7 +11,9 @@ use redraft_proxy::wire::Reply;
 /// `APPEND key value`: the new length; a missing key is created, a TTL is kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Append {
+    #[serde(deserialize_with = "crate::codec::shared_bytes")]
     pub key: Bytes,
+    #[serde(deserialize_with = "crate::codec::shared_bytes")]
     pub value: Bytes,
 }
 

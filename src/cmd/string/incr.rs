@@ -12,6 +12,7 @@ use redraft_proxy::wire::Reply;
 /// 1, -1 and -decrement. The new value is stored as decimal text and the TTL is kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncrBy {
+    #[serde(deserialize_with = "crate::codec::shared_bytes")]
     pub key: Bytes,
     pub delta: i64,
 }

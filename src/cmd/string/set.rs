@@ -46,7 +46,9 @@ pub enum SetReply {
 /// `GETSET key value`, which are this command with fixed options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Set {
+    #[serde(deserialize_with = "crate::codec::shared_bytes")]
     pub key: Bytes,
+    #[serde(deserialize_with = "crate::codec::shared_bytes")]
     pub value: Bytes,
     pub cond: Cond,
     pub expiry: Expiry,
