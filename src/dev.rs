@@ -25,7 +25,7 @@ use redraft_proxy::wire::Reply;
 /// proxied SET took 10.9–11.5 µs of CPU and a GET 2.6–2.7; on two single-worker runtimes,
 /// 10.1–10.4 and 2.1–2.2 (interleaved runs, `benches/redis_benchmark.sh -x` load), and
 /// throughput rose 4–6% and 10–25%. Straight at the nodes (`benches/cluster_benchmark.sh`),
-/// GETs went from 749k/s (0.69× Redis Cluster) to 1.0–1.09M/s (1.00–1.04×).
+/// GETs went from 749k/s (0.69× Redis Cluster) to 0.89–1.09M/s (0.93–1.04×).
 ///
 /// A `redraft node` or `redraft proxy` process runs one role on tokio's default runtime.
 pub struct Threads {
