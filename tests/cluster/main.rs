@@ -8,6 +8,7 @@ mod router;
 mod batching;
 mod cluster_client;
 mod commands;
+mod dev;
 mod disk_failure;
 mod expiry;
 mod failover;
