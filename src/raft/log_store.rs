@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::raft::Gid;
-use crate::storage::{keyspace_name, raft_err, Storage, StorageError};
+use crate::storage::{decode_u64, keyspace_name, raft_err, Storage, StorageError};
 
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
@@ -277,7 +277,7 @@ where
     /// or to the last entry if that comes first (a snapshot installed far ahead of the log).
     fn purge_through(&self, upto: u64, purged: Vec<u8>) -> Result<(), StorageError> {
         let index = |kv: Option<fjall::Guard>| {
-            kv.map(|kv| -> Result<u64, StorageError> { index_of(&kv.key()?) })
+            kv.map(|kv| -> Result<u64, StorageError> { decode_u64(&kv.key()?) })
                 .transpose()
         };
         let last = index(self.log.last_key_value())?;
@@ -303,14 +303,6 @@ where
         batch.commit()?;
         Ok(())
     }
-}
-
-/// The log index a log keyspace key encodes (big-endian, so keys sort by index).
-fn index_of(key: &[u8]) -> Result<u64, StorageError> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| std::io::Error::other(format!("a log key of {} bytes, not 8", key.len())))?;
-    Ok(u64::from_be_bytes(bytes))
 }
 
 impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C>
