@@ -191,6 +191,22 @@ pub(crate) fn test_node(id: NodeId) -> NodeInfo {
     }
 }
 
+/// Configuration 7 for tests: groups 1..=3 of three [`test_node`]s each (`g0`, `g1`,
+/// `g2`), the slots split in thirds.
+#[cfg(test)]
+pub(crate) fn test_three_groups() -> Config {
+    let mut c = Config::empty();
+    c.num = 7;
+    for g in 1..=3u64 {
+        c.groups
+            .insert(g, (0..3).map(|i| test_node(g * 10 + i)).collect());
+    }
+    for s in 0..SLOTS {
+        c.slots[s] = (s * 3 / SLOTS) as Gid + 1;
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,15 +215,7 @@ mod tests {
 
     /// Groups 1..=3 with three nodes each; slots split in thirds with a gap at 100..=199.
     fn three_groups() -> Config {
-        let mut c = Config::empty();
-        c.num = 7;
-        for g in 1..=3u64 {
-            c.groups
-                .insert(g, (0..3).map(|i| node(g * 10 + i)).collect());
-        }
-        for s in 0..SLOTS {
-            c.slots[s] = (s * 3 / SLOTS) as Gid + 1;
-        }
+        let mut c = test_three_groups();
         for s in 100..200 {
             c.slots[s] = 0;
         }

@@ -268,21 +268,7 @@ mod tests {
     use super::*;
     use crate::cluster::SLOTS;
 
-    use crate::cluster::config::test_node as node;
-
-    /// Groups 1..=3 with nodes g0, g1, g2; slots split in thirds.
-    fn three_groups() -> Config {
-        let mut c = Config::empty();
-        c.num = 7;
-        for g in 1..=3u64 {
-            c.groups
-                .insert(g, (0..3).map(|i| node(g * 10 + i)).collect());
-        }
-        for s in 0..SLOTS {
-            c.slots[s] = (s * 3 / SLOTS) as Gid + 1;
-        }
-        c
-    }
+    use crate::cluster::config::{test_node as node, test_three_groups as three_groups};
 
     fn controller() -> Vec<NodeInfo> {
         (100..103).map(node).collect()
