@@ -161,7 +161,9 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
 /// `after` (below `seq`, 0 for none) is an earlier write of the client to the same slot
 /// that must apply first: a write refused and retried must not be overtaken by one sent
 /// behind it, nor a read see the state from before it. A read ignores `seq` and `acked`
-/// (a repeated read does no harm).
+/// (a repeated read does no harm). A write keeps its place even when it fails to parse or
+/// only reads (GETEX without options): it goes through the log all the same, so that the
+/// requests that name it as `after` can go on.
 fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     let non_negative = |b: &[u8]| {
         u64::try_from(args::parse_i64(b)?)
@@ -175,7 +177,26 @@ fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     if argv[3].eq_ignore_ascii_case(b"once") {
         return Err(Reply::err("ERR ONCE cannot wrap ONCE"));
     }
-    match parse(argv[3..].to_vec(), now_ms) {
+    let inner = match parse(argv[3..].to_vec(), now_ms) {
+        // A stamped write refused before it could run still takes its place in the
+        // client's order: recorded through the log like any write, so that the writes
+        // and reads that name it as `after` go on behind it (unrecorded, they waited for
+        // it in vain, and their retries lost their order).
+        Command::Reply(r) if r.is_error() && seq > 0 => Command::Write(WriteCmd::Refused {
+            slot: command_slot(&argv[3..]).ok().flatten(),
+            reply: r,
+        }),
+        // GETEX without options reads; stamped, it goes through the log for the same
+        // reason.
+        Command::Read(ReadCmd::Get(g)) if seq > 0 => {
+            Command::Write(WriteCmd::GetEx(string::getex::GetEx {
+                key: g.key,
+                op: string::getex::GetExOp::Keep,
+            }))
+        }
+        other => other,
+    };
+    match inner {
         Command::Write(_) if acked >= seq && acked > 0 => Err(Reply::err(
             "ERR ONCE acknowledged sequence number must be below the sequence number",
         )),
@@ -355,6 +376,13 @@ pub enum WriteCmd {
     },
     /// Internal: forget exactly-once entries idle for long (their storage keys).
     ForgetDedup(Vec<Bytes>),
+    /// A stamped write that failed to parse (`ONCE … SET k v BADOPTION`): it changes
+    /// nothing and answers its error, but is recorded in the client's order (see
+    /// `parse_once`). `slot`: its keys' slot, if it names any.
+    Refused {
+        slot: Option<u16>,
+        reply: Reply,
+    },
 }
 
 impl WriteCmd {
@@ -388,6 +416,17 @@ impl WriteCmd {
                 Reply::err("ERR cluster operation outside a shard group")
             }
             WriteCmd::Once { cmd, .. } => cmd.apply(db, now_ms),
+            WriteCmd::Refused { reply, .. } => reply.clone(),
+        }
+    }
+
+    /// The slot the command writes to, for its routing and its exactly-once record (None
+    /// for keyless commands).
+    pub fn slot(&self) -> Option<u16> {
+        match self {
+            WriteCmd::Once { cmd, .. } => cmd.slot(),
+            WriteCmd::Refused { slot, .. } => *slot,
+            _ => self.first_key().map(redraft_proxy::wire::key_slot),
         }
     }
 
@@ -410,7 +449,7 @@ impl WriteCmd {
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
             WriteCmd::Once { cmd, .. } => cmd.first_key(),
-            WriteCmd::Cluster(_) | WriteCmd::ForgetDedup(_) => None,
+            WriteCmd::Cluster(_) | WriteCmd::ForgetDedup(_) | WriteCmd::Refused { .. } => None,
         }
     }
 }

@@ -252,6 +252,44 @@ fn once_stamps_parse_or_get_an_error() {
         Command::Write(WriteCmd::Once { seq, acked, .. }) => assert_eq!((seq, acked), (5, 0)),
         other => panic!("{other:?}"),
     }
+    // A stamped write that fails to parse is still a write, carrying its error; a read
+    // (seq 0) that fails to parse is just the error.
+    let stamped = |args: &[&str]| {
+        let argv = ["ONCE", "7"]
+            .iter()
+            .chain(args)
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()));
+        parse(argv.collect(), 0)
+    };
+    match stamped(&["5:4:2", "SET", "k", "v", "FOO"]) {
+        Command::Write(WriteCmd::Once {
+            seq, after, cmd, ..
+        }) => {
+            assert_eq!((seq, after), (5, 2));
+            assert_eq!(
+                *cmd,
+                WriteCmd::Refused {
+                    slot: Some(redraft_proxy::wire::key_slot(b"k")),
+                    reply: Reply::err("ERR syntax error")
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err(stamped(&["0:0:2", "GET", "k", "x"])),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    match stamped(&["5:4", "GETEX", "k"]) {
+        Command::Write(WriteCmd::Once { cmd, .. }) => assert!(matches!(
+            *cmd,
+            WriteCmd::GetEx(string::getex::GetEx {
+                op: string::getex::GetExOp::Keep,
+                ..
+            })
+        )),
+        other => panic!("{other:?}"),
+    }
     assert!(err(parse_once("5:5")).contains("must be below"));
     assert_eq!(
         err(parse_once("5:x")),

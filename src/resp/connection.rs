@@ -248,7 +248,7 @@ async fn run_batch(
             }
             Command::Write(w) => {
                 run_reads(&mut reads, &mut slots, node).await;
-                let slot = w.first_key().map(key_slot).unwrap_or(0);
+                let slot = w.slot().unwrap_or(0);
                 if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
                     slots.push(Slot::Ready(refused));
                     continue;

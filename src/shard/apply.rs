@@ -201,7 +201,7 @@ fn apply_once(
     cmd: &WriteCmd,
     now: u64,
 ) -> Reply {
-    let slot = cmd.first_key().map(key_slot).unwrap_or(0);
+    let slot = cmd.slot().unwrap_or(0);
     if let Some(r) = ov.refusal(slot) {
         return r;
     }

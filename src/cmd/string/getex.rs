@@ -19,6 +19,9 @@ pub enum GetExOp {
     /// The expiry argument was invalid. Redis reports it only after finding a string at the
     /// key (a missing key replies null), so the error travels in the entry.
     Invalid(Reply),
+    /// No option, but stamped as a write (`ONCE`): read through the log, so that it keeps
+    /// its place in the client's order (see `cmd::parse_once`).
+    Keep,
 }
 
 /// `GETEX key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]`
@@ -71,6 +74,7 @@ impl GetEx {
                 db.delete(&self.key);
             }
             GetExOp::At(t) => db.put(&self.key, str_value(value.clone(), Some(*t))),
+            GetExOp::Keep => {}
             GetExOp::Persist => {
                 if ttl.is_some() {
                     db.put(&self.key, str_value(value.clone(), None));

@@ -436,6 +436,35 @@ async fn a_write_waits_for_the_one_it_follows() {
     assert_eq!(get(), Some(ttl_value("abced", None)));
 }
 
+/// A stamped write that fails to parse, and a GETEX without options, are recorded in the
+/// client's order like any write: what names them goes on behind them, and a repeat gets
+/// the first answer.
+#[tokio::test]
+async fn a_refused_or_read_only_stamped_write_keeps_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let reader = sm.reader();
+    let refused = write(&["ONCE", "7", "1:0", "SET", "k", "v", "FOO"]);
+    let getex = write(&["ONCE", "7", "2:0:1", "GETEX", "k"]);
+    let append = write(&["ONCE", "7", "3:0:2", "APPEND", "k", "a"]);
+    let r = sm
+        .apply([normal(1, 0, vec![refused.clone(), getex, append])])
+        .await
+        .unwrap();
+    assert_eq!(
+        r[0],
+        vec![Reply::err("ERR syntax error"), Reply::Null, Reply::Int(1)]
+    );
+    assert!(reader.view().settled(7, 1) && reader.view().settled(7, 2));
+    assert_eq!(reader.view().get_raw(b"k"), Some(ttl_value("a", None)));
+    let r = sm.apply([normal(2, 0, vec![refused])]).await.unwrap();
+    assert_eq!(
+        r[0],
+        vec![Reply::err("ERR syntax error")],
+        "the first answer"
+    );
+}
+
 #[tokio::test]
 async fn a_restart_loads_the_newest_snapshot_and_nothing_after_it() {
     let dir = tempfile::tempdir().unwrap();
