@@ -47,19 +47,33 @@ impl IncrByFloat {
             exp10: 0,
         };
         let value = match old {
-            Some(b) => parse_long_double(&b),
-            None => Some(zero),
+            Some(b) => operand(&b),
+            None => Some(Some(zero)),
         };
-        let (Some(value), Some(incr)) = (value, parse_long_double(&self.incr)) else {
+        let (Some(value), Some(incr)) = (value, operand(&self.incr)) else {
             return Reply::not_float();
         };
+        let nan_or_inf = || Reply::err("ERR increment would produce NaN or Infinity");
+        let (Some(value), Some(incr)) = (value, incr) else {
+            return nan_or_inf();
+        };
         let Some(text) = add_and_format(value, incr) else {
-            return Reply::err("ERR increment would produce NaN or Infinity");
+            return nan_or_inf();
         };
         let text = Bytes::from(text);
         db.put(&self.key, str_value(text.clone(), ttl));
         Reply::Bulk(text)
     }
+}
+
+/// An operand as strtold reads it: Some(None) for an infinity (`inf`, `-Infinity`, …),
+/// which Redis accepts and then refuses as the sum's NaN/Infinity; None if not a float.
+fn operand(b: &[u8]) -> Option<Option<Decimal>> {
+    if let Some(d) = parse_long_double(b) {
+        return Some(Some(d));
+    }
+    let body = b.strip_prefix(b"-").or(b.strip_prefix(b"+")).unwrap_or(b);
+    (body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity")).then_some(None)
 }
 
 /// `a + b` as Redis prints it; None for a NaN or infinite result.
@@ -355,6 +369,23 @@ mod tests {
                 ),
                 (
                     &["INCRBYFLOAT", "k", "inf"],
+                    err("ERR increment would produce NaN or Infinity"),
+                ),
+                (
+                    &["INCRBYFLOAT", "k", "-Infinity"],
+                    err("ERR increment would produce NaN or Infinity"),
+                ),
+                (
+                    &["INCRBYFLOAT", "k", "infx"],
+                    err("ERR value is not a valid float"),
+                ),
+                (&["SET", "i", "inf"], ok()),
+                (
+                    &["INCRBYFLOAT", "i", "1"],
+                    err("ERR increment would produce NaN or Infinity"),
+                ),
+                (
+                    &["INCRBYFLOAT", "i", "x"],
                     err("ERR value is not a valid float"),
                 ),
                 (
