@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::forward::Call;
-use crate::route::{dispatch, Dispatched, ReplyFuture};
+use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
@@ -36,25 +36,68 @@ const HOLD: Duration = Duration::from_millis(5);
 enum Flight {
     Ready(Reply),
     Sent(Call),
-    Pending(ReplyFuture),
+    /// With the slot it is for: a retry's; None for split and fanned-out commands (any).
+    Pending(ReplyFuture, Option<u16>),
 }
 
 impl Flight {
     /// Moves a sent call whose first answer came and needs more (a redirect, a retry) to
-    /// the slow path; one whose answer settled it to ready. `cx` is registered if the
-    /// answer has not come.
-    fn advance(&mut self, sh: &Arc<Shared>, cx: &mut Context<'_>) {
+    /// the slow path if `may_retry`; one whose answer settled it to ready. `cx` is
+    /// registered if the answer has not come.
+    fn advance(&mut self, sh: &Arc<Shared>, cx: &mut Context<'_>, may_retry: bool) {
         let Flight::Sent(call) = self else { return };
         match call.poll_first(cx) {
             Poll::Pending => {}
             Poll::Ready(Some(r)) => *self = Flight::Ready(r),
-            Poll::Ready(None) => {
+            Poll::Ready(None) if may_retry => {
                 if let Flight::Sent(call) = std::mem::replace(self, Flight::Ready(Reply::Null)) {
                     let sh = sh.clone();
-                    *self =
-                        Flight::Pending(Box::pin(async move { sh.backends.finish(call).await }));
+                    let slot = call.slot();
+                    *self = Flight::Pending(
+                        Box::pin(async move { sh.backends.finish(call).await }),
+                        slot,
+                    );
                 }
             }
+            // Held, its answer kept: see `Unresolved`.
+            Poll::Ready(None) => {}
+        }
+    }
+
+    fn slot(&self) -> Option<u16> {
+        match self {
+            Flight::Ready(_) => None,
+            Flight::Sent(call) => call.slot(),
+            Flight::Pending(_, slot) => *slot,
+        }
+    }
+}
+
+/// The slots of a client's requests not yet answered, walking its requests in order. A
+/// request refused (a slot moving, a write it follows not yet applied) retries only once
+/// every earlier request of its client to its slot is answered: retried together, a
+/// write could apply before a read sent ahead of it, and the read see it. Requests on
+/// their first try need no such care: a client's requests to one node share one
+/// connection, and a write names the earlier write it follows (`session::Stamp`).
+#[derive(Default)]
+struct Unresolved {
+    slots: Vec<u16>,
+    /// An earlier split or fanned-out command is unanswered: it may touch any slot.
+    any: bool,
+}
+
+impl Unresolved {
+    fn lets_retry(&self, slot: Option<u16>) -> bool {
+        !self.any && slot.is_none_or(|s| !self.slots.contains(&s))
+    }
+
+    fn add(&mut self, flight: &Flight) {
+        match flight {
+            Flight::Ready(_) => {}
+            f => match f.slot() {
+                Some(s) => self.slots.push(s),
+                None => self.any = true,
+            },
         }
     }
 }
@@ -68,17 +111,21 @@ fn poll_oldest(
     let Some((oldest, ..)) = inflight.front_mut() else {
         return Poll::Ready(None);
     };
-    oldest.advance(sh, cx);
-    if matches!(oldest, Flight::Pending(_)) {
+    oldest.advance(sh, cx, true);
+    if matches!(oldest, Flight::Pending(..)) {
         // The oldest has to retry: so may the ones behind it whose answers are in, and
-        // they retry together rather than one after the other.
+        // they retry together rather than one after the other, unless an earlier request
+        // to their slot is still unanswered.
         let mut quiet = Context::from_waker(Waker::noop());
-        for (flight, ..) in inflight.iter_mut().skip(1) {
-            flight.advance(sh, &mut quiet);
+        let mut unresolved = Unresolved::default();
+        for (flight, ..) in inflight.iter_mut() {
+            let may_retry = unresolved.lets_retry(flight.slot());
+            flight.advance(sh, &mut quiet, may_retry);
+            unresolved.add(flight);
         }
     }
     for (flight, ..) in inflight.iter_mut() {
-        if let Flight::Pending(f) = flight {
+        if let Flight::Pending(f, _) = flight {
             if let Poll::Ready(r) = f.as_mut().poll(cx) {
                 *flight = Flight::Ready(r);
             }
@@ -129,6 +176,13 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
     // parsed and answered, then the connection closes.
     let mut eof = false;
     let mut shutdown = sh.shutdown.subscribe();
+    // A command that reads or writes every group (FLUSHALL, DBSIZE, KEYS, SCAN, …) runs
+    // alone: it waits here until every earlier request is answered, and the requests
+    // behind it until it is. Sent at once, it could overtake an earlier write being
+    // retried (a key set before a FLUSHALL would survive it) or be overtaken by a later
+    // one; no stamp orders it, as it has no slot.
+    let mut held: Option<Vec<Bytes>> = None;
+    let mut barrier = false;
     loop {
         // Set when the window, not the buffer, stopped the parsing: requests wait in
         // `buf` and no read may come for them (the client may have sent its last).
@@ -138,15 +192,32 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                 unparsed = true;
                 break;
             }
-            match parser.parse(&mut buf) {
+            if barrier {
+                if !inflight.is_empty() {
+                    break;
+                }
+                barrier = false;
+            }
+            let parsed = match held.take() {
+                Some(argv) => Ok(Some(argv)),
+                None => parser.parse(&mut buf),
+            };
+            match parsed {
                 Ok(Some(argv)) => {
+                    if orders_all(&argv) {
+                        if !inflight.is_empty() {
+                            held = Some(argv);
+                            break;
+                        }
+                        barrier = true;
+                    }
                     let d = dispatch(&sh, &mut session, argv);
                     // Encoded in the protocol in force after the command (HELLO answers in
                     // the protocol it chose).
                     let proto = session.proto;
                     let flight = match d {
                         Dispatched::Ready(r) => Flight::Ready(r),
-                        Dispatched::Pending(f) => Flight::Pending(f),
+                        Dispatched::Pending(f) => Flight::Pending(f, None),
                         Dispatched::Sent(c) => Flight::Sent(c),
                     };
                     inflight.push_back((flight, proto, reads));
@@ -196,6 +267,10 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         if closing && inflight.is_empty() {
             let _ = stream.shutdown().await;
             return;
+        }
+        if inflight.is_empty() && (held.is_some() || barrier) {
+            // What held the parsing back is answered: parse on.
+            continue;
         }
         if unparsed && inflight.len() < WINDOW {
             // The window has room again (the replies just written freed it): parse on

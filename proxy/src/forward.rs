@@ -220,6 +220,14 @@ impl Call {
         }
     }
 
+    /// The slot it goes to (None: any node).
+    pub fn slot(&self) -> Option<u16> {
+        match self.target {
+            Target::Slot(s) => Some(s),
+            Target::Any => None,
+        }
+    }
+
     /// Before a retry: a write it was to follow may have been answered since without
     /// applying (an error, or given up on), and must not hold it back.
     fn restamp(&mut self) {

@@ -42,9 +42,10 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
     };
     use Dispatched::Ready;
     match spec.name {
-        "ping" => Ready(match argv.get(1) {
-            Some(m) => Reply::Bulk(m.clone()),
-            None => Reply::status("PONG"),
+        "ping" => Ready(match &argv[1..] {
+            [] => Reply::status("PONG"),
+            [m] => Reply::Bulk(m.clone()),
+            _ => Reply::wrong_arity("ping"),
         }),
         "echo" => Ready(Reply::Bulk(argv[1].clone())),
         "quit" => {
@@ -83,6 +84,22 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             }
         },
     }
+}
+
+/// Whether the command reads or writes every group (DBSIZE, KEYS, RANDOMKEY, FLUSHALL,
+/// FLUSHDB, SCAN): no slot orders it among the client's other requests, so it must run
+/// alone (see `client::serve`). By name only: it is asked of every request.
+pub fn orders_all(argv: &[Bytes]) -> bool {
+    const NAMES: [&[u8]; 6] = [
+        b"dbsize",
+        b"keys",
+        b"randomkey",
+        b"flushall",
+        b"flushdb",
+        b"scan",
+    ];
+    argv.first()
+        .is_some_and(|n| NAMES.iter().any(|m| n.eq_ignore_ascii_case(m)))
 }
 
 fn spec_of(argv: &[Bytes]) -> Option<&'static CommandSpec> {
