@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::forward::Routes;
-use crate::wire::hello::{self, check_name};
+use crate::wire::hello::{self, check_name, client_list_filter};
 use crate::wire::{Protocol, Reply};
 use crate::Shared;
 
@@ -253,13 +253,21 @@ pub fn client(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
         }
         b"info" => Reply::Verbatim(Bytes::from(line(s.id, &sh.clients.get(s.id), s))),
         b"list" => {
+            let filter = match client_list_filter(argv) {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
             let all: Vec<(u64, ClientInfo)> = sh
                 .clients
                 .lock()
                 .iter()
                 .map(|(id, c)| (*id, c.clone()))
                 .collect();
-            let text: String = all.iter().map(|(id, c)| line(*id, c, s)).collect();
+            let text: String = filter
+                .pick(&all, |(id, _)| *id)
+                .into_iter()
+                .map(|(id, c)| line(*id, c, s))
+                .collect();
             Reply::Verbatim(Bytes::from(text))
         }
         _ => Reply::err(format!(

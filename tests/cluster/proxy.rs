@@ -211,6 +211,30 @@ async fn every_command_family_through_the_proxy() {
             .contains("wrong number of arguments for 'ping' command"),
         "PING takes at most one argument"
     );
+    let id: i64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mine: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("ID")
+        .arg(id)
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(
+        mine.starts_with(&format!("id={id} ")) && mine.lines().count() == 1,
+        "{mine}"
+    );
+    let bad_type: redis::RedisResult<String> = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("foo")
+        .query_async(&mut con)
+        .await;
+    assert!(format!("{:?}", bad_type.unwrap_err()).contains("Unknown client type 'foo'"));
     let _: () = redis::cmd("CLIENT")
         .arg("SETNAME")
         .arg("me")

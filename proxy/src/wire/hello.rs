@@ -1,5 +1,5 @@
-//! HELLO's arguments and reply, and client-name rules: the node and the proxy both answer
-//! HELLO and CLIENT SETNAME themselves, with the same texts.
+//! HELLO's arguments and reply, client-name rules and CLIENT LIST's filters: the node and
+//! the proxy both answer HELLO and CLIENT themselves, with the same texts.
 
 use bytes::Bytes;
 
@@ -18,6 +18,55 @@ pub fn check_name(name: &[u8]) -> Result<(), Reply> {
         Err(Reply::err(
             "ERR Client names cannot contain spaces, newlines or special characters.",
         ))
+    }
+}
+
+/// Which connections `CLIENT LIST [TYPE type | ID id [id ...]]` shows.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientFilter {
+    All,
+    /// `TYPE normal` shows every connection; master, replica, slave and pubsub none (there
+    /// are none of those).
+    Normal(bool),
+    /// Any integer is accepted; ids no connection has show nothing.
+    Ids(Vec<i64>),
+}
+
+/// CLIENT LIST's arguments (`argv[0..2]` is `CLIENT LIST`), with Redis 7.0's grammar: TYPE
+/// takes exactly one type, ID one or more integers, and nothing combines.
+pub fn client_list_filter(argv: &[Bytes]) -> Result<ClientFilter, Reply> {
+    let opt = argv.get(2).map(|o| o.to_ascii_lowercase());
+    match opt.as_deref() {
+        None => Ok(ClientFilter::All),
+        Some(b"type") if argv.len() == 4 => match argv[3].to_ascii_lowercase().as_slice() {
+            b"normal" => Ok(ClientFilter::Normal(true)),
+            b"master" | b"replica" | b"slave" | b"pubsub" => Ok(ClientFilter::Normal(false)),
+            _ => Err(Reply::err(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(&argv[3])
+            ))),
+        },
+        Some(b"id") if argv.len() > 3 => argv[3..]
+            .iter()
+            .map(|a| string2ll(a).ok_or_else(|| Reply::err("ERR Invalid client ID")))
+            .collect::<Result<_, _>>()
+            .map(ClientFilter::Ids),
+        Some(_) => Err(Reply::syntax_error()),
+    }
+}
+
+impl ClientFilter {
+    /// The connections to list, of `clients` (in id order): with ID, in the order the ids
+    /// were given, as often as given.
+    pub fn pick<'a, T>(&self, clients: &'a [T], id_of: impl Fn(&T) -> u64) -> Vec<&'a T> {
+        match self {
+            ClientFilter::All | ClientFilter::Normal(true) => clients.iter().collect(),
+            ClientFilter::Normal(false) => Vec::new(),
+            ClientFilter::Ids(ids) => ids
+                .iter()
+                .filter_map(|&i| clients.iter().find(|c| i >= 0 && id_of(c) == i as u64))
+                .collect(),
+        }
     }
 }
 
@@ -77,4 +126,44 @@ pub fn reply(proto: Protocol, id: u64, role: &str) -> Reply {
         (Reply::bulk_str("role"), Reply::bulk_str(role)),
         (Reply::bulk_str("modules"), Reply::Array(vec![])),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(args: &[&str]) -> Result<ClientFilter, Reply> {
+        let argv: Vec<Bytes> = ["CLIENT", "LIST"]
+            .iter()
+            .chain(args)
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        client_list_filter(&argv)
+    }
+
+    #[test]
+    fn client_list_filters_follow_redis_grammar() {
+        let err = |e: &str| Err(Reply::err(e));
+        assert_eq!(filter(&[]), Ok(ClientFilter::All));
+        assert_eq!(filter(&["type", "NORMAL"]), Ok(ClientFilter::Normal(true)));
+        assert_eq!(filter(&["TYPE", "pubsub"]), Ok(ClientFilter::Normal(false)));
+        assert_eq!(
+            filter(&["TYPE", "foo"]),
+            err("ERR Unknown client type 'foo'")
+        );
+        assert_eq!(filter(&["TYPE"]), Err(Reply::syntax_error()));
+        assert_eq!(filter(&["TYPE", "normal", "x"]), Err(Reply::syntax_error()));
+        assert_eq!(filter(&["ID"]), Err(Reply::syntax_error()));
+        assert_eq!(filter(&["ID", "x"]), err("ERR Invalid client ID"));
+        assert_eq!(filter(&["FOO"]), Err(Reply::syntax_error()));
+        let ids = filter(&["id", "3", "0", "-1", "1", "3"]).unwrap();
+        assert_eq!(ids, ClientFilter::Ids(vec![3, 0, -1, 1, 3]));
+        // Ids no connection has show nothing; the others in the order given.
+        let clients = [1u64, 2, 3];
+        assert_eq!(ids.pick(&clients, |c| *c), vec![&3, &1, &3]);
+        assert!(ClientFilter::Normal(false)
+            .pick(&clients, |c| *c)
+            .is_empty());
+        assert_eq!(ClientFilter::All.pick(&clients, |c| *c).len(), 3);
+    }
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::node::NodeShared;
 use crate::resp::session::Session;
+use redraft_proxy::wire::hello::client_list_filter;
 use redraft_proxy::wire::Reply;
 
 pub use redraft_proxy::wire::hello::check_name;
@@ -77,50 +78,15 @@ pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) ->
 }
 
 fn list(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
-    let mut ids: Option<Vec<u64>> = None;
-    let mut only_normal = true;
-    let mut i = 2;
-    while i < argv.len() {
-        let opt = argv[i].to_ascii_lowercase();
-        if opt == b"type" && i + 1 < argv.len() {
-            let t = argv[i + 1].to_ascii_lowercase();
-            only_normal = match t.as_slice() {
-                b"normal" => true,
-                b"master" | b"replica" | b"slave" | b"pubsub" => false,
-                _ => {
-                    return Reply::err(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(&argv[i + 1])
-                    ))
-                }
-            };
-            i += 2;
-        } else if opt == b"id" && i + 1 < argv.len() {
-            let mut v = Vec::new();
-            for a in &argv[i + 1..] {
-                match std::str::from_utf8(a)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .filter(|&n| n > 0)
-                {
-                    Some(n) => v.push(n),
-                    None => return Reply::err("ERR Invalid client ID"),
-                }
-            }
-            ids = Some(v);
-            i = argv.len();
-        } else {
-            return Reply::syntax_error();
-        }
-    }
+    let filter = match client_list_filter(argv) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let all = node.clients.all();
     let mut text = String::new();
-    if only_normal {
-        for c in node.clients.all() {
-            if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
-                text.push_str(&c.line());
-                text.push('\n');
-            }
-        }
+    for c in filter.pick(&all, |c| c.id) {
+        text.push_str(&c.line());
+        text.push('\n');
     }
     Reply::Verbatim(Bytes::from(text))
 }
