@@ -24,6 +24,8 @@ pub struct KeySpec {
     pub lastkey: i32,
     pub keystep: i32,
     pub limit: i32,
+    /// Redis's note on the flags, if it has one (COMMAND INFO shows it first).
+    pub notes: &'static str,
 }
 
 /// One command (or a container's subcommand) as COMMAND describes it.
@@ -136,43 +138,45 @@ const BASE: CommandSpec = CommandSpec {
 
 /// One key at argv[1], the common case.
 #[rustfmt::skip]
-const KEY1_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_RW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_RW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_RW_INSERT: &[KeySpec] = &[KeySpec { flags: &["RW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_RW_INSERT: &[KeySpec] = &[KeySpec { flags: &["RW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_OW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_OW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_RW_UPDATE_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_OW_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEY1_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 }];
+const KEY1_RW_UPDATE_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEYS_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+const KEY1_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEYS_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+const KEYS_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEYS_RM: &[KeySpec] = &[KeySpec { flags: &["RM", "delete"], index: 1, lastkey: -1, keystep: 1, limit: 0 }];
+const KEYS_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEYS_OW_PAIRS: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: -1, keystep: 2, limit: 0 }];
+const KEYS_RM: &[KeySpec] = &[KeySpec { flags: &["RM", "delete"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
 #[rustfmt::skip]
-const KEYS_OW_PAIRS_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: -1, keystep: 2, limit: 0 }];
+const KEYS_OW_PAIRS: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "" }];
+#[rustfmt::skip]
+const KEYS_OW_PAIRS_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "" }];
 #[rustfmt::skip]
 const KEYS_MOVE: &[KeySpec] = &[
-    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
-    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
 ];
 #[rustfmt::skip]
 const KEYS_MOVE_NX: &[KeySpec] = &[
-    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
-    KeySpec { flags: &["OW", "insert"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["OW", "insert"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
 ];
 #[rustfmt::skip]
 const KEYS_COPY: &[KeySpec] = &[
-    KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0 },
-    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0 },
+    KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
 ];
 
 /// A read-only string command on one key.
@@ -221,7 +225,7 @@ const EXPIRE_RW: CommandSpec = CommandSpec { flags: &["write", "fast"], key_spec
 #[rustfmt::skip]
 const TTL_RO: CommandSpec = CommandSpec {
     flags: &["readonly", "fast"],
-    key_specs: KEY1_RO_NOACCESS,
+    key_specs: KEY1_RO,
     tips: &["nondeterministic_output"],
     ..KS1
 };
@@ -243,15 +247,15 @@ const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl
 pub static COMMANDS: &[CommandSpec] = &[
     // ---- string ----
     CommandSpec { name: "get", arity: 2, summary: "Get the value of a key", since: "1.0.0", ..STR_RO },
-    CommandSpec { name: "set", arity: -3, flags: &["write", "denyoom"], key_specs: &[KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0 }], summary: "Set the string value of a key", since: "1.0.0", ..STR_RW },
-    CommandSpec { name: "setnx", arity: 3, key_specs: KEY1_OW_UPDATE, summary: "Set the value of a key, only if the key does not exist", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "set", arity: -3, flags: &["write", "denyoom"], key_specs: &[KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and ACCESS due to the optional `GET` argument" }], summary: "Set the string value of a key", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "setnx", arity: 3, key_specs: KEY1_OW_INSERT, summary: "Set the value of a key, only if the key does not exist", since: "1.0.0", ..STR_RW },
     CommandSpec { name: "setex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration of a key", since: "2.0.0", ..STR_RW },
     CommandSpec { name: "psetex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration in milliseconds of a key", since: "2.6.0", ..STR_RW },
     CommandSpec { name: "getset", arity: 3, summary: "Set the string value of a key and return its old value", since: "1.0.0", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`SET` with the `!GET` argument"), ..STR_RW },
     CommandSpec { name: "getdel", arity: 2, flags: &["write", "fast"], key_specs: KEY1_RW_ACCESS_DELETE, summary: "Get the value of a key and delete the key", since: "6.2.0", ..STR_RW },
-    CommandSpec { name: "getex", arity: -2, flags: &["write", "fast"], summary: "Get the value of a key and optionally set its expiration", since: "6.2.0", ..STR_RW },
+    CommandSpec { name: "getex", arity: -2, flags: &["write", "fast"], key_specs: &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and UPDATE because it changes the TTL" }], summary: "Get the value of a key and optionally set its expiration", since: "6.2.0", ..STR_RW },
     CommandSpec { name: "mget", arity: -2, last_key: -1, key_specs: KEYS_RO, tips: &["request_policy:multi_shard"], summary: "Get the values of all the given keys", since: "1.0.0", complexity: "O(N) where N is the number of keys to retrieve.", ..STR_RO },
-    CommandSpec { name: "mset", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS, tips: &["request_policy:multi_shard"], summary: "Set multiple keys to multiple values", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
+    CommandSpec { name: "mset", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS, tips: &["request_policy:multi_shard", "response_policy:all_succeeded"], summary: "Set multiple keys to multiple values", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
     CommandSpec { name: "msetnx", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS_INSERT, tips: &["request_policy:multi_shard", "response_policy:agg_min"], summary: "Set multiple keys to multiple values, only if none of the keys exist", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
     CommandSpec { name: "append", arity: 3, key_specs: KEY1_RW_INSERT, summary: "Append a value to a key", since: "2.0.0", complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", ..STR_RW },
     CommandSpec { name: "strlen", arity: 2, key_specs: KEY1_RO_NOACCESS, summary: "Get the length of the value stored in a key", since: "2.2.0", ..STR_RO },
@@ -278,7 +282,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "pexpiretime", arity: 2, tips: &[], summary: "Get the expiration Unix timestamp for a key in milliseconds", since: "7.0.0", ..TTL_RO },
     CommandSpec { name: "persist", arity: 2, summary: "Remove the expiration from a key", since: "2.2.0", ..EXPIRE_RW },
     CommandSpec { name: "keys", arity: 2, flags: &["readonly"], acl: &["keyspace", "dangerous"], first_key: 0, last_key: 0, step: 0, tips: &["request_policy:all_shards", "nondeterministic_output_order"], summary: "Find all keys matching the given pattern", since: "1.0.0", complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.", ..KS1 },
-    CommandSpec { name: "scan", arity: -2, flags: &["readonly"], first_key: 0, last_key: 0, step: 0, tips: &["nondeterministic_output"], summary: "Incrementally iterate the keys space", since: "2.8.0", complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", ..KS1 },
+    CommandSpec { name: "scan", arity: -2, flags: &["readonly"], first_key: 0, last_key: 0, step: 0, tips: &["nondeterministic_output", "request_policy:special"], summary: "Incrementally iterate the keys space", since: "2.8.0", complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.", ..KS1 },
     CommandSpec { name: "randomkey", arity: 1, flags: &["readonly"], first_key: 0, last_key: 0, step: 0, tips: &["request_policy:all_shards", "nondeterministic_output"], summary: "Return a random key from the keyspace", since: "1.0.0", ..KS1 },
     CommandSpec { name: "rename", arity: 3, flags: &["write"], last_key: 2, key_specs: KEYS_MOVE, summary: "Rename a key", since: "1.0.0", ..KS1 },
     CommandSpec { name: "renamenx", arity: 3, flags: &["write", "fast"], last_key: 2, key_specs: KEYS_MOVE_NX, summary: "Rename a key, only if the new key does not exist", since: "1.0.0", ..KS1 },
@@ -316,7 +320,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         since: "2.0.0",
         complexity: "Depends on subcommand.",
         subcommands: &[
-            CommandSpec { name: "config|get", arity: -3, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Get the values of configuration parameters", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
+            CommandSpec { name: "config|get", arity: -3, summary: "Get the values of configuration parameters", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
             CommandSpec { name: "config|set", arity: -4, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Set configuration parameters to the given values", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
             CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
         ],
@@ -324,7 +328,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     // ---- connection ----
     CommandSpec { name: "ping", arity: -1, flags: &["fast"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], summary: "Ping the server", since: "1.0.0", ..CONN },
-    CommandSpec { name: "echo", arity: 2, flags: &["fast"], summary: "Echo the given string", since: "1.0.0", ..CONN },
+    CommandSpec { name: "echo", arity: 2, flags: &["loading", "stale", "fast"], summary: "Echo the given string", since: "1.0.0", ..CONN },
     CommandSpec { name: "select", arity: 2, flags: &["loading", "stale", "fast"], summary: "Change the selected database for the current connection", since: "1.0.0", ..CONN },
     CommandSpec { name: "auth", arity: -2, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Authenticate to the server", since: "1.0.0", complexity: "O(N) where N is the number of passwords defined for the user", ..CONN },
     CommandSpec { name: "hello", arity: -1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Handshake with Redis", since: "6.0.0", ..CONN },

@@ -114,30 +114,34 @@ fn map(entries: Vec<(&str, Reply)>) -> Reply {
 }
 
 fn key_spec(k: &KeySpec) -> Reply {
-    map(vec![
-        ("flags", statuses(k.flags)),
-        (
-            "begin_search",
-            map(vec![
-                ("type", Reply::bulk_str("index")),
-                ("spec", map(vec![("index", Reply::Int(k.index.into()))])),
-            ]),
-        ),
-        (
-            "find_keys",
-            map(vec![
-                ("type", Reply::bulk_str("range")),
-                (
-                    "spec",
-                    map(vec![
-                        ("lastkey", Reply::Int(k.lastkey.into())),
-                        ("keystep", Reply::Int(k.keystep.into())),
-                        ("limit", Reply::Int(k.limit.into())),
-                    ]),
-                ),
-            ]),
-        ),
-    ])
+    let notes = (!k.notes.is_empty()).then(|| ("notes", Reply::bulk_str(k.notes)));
+    map(notes
+        .into_iter()
+        .chain([
+            ("flags", statuses(k.flags)),
+            (
+                "begin_search",
+                map(vec![
+                    ("type", Reply::bulk_str("index")),
+                    ("spec", map(vec![("index", Reply::Int(k.index.into()))])),
+                ]),
+            ),
+            (
+                "find_keys",
+                map(vec![
+                    ("type", Reply::bulk_str("range")),
+                    (
+                        "spec",
+                        map(vec![
+                            ("lastkey", Reply::Int(k.lastkey.into())),
+                            ("keystep", Reply::Int(k.keystep.into())),
+                            ("limit", Reply::Int(k.limit.into())),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])
+        .collect())
 }
 
 /// One COMMAND INFO entry: the 10-element array redis-cli and cluster clients read.
