@@ -123,4 +123,13 @@ impl NodeConfig {
     pub fn cluster_mode(&self) -> bool {
         self.gid == 0 || !self.controllers.is_empty()
     }
+
+    /// What HELLO and INFO call the mode, as Redis does (`cluster` on a cluster node).
+    pub fn redis_mode(&self) -> &'static str {
+        if self.cluster_mode() {
+            "cluster"
+        } else {
+            "standalone"
+        }
+    }
 }

@@ -205,7 +205,7 @@ pub fn hello(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
     if let Some(n) = name {
         sh.clients.update(s.id, |c| c.name = n);
     }
-    hello::reply(proto, s.id, "master")
+    hello::reply(proto, s.id, "standalone", "master")
 }
 
 /// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST (arity already checked).

@@ -211,6 +211,26 @@ async fn every_command_family_through_the_proxy() {
             .contains("wrong number of arguments for 'ping' command"),
         "PING takes at most one argument"
     );
+    // The proxy is one plain Redis; the nodes behind it say they are cluster nodes.
+    let mode = |hello: Vec<u8>| {
+        let text = String::from_utf8_lossy(&hello).into_owned();
+        ["standalone", "cluster"]
+            .into_iter()
+            .find(|m| text.contains(&format!("$4\r\nmode\r\n${}\r\n{m}\r\n", m.len())))
+    };
+    let mut raw = Raw::connect(&proxy.addr.to_string()).await;
+    assert_eq!(mode(raw.cmd(&[b"HELLO"]).await), Some("standalone"));
+    let node = c.peers[&c.members(1)[0]].client_addr();
+    let mut raw = Raw::connect(&node).await;
+    assert_eq!(mode(raw.cmd(&[b"HELLO"]).await), Some("cluster"));
+    assert_eq!(
+        raw.call("CONFIG GET cluster-enabled").await,
+        "*2\r\n$15\r\ncluster-enabled\r\n$3\r\nyes\r\n"
+    );
+    assert!(raw
+        .call("INFO server")
+        .await
+        .contains("redis_mode:cluster\r\n"));
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
         .query_async(&mut con)

@@ -112,8 +112,9 @@ pub fn parse(argv: &[Bytes], current: Protocol) -> Result<(Protocol, Option<Byte
     Ok((proto, name))
 }
 
-/// HELLO's reply map.
-pub fn reply(proto: Protocol, id: u64, role: &str) -> Reply {
+/// HELLO's reply map. `mode`: `cluster` at a node of a sharded deployment (as a Redis
+/// Cluster node says), `standalone` at the proxy and at a node on its own.
+pub fn reply(proto: Protocol, id: u64, mode: &str, role: &str) -> Reply {
     Reply::Map(vec![
         (Reply::bulk_str("server"), Reply::bulk_str("redis")),
         (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
@@ -122,7 +123,7 @@ pub fn reply(proto: Protocol, id: u64, role: &str) -> Reply {
             Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
         ),
         (Reply::bulk_str("id"), Reply::Int(id as i64)),
-        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("mode"), Reply::bulk_str(mode)),
         (Reply::bulk_str("role"), Reply::bulk_str(role)),
         (Reply::bulk_str("modules"), Reply::Array(vec![])),
     ])

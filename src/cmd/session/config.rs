@@ -47,7 +47,7 @@ impl ConfigTable {
             "appendonly" => "yes".into(),
             "bind" => c.bind.clone(),
             "client-output-buffer-limit" => node.output_limit.describe(),
-            "cluster-enabled" => "no".into(),
+            "cluster-enabled" => if c.cluster_mode() { "yes" } else { "no" }.into(),
             "databases" => "1".into(),
             "dir" => c.dir.display().to_string(),
             "maxclients" => node.maxclients.load(Ordering::Relaxed).to_string(),

@@ -20,5 +20,5 @@ pub fn execute(argv: &[bytes::Bytes], session: &mut Session, node: &Arc<NodeShar
     } else {
         "replica"
     };
-    hello::reply(proto, session.id(), role)
+    hello::reply(proto, session.id(), node.config.redis_mode(), role)
 }

@@ -59,9 +59,10 @@ fn section(name: &str, node: &NodeShared) -> String {
             s.push_str("# Server\r\n");
             let _ = write!(
                 s,
-                "redis_version:{}\r\nredraft_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n",
+                "redis_version:{}\r\nredraft_version:{}\r\nredis_mode:{}\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n",
                 crate::node::REDIS_VERSION,
                 env!("CARGO_PKG_VERSION"),
+                node.config.redis_mode(),
                 std::env::consts::OS,
                 std::process::id(),
                 node.run_id,
