@@ -76,6 +76,15 @@ fn unknown_command_text() {
                 &["a\r\nb"],
                 err("ERR unknown command 'a  b', with args beginning with: "),
             ),
+            // `%s` stops at a NUL, in the name and in each argument.
+            (
+                &["f\0oo", "k\r\n\0x", "y"],
+                err("ERR unknown command 'f', with args beginning with: 'k  ' 'y' "),
+            ),
+            (
+                &["CLIENT", "x\0y"],
+                err("ERR unknown subcommand 'x'. Try CLIENT HELP."),
+            ),
         ],
     );
     let long = "x".repeat(200);

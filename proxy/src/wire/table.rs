@@ -514,7 +514,9 @@ pub fn err_text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).replace(['\r', '\n'], " ")
 }
 
-/// The first `n` bytes of `b`, as `%.Ns` prints them.
+/// `b` as `%.Ns` prints it: at most `n` bytes, and nothing from the first NUL on.
 pub fn cut(b: &[u8], n: usize) -> &[u8] {
-    &b[..b.len().min(n)]
+    let b = &b[..b.len().min(n)];
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
 }
