@@ -10,11 +10,25 @@ use redraft::raft::{Gid, NodeId};
 
 use crate::fixture::wait_until;
 
+/// A port for a node process to bind, free now and handed out once per test run. Taken
+/// below Linux's ephemeral range (32768 and up): a port the kernel picked for `:0` could
+/// be handed to some connection's local end before the process binds it (a node of the
+/// nemesis failed with `Address already in use` that way, and its group never formed).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20000;
+    const SPAN: u16 = 12000;
+    // Runs started together (CI and a developer's) begin at different places.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start + n % SPAN) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 pub struct Proc {
