@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::forward::Call;
 use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
+use crate::wire::kill::KillSwitch;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
 
@@ -140,9 +141,15 @@ fn poll_oldest(
     }
 }
 
-/// A request in flight (or its reply), the protocol to answer it in, and the number of
-/// the read it came in.
-type InFlight<F = Flight> = (F, Protocol, u64);
+/// A request in flight (or its reply), the protocol to answer it in (None: CLIENT REPLY
+/// drops the reply), and the number of the read it came in.
+type InFlight<F = Flight> = (F, Option<Protocol>, u64);
+
+fn encode(r: Reply, proto: Option<Protocol>, out: &mut BytesMut) {
+    if let Some(p) = proto {
+        r.encode(p, out);
+    }
+}
 
 /// The oldest request's reply if it has one now.
 fn oldest_now(inflight: &mut VecDeque<InFlight>, sh: &Arc<Shared>) -> Option<InFlight<Reply>> {
@@ -152,7 +159,9 @@ fn oldest_now(inflight: &mut VecDeque<InFlight>, sh: &Arc<Shared>) -> Option<InF
     }
 }
 
-pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
+/// Serves one client until it disconnects, sends QUIT or a malformed request, or CLIENT
+/// KILL throws `kill`.
+pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillSwitch) {
     let _ = stream.set_nodelay(true);
     let mut session = Session::new(id);
     let mut parser = RequestParser::new(Limits {
@@ -211,10 +220,11 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                         }
                         barrier = true;
                     }
+                    session.reply_mode.begin();
                     let d = dispatch(&sh, &mut session, argv);
                     // Encoded in the protocol in force after the command (HELLO answers in
-                    // the protocol it chose).
-                    let proto = session.proto;
+                    // the protocol it chose); not at all after CLIENT REPLY OFF or SKIP.
+                    let proto = (!session.reply_mode.muted()).then_some(session.proto);
                     let flight = match d {
                         Dispatched::Ready(r) => Flight::Ready(r),
                         Dispatched::Pending(f) => Flight::Pending(f, None),
@@ -229,21 +239,22 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
                 }
                 Err(e) => {
                     let r = Reply::err(format!("ERR Protocol error: {e}"));
-                    let proto = session.proto;
+                    session.reply_mode.begin();
+                    let proto = (!session.reply_mode.muted()).then_some(session.proto);
                     inflight.push_back((Flight::Ready(r), proto, reads));
                     closing = true;
                 }
             }
         }
         while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
-            r.encode(proto, &mut out);
+            encode(r, proto, &mut out);
             out_read = read;
         }
         if !out.is_empty() && !inflight.is_empty() {
             // Replies from the other backends may be a moment behind: one write for them all.
             crate::requeue::requeue().await;
             while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
-                r.encode(proto, &mut out);
+                encode(r, proto, &mut out);
                 out_read = read;
             }
         }
@@ -285,15 +296,19 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64) {
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
+        if kill.is_killed() {
+            return;
+        }
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = kill.killed() => return,
             n = stream.read_buf(&mut buf), if can_read => match n {
                 Ok(0) => eof = true,
                 Ok(_) => reads += 1,
                 Err(_) => return,
             },
             Some((r, proto, read)) = poll_fn(|cx| poll_oldest(&mut inflight, &sh, cx)), if !inflight.is_empty() => {
-                r.encode(proto, &mut out);
+                encode(r, proto, &mut out);
                 out_read = read;
             }
             _ = &mut hold, if holding => {}

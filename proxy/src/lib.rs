@@ -141,8 +141,12 @@ async fn accept(listener: TcpListener, sh: Arc<Shared>) {
         let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
         let sh = sh.clone();
         tokio::spawn(async move {
-            sh.clients.add(id, peer.to_string());
-            client::serve(stream, sh.clone(), id).await;
+            let laddr = stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let kill = sh.clients.add(id, peer.to_string(), laddr);
+            client::serve(stream, sh.clone(), id, &kill).await;
             sh.clients.remove(id);
             sh.connected.fetch_sub(1, Ordering::AcqRel);
         });

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::forward::Routes;
-use crate::wire::hello::{self, check_name, client_list_filter};
+use crate::wire::hello::{self, check_name, client_list_filter, no_evict};
+use crate::wire::kill::{client_kill_filter, KillSwitch};
+use crate::wire::reply_mode::ReplyMode;
 use crate::wire::{Protocol, Reply};
 use crate::Shared;
 
@@ -27,6 +29,8 @@ pub struct Session {
     /// Its copy of the routes to the leaders.
     pub routes: Routes,
     pub quit: bool,
+    /// CLIENT REPLY's state.
+    pub reply_mode: ReplyMode,
 }
 
 impl Session {
@@ -41,6 +45,7 @@ impl Session {
             lane: id,
             routes: Routes::default(),
             quit: false,
+            reply_mode: ReplyMode::default(),
         }
     }
 
@@ -157,6 +162,9 @@ pub fn random_u64() -> u64 {
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     pub addr: String,
+    pub laddr: String,
+    /// Thrown by CLIENT KILL from another connection.
+    pub kill: Arc<KillSwitch>,
     pub name: Bytes,
     pub lib_name: Bytes,
     pub lib_ver: Bytes,
@@ -167,14 +175,19 @@ pub struct ClientInfo {
 pub struct Clients(Mutex<BTreeMap<u64, ClientInfo>>);
 
 impl Clients {
-    pub fn add(&self, id: u64, addr: String) {
+    /// Registers a connection; it closes when the switch returned is thrown.
+    pub fn add(&self, id: u64, addr: String, laddr: String) -> Arc<KillSwitch> {
+        let kill = Arc::new(KillSwitch::default());
         self.lock().insert(
             id,
             ClientInfo {
                 addr,
+                laddr,
+                kill: kill.clone(),
                 ..ClientInfo::default()
             },
         );
+        kill
     }
     pub fn remove(&self, id: u64) {
         self.lock().remove(&id);
@@ -270,6 +283,26 @@ pub fn client(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
                 .collect();
             Reply::Verbatim(Bytes::from(text))
         }
+        b"kill" => {
+            let filter = match client_kill_filter(argv) {
+                Ok(f) => f,
+                Err(e) => return e,
+            };
+            let mut killed = 0;
+            for (id, c) in sh.clients.lock().iter() {
+                if filter.matches(*id, &c.addr, &c.laddr, *id == s.id) {
+                    killed += 1;
+                    if *id == s.id {
+                        s.quit = true;
+                    } else {
+                        c.kill.kill();
+                    }
+                }
+            }
+            filter.reply(killed)
+        }
+        b"no-evict" => no_evict(&argv[2]),
+        b"reply" => s.reply_mode.set(&argv[2]),
         _ => Reply::err(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&argv[1])
@@ -284,8 +317,9 @@ fn line(id: u64, c: &ClientInfo, s: &Session) -> String {
         2
     };
     format!(
-        "id={id} addr={} laddr= fd=0 name={} age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
+        "id={id} addr={} laddr={} fd=0 name={} age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
         c.addr,
+        c.laddr,
         String::from_utf8_lossy(&c.name),
         String::from_utf8_lossy(&c.lib_name),
         String::from_utf8_lossy(&c.lib_ver),

@@ -40,19 +40,34 @@ const QUERY_BUFFER_LIMIT: usize = 1024 * 1024 * 1024;
 enum Slot {
     Ready(Reply),
     Pending(oneshot::Receiver<Result<Reply, ShardError>>, u16),
+    /// A reply CLIENT REPLY OFF or SKIP drops. A write's outcome is still waited for, so
+    /// that what follows on this connection sees it.
+    Muted(Option<oneshot::Receiver<Result<Reply, ShardError>>>),
+}
+
+impl Slot {
+    fn muted(self) -> Slot {
+        match self {
+            Slot::Pending(rx, _) => Slot::Muted(Some(rx)),
+            Slot::Muted(rx) => Slot::Muted(rx),
+            Slot::Ready(_) => Slot::Muted(None),
+        }
+    }
 }
 
 /// Earlier batches not yet answered, oldest first, each with the protocol its replies are
 /// encoded in.
 type InFlight = VecDeque<(Vec<Slot>, Protocol)>;
 
-/// Serves one client until it disconnects, sends QUIT or a malformed request.
+/// Serves one client until it disconnects, sends QUIT or a malformed request, or CLIENT
+/// KILL closes it.
 pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientGuard) {
     let _ = stream.set_nodelay(true);
     let mut session = Session {
         client,
         proto: Protocol::Resp2,
         quit: false,
+        reply_mode: Default::default(),
     };
     let mut parser = RequestParser::new(Limits {
         max_multibulk_len: 1024 * 1024,
@@ -61,7 +76,11 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut inflight = InFlight::new();
+    let state = session.client.state.clone();
     loop {
+        if state.kill.is_killed() {
+            return;
+        }
         encode_answered(&mut inflight, &mut out);
         if inflight.len() >= MAX_BATCHES {
             if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
@@ -108,6 +127,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
                     Ok(_) => {}
                 },
                 _ = settle_oldest(&mut inflight), if !inflight.is_empty() => {}
+                _ = state.kill.killed() => return,
             }
             continue;
         }
@@ -154,13 +174,20 @@ async fn flush(
 /// Turns the oldest batch's replies that have arrived into ready ones; true once all are.
 fn answered(slots: &mut [Slot]) -> bool {
     for s in slots.iter_mut() {
-        if let Slot::Pending(rx, slot) = s {
-            let outcome = match rx.try_recv() {
-                Ok(r) => Some(r),
+        match s {
+            Slot::Pending(rx, slot) => {
+                let outcome = match rx.try_recv() {
+                    Ok(r) => Some(r),
+                    Err(oneshot::error::TryRecvError::Empty) => return false,
+                    Err(oneshot::error::TryRecvError::Closed) => None,
+                };
+                *s = Slot::Ready(reply_of(outcome, *slot));
+            }
+            Slot::Muted(Some(rx)) => match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => return false,
-                Err(oneshot::error::TryRecvError::Closed) => None,
-            };
-            *s = Slot::Ready(reply_of(outcome, *slot));
+                _ => *s = Slot::Muted(None),
+            },
+            _ => {}
         }
     }
     true
@@ -219,24 +246,32 @@ async fn run_batch(
         }
         commands += 1;
         last_name = Some(argv[0].clone());
+        session.reply_mode.begin();
+        let muted = session.reply_mode.muted();
+        let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
         // A cluster node serves keys of one slot per command, and only slots it owns.
         let key_slot_of = match cluster_mode.then(|| cmd::command_slot(&argv)) {
             Some(Err(crossslot)) => {
-                slots.push(Slot::Ready(crossslot));
+                push(&mut slots, Slot::Ready(crossslot));
                 continue;
             }
             Some(Ok(s)) => s,
             None => None,
         };
         match cmd::parse(argv, now_ms()) {
-            Command::Reply(r) => slots.push(Slot::Ready(r)),
+            Command::Reply(r) => push(&mut slots, Slot::Ready(r)),
             Command::Read(r) => {
                 if node.config.gid == 0 {
                     if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
-                        slots.push(Slot::Ready(refused));
+                        push(&mut slots, Slot::Ready(refused));
                         continue;
                     }
+                }
+                if muted {
+                    // A read changes nothing: with no reply to give, nothing to run.
+                    slots.push(Slot::Muted(None));
+                    continue;
                 }
                 settle_all(inflight, out).await;
                 if pending_writes {
@@ -250,15 +285,15 @@ async fn run_batch(
                 run_reads(&mut reads, &mut slots, node).await;
                 let slot = w.slot().unwrap_or(0);
                 if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
-                    slots.push(Slot::Ready(refused));
+                    push(&mut slots, Slot::Ready(refused));
                     continue;
                 }
                 match group.check_leader().await {
                     Ok(()) => {
-                        slots.push(Slot::Pending(group.submit(w, size), slot));
+                        push(&mut slots, Slot::Pending(group.submit(w, size), slot));
                         pending_writes = true;
                     }
-                    Err(e) => slots.push(Slot::Ready(e.to_reply(slot))),
+                    Err(e) => push(&mut slots, Slot::Ready(e.to_reply(slot))),
                 }
             }
             Command::Session(argv) => {
@@ -270,7 +305,11 @@ async fn run_batch(
                 // change it for what follows).
                 encode_ready(&mut slots, session.proto, out);
                 let reply = cmd::session::execute(argv, session, node).await;
-                slots.push(Slot::Ready(reply));
+                // CLIENT REPLY decides about its own reply.
+                match session.reply_mode.muted() {
+                    true => slots.push(Slot::Muted(None)),
+                    false => slots.push(Slot::Ready(reply)),
+                }
             }
         }
     }
@@ -304,8 +343,13 @@ fn encode_ready(slots: &mut Vec<Slot>, proto: Protocol, out: &mut BytesMut) {
 /// Waits for every pending write's reply.
 async fn settle(slots: &mut [Slot]) {
     for s in slots.iter_mut() {
-        if let Slot::Pending(rx, slot) = s {
-            *s = Slot::Ready(reply_of(rx.await.ok(), *slot));
+        match s {
+            Slot::Pending(rx, slot) => *s = Slot::Ready(reply_of(rx.await.ok(), *slot)),
+            Slot::Muted(Some(rx)) => {
+                let _ = rx.await;
+                *s = Slot::Muted(None);
+            }
+            _ => {}
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use redraft_proxy::wire::kill::KillSwitch;
+use redraft_proxy::wire::reply_mode::ReplyMode;
 use redraft_proxy::wire::Protocol;
 
 /// What other connections may read about a client (CLIENT LIST).
@@ -17,6 +19,8 @@ pub struct ClientState {
     pub laddr: String,
     pub created: Instant,
     pub info: Mutex<ClientInfo>,
+    /// Thrown by CLIENT KILL from another connection.
+    pub kill: KillSwitch,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +105,7 @@ impl Clients {
                 last_interaction: now,
                 proto: Protocol::Resp2,
             }),
+            kill: KillSwitch::default(),
         });
         self.map
             .lock()
@@ -110,6 +115,13 @@ impl Clients {
             clients: self.clone(),
             state,
         })
+    }
+
+    /// CONFIG RESETSTAT: the counters INFO stats shows start again from zero.
+    pub fn reset_stats(&self) {
+        self.total_connections.store(0, Ordering::Relaxed);
+        self.total_commands.store(0, Ordering::Relaxed);
+        self.rejected.store(0, Ordering::Relaxed);
     }
 
     pub fn connected(&self) -> usize {
@@ -149,6 +161,8 @@ pub struct Session {
     pub proto: Protocol,
     /// QUIT was received: close once the replies so far are written.
     pub quit: bool,
+    /// CLIENT REPLY's state.
+    pub reply_mode: ReplyMode,
 }
 
 impl Session {

@@ -343,6 +343,138 @@ async fn a_pipeline_of_10k_mixed_commands_keeps_its_order() {
 /// Replies the proxy gives itself (PING, ECHO) are ready at once: a pipeline longer than
 /// the proxy's window of them, sent in one write, used to stop after the first window's
 /// replies, the rest parked in the proxy's buffer waiting for a read that never came.
+/// CLIENT KILL closes other connections at once and the asking one after its reply, at
+/// the proxy (its own clients) and at a node alike; COMMAND GETKEYS, CONFIG RESETSTAT and
+/// CLIENT NO-EVICT answer as Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
+    let (c, proxy) = start().await;
+    let node = c.peers[&c.members(1)[0]].client_addr();
+    let field = |line: &str, name: &str| {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{name}=")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    for addr in [proxy.addr.to_string(), node] {
+        let mut me = Raw::connect(&addr).await;
+        let mut victim = Raw::connect(&addr).await;
+        let mut bystander = Raw::connect(&addr).await;
+        let id = victim.call("CLIENT ID").await;
+        let id = id.trim_start_matches(':').trim_end();
+        assert_eq!(me.call(&format!("CLIENT KILL ID {id}")).await, ":1\r\n");
+        assert!(
+            victim.closed().await,
+            "{addr}: the killed connection is closed"
+        );
+        assert_eq!(bystander.call("PING").await, "+PONG\r\n");
+        // The old form names an address: +OK, and `No such client` once it is gone.
+        let info = bystander.call("CLIENT INFO").await;
+        let (peer, local) = (field(&info, "addr"), field(&info, "laddr"));
+        assert_eq!(local, addr, "laddr is the address connected to");
+        assert_eq!(me.call(&format!("CLIENT KILL {peer}")).await, "+OK\r\n");
+        assert!(bystander.closed().await, "{addr}: killed by address");
+        // Closed on the killer's word, gone from the list a moment later.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while me.call(&format!("CLIENT KILL {peer}")).await != "-ERR No such client\r\n" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr}: {peer} still listed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            me.call("CLIENT KILL ID 0").await,
+            "-ERR client-id should be greater than 0\r\n"
+        );
+        assert_eq!(me.call("CLIENT KILL TYPE pubsub").await, ":0\r\n");
+        assert_eq!(me.call("CLIENT NO-EVICT on").await, "+OK\r\n");
+        assert_eq!(
+            me.call("CLIENT NO-EVICT maybe").await,
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            me.call("COMMAND GETKEYS mset a 1 {a}b 2").await,
+            "*2\r\n$1\r\na\r\n$4\r\n{a}b\r\n"
+        );
+        assert_eq!(
+            me.call("COMMAND GETKEYSANDFLAGS rename a b").await,
+            "*2\r\n*2\r\n$1\r\na\r\n*3\r\n+RW\r\n+access\r\n+delete\r\n\
+             *2\r\n$1\r\nb\r\n*2\r\n+OW\r\n+update\r\n"
+        );
+        assert_eq!(
+            me.call("COMMAND GETKEYS get a b").await,
+            "-ERR Invalid number of arguments specified for command\r\n"
+        );
+        assert_eq!(me.call("CONFIG RESETSTAT").await, "+OK\r\n");
+        // An unknown name is named first, wherever it is.
+        assert_eq!(
+            me.call("CONFIG SET appendonly yes nosuch 1").await,
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n"
+        );
+        // Spared by default; with SKIPME no, closed once it has its answer.
+        let my_id = me.call("CLIENT ID").await;
+        let my_id = my_id.trim_start_matches(':').trim_end().to_string();
+        assert_eq!(me.call(&format!("CLIENT KILL ID {my_id}")).await, ":0\r\n");
+        me.send(&encode(&[
+            b"CLIENT",
+            b"KILL",
+            b"ID",
+            my_id.as_bytes(),
+            b"SKIPME",
+            b"no",
+        ]))
+        .await;
+        me.send(&encode(&[b"PING"])).await;
+        assert_eq!(me.reply().await, b":1\r\n");
+        let rest = me.rest().await;
+        assert!(
+            rest.is_empty(),
+            "{addr}: closed after the reply, nothing behind it run: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    // CLIENT REPLY OFF and SKIP drop replies, not commands: a write whose reply was dropped
+    // is applied, and seen by what follows. At a node, at the leader that owns the key.
+    let node = c.peers[&c.members(1)[0]].client_addr();
+    let owner = match Raw::connect(&node).await.call("SET rk 0").await {
+        moved if moved.starts_with("-MOVED ") => {
+            moved.trim_end().rsplit(' ').next().unwrap().to_string()
+        }
+        ok => {
+            assert_eq!(ok, "+OK\r\n");
+            node
+        }
+    };
+    for addr in [proxy.addr.to_string(), owner] {
+        let mut raw = Raw::connect(&addr).await;
+        let mut pipeline = Vec::new();
+        for line in [
+            "CLIENT REPLY OFF",
+            "SET rk 1",
+            "INCR rk",
+            "GET rk",
+            "NOSUCH",
+            "CLIENT REPLY maybe",
+            "CLIENT REPLY ON",
+            "CLIENT REPLY SKIP",
+            "APPEND rk x",
+            "CLIENT REPLY maybe",
+            "GET rk",
+        ] {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            pipeline.extend(encode(&args));
+        }
+        raw.send(&pipeline).await;
+        raw.expect_replies(&[
+            b"+OK\r\n".to_vec(),
+            b"-ERR syntax error\r\n".to_vec(),
+            b"$2\r\n2x\r\n".to_vec(),
+        ])
+        .await;
+        assert_eq!(raw.call("PING").await, "+PONG\r\n", "{addr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_pipeline_of_commands_the_proxy_answers_itself_is_answered_in_full() {
     let (c, proxy) = start().await;

@@ -84,6 +84,16 @@ impl Raw {
         String::from_utf8_lossy(&self.cmd(&args).await).into_owned()
     }
 
+    /// Every byte left until the server closes the connection.
+    pub async fn rest(&mut self) -> Vec<u8> {
+        let mut rest = self.buf.split().to_vec();
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_to_end(&mut rest))
+            .await
+            .expect("closed within 10 s")
+            .expect("read");
+        rest
+    }
+
     /// True once the server has closed the connection (after consuming any bytes left).
     pub async fn closed(&mut self) -> bool {
         let mut tmp = [0u8; 1024];

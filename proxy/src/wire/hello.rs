@@ -70,6 +70,15 @@ impl ClientFilter {
     }
 }
 
+/// `CLIENT NO-EVICT ON|OFF`: nothing is evicted here, so either is accepted.
+pub fn no_evict(arg: &[u8]) -> Reply {
+    if arg.eq_ignore_ascii_case(b"on") || arg.eq_ignore_ascii_case(b"off") {
+        Reply::ok()
+    } else {
+        Reply::syntax_error()
+    }
+}
+
 /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`: the protocol to
 /// speak from now on (`current` without a protover) and the name to set, if any.
 pub fn parse(argv: &[Bytes], current: Protocol) -> Result<(Protocol, Option<Bytes>), Reply> {

@@ -3,7 +3,9 @@
 pub mod decode;
 pub mod glob;
 pub mod hello;
+pub mod kill;
 pub mod reply;
+pub mod reply_mode;
 pub mod request;
 pub mod slot;
 pub mod table;

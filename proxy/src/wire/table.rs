@@ -309,6 +309,9 @@ pub static COMMANDS: &[CommandSpec] = &[
             CommandSpec { name: "command|docs", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get array of specific Redis command documentation", since: "7.0.0", complexity: "O(N) where N is the number of commands to look up", ..COMMAND_SUB },
             CommandSpec { name: "command|info", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get array of specific Redis command details, or all when no argument is given.", since: "2.8.13", complexity: "O(N) where N is the number of commands to look up", ..COMMAND_SUB },
             CommandSpec { name: "command|list", arity: -2, tips: &["nondeterministic_output_order"], summary: "Get an array of Redis command names", since: "7.0.0", complexity: "O(N) where N is the total number of Redis commands", ..COMMAND_SUB },
+            CommandSpec { name: "command|getkeys", arity: -4, summary: "Extract keys given a full Redis command", since: "2.8.13", complexity: "O(N) where N is the number of arguments to the command", ..COMMAND_SUB },
+            CommandSpec { name: "command|getkeysandflags", arity: -4, summary: "Extract keys and access flags given a full Redis command", since: "7.0.0", complexity: "O(N) where N is the number of arguments to the command", ..COMMAND_SUB },
+            CommandSpec { name: "command|help", arity: 2, summary: "Show helpful text about the different subcommands", since: "5.0.0", ..COMMAND_SUB },
         ],
         ..BASE
     },
@@ -322,6 +325,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: &[
             CommandSpec { name: "config|get", arity: -3, summary: "Get the values of configuration parameters", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
             CommandSpec { name: "config|set", arity: -4, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Set configuration parameters to the given values", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
+            CommandSpec { name: "config|resetstat", arity: 2, summary: "Reset the stats returned by INFO", since: "2.0.0", ..CONFIG_SUB },
             CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
         ],
         ..BASE
@@ -413,6 +417,9 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "client|setinfo", arity: 4, summary: "Set client or connection specific info", since: "7.2.0", ..CLIENT_SUB },
     CommandSpec { name: "client|info", arity: 2, tips: &["nondeterministic_output"], summary: "Returns information about the current client connection.", since: "6.2.0", ..CLIENT_SUB },
     CommandSpec { name: "client|list", arity: -2, flags: &["admin", "noscript", "loading", "stale"], tips: &["nondeterministic_output"], summary: "Get the list of client connections", since: "2.4.0", complexity: "O(N) where N is the number of client connections", ..CLIENT_SUB },
+    CommandSpec { name: "client|kill", arity: -3, flags: &["admin", "noscript", "loading", "stale"], summary: "Kill the connection of a client", since: "2.4.0", complexity: "O(N) where N is the number of client connections", ..CLIENT_SUB },
+    CommandSpec { name: "client|no-evict", arity: 3, flags: &["admin", "noscript", "loading", "stale"], summary: "Set client eviction mode for the current connection", since: "7.0.0", ..CLIENT_SUB },
+    CommandSpec { name: "client|reply", arity: 3, summary: "Instruct the server whether to reply to commands", since: "3.2.0", ..CLIENT_SUB },
     CommandSpec { name: "client|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLIENT_SUB },
 ];
 

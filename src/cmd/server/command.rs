@@ -1,5 +1,6 @@
-//! COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS and COMMAND LIST, rendered from the
-//! table so introspection can never disagree with what the server accepts.
+//! COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS, COMMAND LIST, COMMAND GETKEYS and
+//! GETKEYSANDFLAGS, rendered from the table so introspection can never disagree with what
+//! the server accepts.
 
 use bytes::Bytes;
 
@@ -11,7 +12,8 @@ use redraft_proxy::wire::Reply;
 
 /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO [command-name ...]`,
 /// `COMMAND DOCS [command-name ...]`,
-/// `COMMAND LIST [FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]`
+/// `COMMAND LIST [FILTERBY MODULE module-name|ACLCAT category|PATTERN pattern]`,
+/// `COMMAND GETKEYS|GETKEYSANDFLAGS command [arg ...]`, `COMMAND HELP`
 pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     let Some(sub) = argv.get(1) else {
         return Ok(Command::Reply(Reply::Array(
@@ -44,6 +46,12 @@ pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
                 .map(|s| (Reply::bulk_str(s.name), docs(s)))
                 .collect(),
         )
+    } else if is_kw(sub, "getkeys") {
+        getkeys(names, false)?
+    } else if is_kw(sub, "getkeysandflags") {
+        getkeys(names, true)?
+    } else if is_kw(sub, "help") {
+        Reply::Array(HELP.iter().map(|l| Reply::status(l)).collect())
     } else {
         list(names)?
     };
@@ -56,6 +64,72 @@ pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
         Some(i) => lookup(&name[..i]).and_then(|c| lookup_sub(c, &name[i + 1..])),
         None => lookup(name),
     }
+}
+
+const HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// The keys of a full command, found by its key specs as Redis's getKeysUsingKeySpecs
+/// does (each with its spec's flags if `with_flags`).
+fn getkeys(argv: &[Bytes], with_flags: bool) -> ParseResult<Reply> {
+    let spec = lookup(&argv[0]).and_then(|c| match argv.get(1) {
+        Some(sub) if c.is_container() => lookup_sub(c, sub),
+        _ => Some(c),
+    });
+    let Some(spec) = spec else {
+        return Err(Reply::err("ERR Invalid command specified"));
+    };
+    if spec.key_specs.is_empty() {
+        return Err(Reply::err("ERR The command has no key arguments"));
+    }
+    let argc = argv.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return Err(Reply::err(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let mut keys = Vec::new();
+    for k in spec.key_specs {
+        let first = k.index;
+        let last = match k.lastkey {
+            l if l >= 0 => first + l,
+            l if k.limit == 0 => argc + l,
+            l => first + ((argc - first) / k.limit + l),
+        };
+        let step = k.keystep.max(1) as usize;
+        for i in (first..=last.min(argc - 1)).step_by(step) {
+            let key = Reply::Bulk(argv[i as usize].clone());
+            keys.push(match with_flags {
+                true => Reply::Array(vec![key, statuses(k.flags)]),
+                false => key,
+            });
+        }
+    }
+    if keys.is_empty() {
+        return Err(Reply::err("ERR Invalid arguments specified for command"));
+    }
+    Ok(Reply::Array(keys))
 }
 
 /// Every command, subcommands after their container.
@@ -270,7 +344,72 @@ mod tests {
         let Reply::Array(subs) = &e[9] else {
             panic!("{:?}", e[9])
         };
-        assert_eq!(subs.len(), 7);
+        assert_eq!(subs.len(), 10);
+    }
+
+    #[test]
+    fn getkeys_by_key_specs() {
+        let mut db = db_with(&[]);
+        let keys = |k: &[&str]| Reply::Array(k.iter().map(|k| bulk(k)).collect());
+        let flags = |f: &[&str]| Reply::Set(f.iter().map(|f| Reply::status(f)).collect());
+        check(
+            &mut db,
+            &[
+                (&["COMMAND", "GETKEYS", "get", "a"], keys(&["a"])),
+                (
+                    &["COMMAND", "getkeys", "SET", "a", "b", "EX", "1"],
+                    keys(&["a"]),
+                ),
+                // Every other argument from the first, odd counts included.
+                (
+                    &["COMMAND", "GETKEYS", "mset", "a", "1", "b"],
+                    keys(&["a", "b"]),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "exists", "a", "a"],
+                    keys(&["a", "a"]),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "copy", "a", "b", "DB", "1"],
+                    keys(&["a", "b"]),
+                ),
+                (
+                    &["COMMAND", "GETKEYSANDFLAGS", "rename", "a", "b"],
+                    Reply::Array(vec![
+                        Reply::Array(vec![bulk("a"), flags(&["RW", "access", "delete"])]),
+                        Reply::Array(vec![bulk("b"), flags(&["OW", "update"])]),
+                    ]),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "nosuch", "a"],
+                    err("ERR Invalid command specified"),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "config", "nosub"],
+                    err("ERR Invalid command specified"),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "client", "list"],
+                    err("ERR The command has no key arguments"),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "scan", "0"],
+                    err("ERR The command has no key arguments"),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "get", "a", "b"],
+                    err("ERR Invalid number of arguments specified for command"),
+                ),
+                (
+                    &["COMMAND", "GETKEYS", "get"],
+                    err("ERR wrong number of arguments for 'command|getkeys' command"),
+                ),
+            ],
+        );
+        let Reply::Array(help) = run(&mut db, &["COMMAND", "HELP"]) else {
+            panic!()
+        };
+        assert_eq!(help.len(), 21);
     }
 
     #[test]

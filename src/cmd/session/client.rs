@@ -1,5 +1,7 @@
 //! CLIENT ID | SETNAME name | GETNAME | SETINFO LIB-NAME|LIB-VER value | INFO |
-//! LIST [TYPE normal|master|replica|pubsub] [ID id ...] | HELP
+//! LIST [TYPE normal|master|replica|pubsub] [ID id ...] | KILL addr:port |
+//! KILL [ID id] [TYPE type] [USER user] [ADDR addr] [LADDR addr] [SKIPME yes|no] |
+//! NO-EVICT ON|OFF | REPLY ON|OFF|SKIP | HELP
 
 use std::sync::Arc;
 
@@ -7,7 +9,8 @@ use bytes::Bytes;
 
 use crate::node::NodeShared;
 use crate::resp::session::Session;
-use redraft_proxy::wire::hello::client_list_filter;
+use redraft_proxy::wire::hello::{client_list_filter, no_evict};
+use redraft_proxy::wire::kill::client_kill_filter;
 use redraft_proxy::wire::Reply;
 
 pub use redraft_proxy::wire::hello::check_name;
@@ -55,6 +58,9 @@ pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) ->
         }
         b"info" => Reply::Verbatim(Bytes::from(format!("{}\n", session.client.state.line()))),
         b"list" => list(argv, node),
+        b"kill" => kill(argv, session, node),
+        b"no-evict" => no_evict(&argv[2]),
+        b"reply" => session.reply_mode.set(&argv[2]),
         b"help" => super::help(&[
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "ID",
@@ -69,6 +75,24 @@ pub fn execute(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) ->
             "    Return information about the current client connection.",
             "LIST [TYPE <type>] [ID <id> [<id> ...]]",
             "    Return information about client connections.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are:",
+            "    * ADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made from the specified address",
+            "    * LADDR (<ip:port>|<unixsocket>:0)",
+            "      Kill connections made to specified local address",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Kill connections by type.",
+            "    * USER <username>",
+            "      Kill connections authenticated by <username>.",
+            "    * SKIPME (YES|NO)",
+            "      Skip killing current connection (default: yes).",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
             "HELP",
             "    Print this help.",
         ]),
@@ -89,4 +113,25 @@ fn list(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
         text.push('\n');
     }
     Reply::Verbatim(Bytes::from(text))
+}
+
+/// Closes the matching connections at once; the one asking, after this reply.
+fn kill(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) -> Reply {
+    let filter = match client_kill_filter(argv) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let me = session.id();
+    let mut killed = 0;
+    for c in node.clients.all() {
+        if filter.matches(c.id, &c.addr, &c.laddr, c.id == me) {
+            killed += 1;
+            if c.id == me {
+                session.quit = true;
+            } else {
+                c.kill.kill();
+            }
+        }
+    }
+    filter.reply(killed)
 }

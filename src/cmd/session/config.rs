@@ -1,5 +1,5 @@
 //! CONFIG GET parameter [parameter ...] | CONFIG SET parameter value [parameter value ...] |
-//! CONFIG HELP
+//! CONFIG RESETSTAT | CONFIG HELP
 //!
 //! The parameters redraft has, plus the ones clients read at connect (`save`, `appendonly`:
 //! redis-benchmark). Durability is the Raft log, fsync'd on a quorum before any reply, which
@@ -68,12 +68,18 @@ pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
     match argv[1].to_ascii_lowercase().as_slice() {
         b"get" => get(&argv[2..], node),
         b"set" => set(&argv[2..], node),
+        b"resetstat" => {
+            node.clients.reset_stats();
+            Reply::ok()
+        }
         b"help" => super::help(&[
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "GET <pattern>",
             "    Return parameters matching the glob-like <pattern> and their values.",
             "SET <directive> <value>",
             "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
             "HELP",
             "    Print this help.",
         ]),
@@ -115,6 +121,16 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
     if !args.len().is_multiple_of(2) {
         return Reply::syntax_error();
     }
+    // An unknown name is reported before any other failure, wherever it is.
+    if let Some(unknown) = args.chunks(2).find(|pair| {
+        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+        !PARAMS.contains(&name.as_str())
+    }) {
+        return Reply::err(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(&unknown[0])
+        ));
+    }
     let mut changes = Vec::new();
     for pair in args.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
@@ -124,17 +140,15 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
                 String::from_utf8_lossy(&pair[0])
             ))
         };
-        let Some(canonical) = PARAMS.iter().find(|p| **p == name) else {
-            return Reply::err(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                String::from_utf8_lossy(&pair[0])
-            ));
-        };
-        if changes.iter().any(|(n, _)| n == canonical) {
-            return fail("duplicate parameter");
-        }
+        let canonical = PARAMS
+            .iter()
+            .find(|p| **p == name)
+            .expect("unknown names were refused above");
         if !MUTABLE.contains(canonical) {
             return fail("can't set immutable config");
+        }
+        if changes.iter().any(|(n, _)| n == canonical) {
+            return fail("duplicate parameter");
         }
         let Ok(value) = std::str::from_utf8(&pair[1]) else {
             return fail("argument must be a valid UTF-8 string");
