@@ -242,7 +242,8 @@ impl ProcessCluster {
         args
     }
 
-    /// Joins every data group once the controller can take it.
+    /// Joins every data group once the controller can take it, and waits for each to
+    /// elect a leader (a node that failed to start shows here, not as a wrong answer).
     pub async fn join_all(&self) {
         let gids: std::collections::BTreeSet<Gid> = self
             .procs
@@ -250,7 +251,7 @@ impl ProcessCluster {
             .map(|p| p.gid)
             .filter(|g| *g != 0)
             .collect();
-        let args = self.join_args(&gids.into_iter().collect::<Vec<_>>());
+        let args = self.join_args(&gids.iter().copied().collect::<Vec<_>>());
         wait_until(
             Duration::from_secs(60),
             "the controller to take JOIN",
@@ -262,6 +263,14 @@ impl ProcessCluster {
             },
         )
         .await;
+        for g in gids {
+            wait_until(
+                Duration::from_secs(60),
+                &format!("group {g} to elect a leader (see the node logs)"),
+                || self.leader_of(g),
+            )
+            .await;
+        }
     }
 
     /// Keeps the data dir and logs (a failed test) instead of deleting them.
