@@ -270,7 +270,14 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillS
             }
         } else if !out.is_empty() {
             holding = false;
-            if stream.write_all(&out).await.is_err() {
+            // CLIENT KILL closes a client that does not read, too.
+            let written = tokio::select! {
+                // The write first: done at once, as most are, it leaves no waiter behind.
+                biased;
+                r = stream.write_all(&out) => r.is_ok(),
+                _ = kill.killed() => false,
+            };
+            if !written {
                 return;
             }
             out.clear();

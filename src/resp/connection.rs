@@ -157,7 +157,14 @@ async fn flush(
     node: &Arc<NodeShared>,
     session: &Session,
 ) -> bool {
-    if let Err(e) = node.output_limit.write(stream, out).await {
+    // CLIENT KILL closes a client that does not read, too.
+    let written = tokio::select! {
+        // The write first: done at once, as most are, it leaves no waiter behind.
+        biased;
+        r = node.output_limit.write(stream, out) => r,
+        _ = session.client.state.kill.killed() => Err(WriteFailure::Closed),
+    };
+    if let Err(e) = written {
         if e == WriteFailure::Limit {
             tracing::warn!(
                 client = session.id(),

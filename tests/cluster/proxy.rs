@@ -340,22 +340,30 @@ async fn a_pipeline_of_10k_mixed_commands_keeps_its_order() {
     c.stop().await;
 }
 
-/// Replies the proxy gives itself (PING, ECHO) are ready at once: a pipeline longer than
-/// the proxy's window of them, sent in one write, used to stop after the first window's
-/// replies, the rest parked in the proxy's buffer waiting for a read that never came.
-/// CLIENT KILL closes other connections at once and the asking one after its reply, at
-/// the proxy (its own clients) and at a node alike; COMMAND GETKEYS, CONFIG RESETSTAT and
-/// CLIENT NO-EVICT answer as Redis does.
+/// CLIENT KILL closes other connections at once (one that does not read its replies too)
+/// and the asking one after its reply, at the proxy (its own clients) and at a node alike;
+/// CLIENT REPLY drops replies, not commands; COMMAND GETKEYS, CONFIG RESETSTAT and CLIENT
+/// NO-EVICT answer as Redis does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
     let (c, proxy) = start().await;
+    // At a node: the leader that owns the key `rk`.
     let node = c.peers[&c.members(1)[0]].client_addr();
+    let owner = match Raw::connect(&node).await.call("SET rk 0").await {
+        moved if moved.starts_with("-MOVED ") => {
+            moved.trim_end().rsplit(' ').next().unwrap().to_string()
+        }
+        ok => {
+            assert_eq!(ok, "+OK\r\n");
+            node
+        }
+    };
     let field = |line: &str, name: &str| {
         line.split(' ')
             .find_map(|f| f.strip_prefix(&format!("{name}=")).map(str::to_string))
             .unwrap_or_else(|| panic!("no {name} in {line}"))
     };
-    for addr in [proxy.addr.to_string(), node] {
+    for addr in [proxy.addr.to_string(), owner.clone()] {
         let mut me = Raw::connect(&addr).await;
         let mut victim = Raw::connect(&addr).await;
         let mut bystander = Raw::connect(&addr).await;
@@ -411,6 +419,35 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             me.call("CONFIG SET appendonly yes nosuch 1").await,
             "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n"
         );
+        // A client that does not read its replies is closed too: its connection waits on
+        // the socket, not on a command.
+        let big = "x".repeat(64 * 1024);
+        assert_eq!(me.call(&format!("SET rk {big}")).await, "+OK\r\n");
+        let mut hog = Raw::connect(&addr).await;
+        let hog_id = hog.call("CLIENT ID").await;
+        let hog_id = hog_id.trim_start_matches(':').trim_end().to_string();
+        hog.send(&encode(&[b"GET", b"rk"]).repeat(1000)).await;
+        // 64 MB of replies do not fit in the sockets' buffers (a receive buffer grows only
+        // as its owner reads): once the first reply waits to be read, the server is stuck
+        // writing, or about to be.
+        let mut peeked = vec![0u8; 64 * 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while hog.stream.peek(&mut peeked).await.unwrap() < peeked.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr}: replies to the hog"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(me.call(&format!("CLIENT KILL ID {hog_id}")).await, ":1\r\n");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while me.call(&format!("CLIENT LIST ID {hog_id}")).await != "$0\r\n\r\n" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr}: the hog is still served"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // Spared by default; with SKIPME no, closed once it has its answer.
         let my_id = me.call("CLIENT ID").await;
         let my_id = my_id.trim_start_matches(':').trim_end().to_string();
@@ -434,17 +471,7 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
         );
     }
     // CLIENT REPLY OFF and SKIP drop replies, not commands: a write whose reply was dropped
-    // is applied, and seen by what follows. At a node, at the leader that owns the key.
-    let node = c.peers[&c.members(1)[0]].client_addr();
-    let owner = match Raw::connect(&node).await.call("SET rk 0").await {
-        moved if moved.starts_with("-MOVED ") => {
-            moved.trim_end().rsplit(' ').next().unwrap().to_string()
-        }
-        ok => {
-            assert_eq!(ok, "+OK\r\n");
-            node
-        }
-    };
+    // is applied, and seen by what follows.
     for addr in [proxy.addr.to_string(), owner] {
         let mut raw = Raw::connect(&addr).await;
         let mut pipeline = Vec::new();
@@ -475,6 +502,9 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
     }
 }
 
+/// Replies the proxy gives itself (PING, ECHO) are ready at once: a pipeline longer than
+/// the proxy's window of them, sent in one write, used to stop after the first window's
+/// replies, the rest parked in the proxy's buffer waiting for a read that never came.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_pipeline_of_commands_the_proxy_answers_itself_is_answered_in_full() {
     let (c, proxy) = start().await;
