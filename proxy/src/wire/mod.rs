@@ -1,6 +1,7 @@
 //! The RESP wire protocol as Redis speaks it.
 
 pub mod decode;
+pub mod docs;
 pub mod glob;
 pub mod hello;
 pub mod kill;

@@ -55,7 +55,56 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
 }
 
+/// One argument as COMMAND DOCS describes it (the data is in `docs.rs`).
+#[derive(Debug)]
+pub struct DocArg {
+    pub name: &'static str,
+    /// Its `type`: string, integer, double, key, pattern, unix-time, pure-token, oneof, block.
+    pub kind: &'static str,
+    pub key_spec_index: Option<i32>,
+    pub token: Option<&'static str>,
+    pub summary: Option<&'static str>,
+    pub since: Option<&'static str>,
+    pub deprecated_since: Option<&'static str>,
+    /// optional, multiple, multiple_token.
+    pub flags: &'static [&'static str],
+    /// A oneof's or a block's parts.
+    pub args: &'static [DocArg],
+}
+
+/// What COMMAND DOCS adds to a command's table entry (the data is in `docs.rs`).
+#[derive(Debug)]
+pub struct CommandDoc {
+    /// The full name (`client|kill`).
+    pub name: &'static str,
+    /// (version, change), oldest first.
+    pub history: &'static [(&'static str, &'static str)],
+    pub args: &'static [DocArg],
+}
+
+/// The fields most arguments leave out.
+pub const ARG: DocArg = DocArg {
+    name: "",
+    kind: "",
+    key_spec_index: None,
+    token: None,
+    summary: None,
+    since: None,
+    deprecated_since: None,
+    flags: &[],
+    args: &[],
+};
+
 impl CommandSpec {
+    /// COMMAND DOCS's history (version, change) and arguments; none for redraft's own
+    /// commands. Looked up by name: asked only by COMMAND DOCS.
+    pub fn docs(&self) -> (&'static [(&'static str, &'static str)], &'static [DocArg]) {
+        super::docs::DOCS
+            .iter()
+            .find(|d| d.name == self.name)
+            .map_or((&[], &[]), |d| (d.history, d.args))
+    }
+
     /// Whether this name is a container (CLIENT, CONFIG, COMMAND).
     pub fn is_container(&self) -> bool {
         !self.subcommands.is_empty()
@@ -353,7 +402,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "cluster",
         arity: -2,
         group: "cluster",
-        summary: "A container for Redis Cluster commands",
+        summary: "A container for cluster commands",
         since: "3.0.0",
         complexity: "Depends on subcommand.",
         subcommands: CLUSTER_SUBCOMMANDS,
@@ -377,36 +426,36 @@ const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "cluster|rebalance", arity: 2, summary: "Even out slots across the joined groups", ..CLUSTER_SUB },
     CommandSpec { name: "cluster|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLUSTER_SUB },
     // Redis Cluster's read-only views, built from the configuration and current leaders.
-    CommandSpec { name: "cluster|slots", arity: 2, flags: &["loading", "stale"], tips: &["nondeterministic_output"], summary: "Get array of Cluster slot to node mappings", since: "3.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|shards", arity: 2, flags: &["loading", "stale"], tips: &["nondeterministic_output"], summary: "Get array of cluster slots to node mappings", since: "7.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|nodes", arity: 2, flags: &["loading", "stale"], tips: &["nondeterministic_output"], summary: "Get Cluster config for the node", since: "3.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|info", arity: 2, flags: &["loading", "stale"], tips: &["nondeterministic_output"], summary: "Provides info about Redis Cluster node state", since: "3.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|myid", arity: 2, flags: &["loading", "stale"], summary: "Return the node id", since: "3.0.0", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|slots", arity: 2, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Get array of Cluster slot to node mappings", since: "3.0.0", complexity: "O(N) where N is the total number of Cluster nodes", doc_flags: &["deprecated"], deprecated_since: Some("7.0.0"), replaced_by: Some("`CLUSTER SHARDS`"), ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|shards", arity: 2, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Get array of cluster slots to node mappings", since: "7.0.0", complexity: "O(N) where N is the total number of cluster nodes", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|nodes", arity: 2, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Get Cluster config for the node", since: "3.0.0", complexity: "O(N) where N is the total number of Cluster nodes", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|info", arity: 2, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Provides info about Redis Cluster node state", since: "3.0.0", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|myid", arity: 2, flags: &["stale"], summary: "Return the node id", since: "3.0.0", ..CLUSTER_VIEW },
     CommandSpec { name: "cluster|myshardid", arity: 2, flags: &["loading", "stale"], tips: &["nondeterministic_output"], summary: "Return the node shard id", since: "7.2.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|keyslot", arity: 3, flags: &["stale"], summary: "Returns the hash slot of the specified key", since: "3.0.0", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|keyslot", arity: 3, flags: &["stale"], summary: "Returns the hash slot of the specified key", since: "3.0.0", complexity: "O(N) where N is the number of bytes in the key", ..CLUSTER_VIEW },
     CommandSpec { name: "cluster|countkeysinslot", arity: 3, flags: &["stale"], summary: "Return the number of local keys in the specified hash slot", since: "3.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|getkeysinslot", arity: 4, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Return local key names in the specified hash slot", since: "3.0.0", ..CLUSTER_VIEW },
-    CommandSpec { name: "cluster|failover", arity: -2, flags: &["admin", "stale", "noscript"], summary: "Forces a replica to perform a manual failover of its master (redraft: moves the group's Raft leadership here)", since: "3.0.0", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|getkeysinslot", arity: 4, flags: &["stale"], tips: &["nondeterministic_output"], summary: "Return local key names in the specified hash slot", since: "3.0.0", complexity: "O(log(N)) where N is the number of requested keys", ..CLUSTER_VIEW },
+    CommandSpec { name: "cluster|failover", arity: -2, flags: &["admin", "stale", "no_async_loading"], summary: "Forces a replica to perform a manual failover of its master (redraft: moves the group's Raft leadership here)", since: "3.0.0", ..CLUSTER_VIEW },
     // Redis Cluster's own ways of changing the layout: answered with the redraft command to use.
-    CommandSpec { name: "cluster|addslots", arity: -3, summary: "Assign new hash slots to receiving node", since: "3.0.0", ..CLUSTER_ADMIN },
-    CommandSpec { name: "cluster|addslotsrange", arity: -4, summary: "Assign new hash slots to receiving node", since: "7.0.0", ..CLUSTER_ADMIN },
-    CommandSpec { name: "cluster|delslots", arity: -3, summary: "Set hash slots as unbound in receiving node", since: "3.0.0", ..CLUSTER_ADMIN },
-    CommandSpec { name: "cluster|delslotsrange", arity: -4, summary: "Set hash slots as unbound in receiving node", since: "7.0.0", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|addslots", arity: -3, summary: "Assign new hash slots to receiving node", since: "3.0.0", complexity: "O(N) where N is the total number of hash slot arguments", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|addslotsrange", arity: -4, summary: "Assign new hash slots to receiving node", since: "7.0.0", complexity: "O(N) where N is the total number of the slots between the start slot and end slot arguments.", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|delslots", arity: -3, summary: "Set hash slots as unbound in receiving node", since: "3.0.0", complexity: "O(N) where N is the total number of hash slot arguments", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|delslotsrange", arity: -4, summary: "Set hash slots as unbound in receiving node", since: "7.0.0", complexity: "O(N) where N is the total number of the slots between the start slot and end slot arguments.", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|setslot", arity: -4, summary: "Bind a hash slot to a specific node", since: "3.0.0", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|meet", arity: -4, summary: "Force a node cluster to handshake with another node", since: "3.0.0", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|forget", arity: 3, summary: "Remove a node from the nodes table", since: "3.0.0", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|replicate", arity: 3, summary: "Reconfigure a node as a replica of the specified master node", since: "3.0.0", ..CLUSTER_ADMIN },
-    CommandSpec { name: "cluster|reset", arity: -2, summary: "Reset a Redis Cluster node", since: "3.0.0", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|reset", arity: -2, flags: &["admin", "stale", "noscript"], summary: "Reset a Redis Cluster node", since: "3.0.0", complexity: "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect.", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|flushslots", arity: 2, summary: "Delete a node's own slots information", since: "3.0.0", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|saveconfig", arity: 2, summary: "Forces the node to save cluster state on disk", since: "3.0.0", ..CLUSTER_ADMIN },
-    CommandSpec { name: "cluster|bumpepoch", arity: 2, summary: "Advance the cluster config epoch", since: "3.0.0", ..CLUSTER_ADMIN },
+    CommandSpec { name: "cluster|bumpepoch", arity: 2, tips: &["nondeterministic_output"], summary: "Advance the cluster config epoch", since: "3.0.0", ..CLUSTER_ADMIN },
     CommandSpec { name: "cluster|set-config-epoch", arity: 3, summary: "Set the configuration epoch in a new node", since: "3.0.0", ..CLUSTER_ADMIN },
 ];
 
 #[rustfmt::skip]
 const CLUSTER_VIEW: CommandSpec = CommandSpec { group: "cluster", ..BASE };
 #[rustfmt::skip]
-const CLUSTER_ADMIN: CommandSpec = CommandSpec { flags: &["admin", "stale", "noscript"], group: "cluster", ..BASE };
+const CLUSTER_ADMIN: CommandSpec = CommandSpec { flags: &["admin", "stale", "no_async_loading"], group: "cluster", ..BASE };
 
 /// CLIENT's subcommands (kept apart so the `client` entry above stays short).
 #[rustfmt::skip]

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::cmd::args::{is_kw, ParseResult};
-use crate::cmd::table::{CommandSpec, KeySpec, COMMANDS};
+use crate::cmd::table::{CommandSpec, DocArg, KeySpec, COMMANDS};
 use crate::cmd::{lookup, lookup_sub, Command};
 use redraft_proxy::wire::glob::glob_match;
 use redraft_proxy::wire::Reply;
@@ -239,7 +239,41 @@ pub fn info(c: &CommandSpec) -> Reply {
     ])
 }
 
-/// One COMMAND DOCS map. Arguments are not described (they are optional in the reply).
+/// COMMAND DOCS's arguments, each a map with Redis's keys in Redis's order.
+fn doc_args(args: &[DocArg]) -> Reply {
+    Reply::Array(
+        args.iter()
+            .map(|a| {
+                let mut m = vec![
+                    ("name", Reply::bulk_str(a.name)),
+                    ("type", Reply::bulk_str(a.kind)),
+                ];
+                if let Some(i) = a.key_spec_index {
+                    m.push(("key_spec_index", Reply::Int(i.into())));
+                }
+                for (key, v) in [
+                    ("token", a.token),
+                    ("summary", a.summary),
+                    ("since", a.since),
+                    ("deprecated_since", a.deprecated_since),
+                ] {
+                    if let Some(v) = v {
+                        m.push((key, Reply::bulk_str(v)));
+                    }
+                }
+                if !a.flags.is_empty() {
+                    m.push(("flags", statuses(a.flags)));
+                }
+                if !a.args.is_empty() {
+                    m.push(("arguments", doc_args(a.args)));
+                }
+                map(m)
+            })
+            .collect(),
+    )
+}
+
+/// One COMMAND DOCS map, as Redis's: what redis-cli builds its command hints from.
 pub fn docs(c: &CommandSpec) -> Reply {
     let mut m = vec![
         ("summary", Reply::bulk_str(c.summary)),
@@ -255,6 +289,16 @@ pub fn docs(c: &CommandSpec) -> Reply {
     }
     if let Some(v) = c.replaced_by {
         m.push(("replaced_by", Reply::bulk_str(v)));
+    }
+    let (history, args) = c.docs();
+    if !history.is_empty() {
+        let changes = history.iter().map(|(version, change)| {
+            Reply::Array(vec![Reply::bulk_str(version), Reply::bulk_str(change)])
+        });
+        m.push(("history", Reply::Set(changes.collect())));
+    }
+    if !args.is_empty() {
+        m.push(("arguments", doc_args(args)));
     }
     if c.is_container() {
         m.push((
@@ -458,9 +502,43 @@ mod tests {
                 (bulk("since"), bulk("1.0.0")),
                 (bulk("group"), bulk("string")),
                 (bulk("complexity"), bulk("O(1)")),
+                (
+                    bulk("arguments"),
+                    Reply::Array(vec![Reply::Map(vec![
+                        (bulk("name"), bulk("key")),
+                        (bulk("type"), bulk("key")),
+                        (bulk("key_spec_index"), int(0)),
+                    ])]),
+                ),
             ]),
         )]);
         assert_eq!(run(&mut db, &["COMMAND", "DOCS", "get", "nosuch"]), want);
+        // Every argument tree is in Redis's shape: a oneof or a block has parts, and only
+        // they do; flags are Redis's three; a key points at one of the command's key specs.
+        fn check_args(cmd: &CommandSpec, args: &[DocArg]) {
+            for a in args {
+                let nested = matches!(a.kind, "oneof" | "block");
+                assert_eq!(nested, !a.args.is_empty(), "{} {}", cmd.name, a.name);
+                assert!(a
+                    .flags
+                    .iter()
+                    .all(|f| ["optional", "multiple", "multiple_token"].contains(f)));
+                if let Some(i) = a.key_spec_index {
+                    assert!(
+                        (i as usize) < cmd.key_specs.len(),
+                        "{} {}",
+                        cmd.name,
+                        a.name
+                    );
+                }
+                check_args(cmd, a.args);
+            }
+        }
+        for c in all() {
+            check_args(c, c.docs().1);
+        }
+        let documented = all().filter(|c| !c.docs().1.is_empty()).count();
+        assert!(documented > 50, "{documented}");
         let Reply::Map(all) = run(&mut db, &["COMMAND", "DOCS"]) else {
             panic!()
         };
