@@ -288,18 +288,14 @@ pub fn client(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
                 Ok(f) => f,
                 Err(e) => return e,
             };
-            let mut killed = 0;
-            for (id, c) in sh.clients.lock().iter() {
-                if filter.matches(*id, &c.addr, &c.laddr, *id == s.id) {
-                    killed += 1;
-                    if *id == s.id {
-                        s.quit = true;
-                    } else {
-                        c.kill.kill();
-                    }
-                }
-            }
-            filter.reply(killed)
+            let clients = sh.clients.lock();
+            let all = clients.iter();
+            let (reply, myself) = filter.kill(
+                s.id,
+                all.map(|(id, c)| (*id, c.addr.as_str(), c.laddr.as_str(), &*c.kill)),
+            );
+            s.quit |= myself;
+            reply
         }
         b"no-evict" => no_evict(&argv[2]),
         b"reply" => s.reply_mode.set(&argv[2]),

@@ -87,6 +87,28 @@ impl KillFilter {
             && !(is_self && self.skipme)
     }
 
+    /// Closes every matching connection of `clients` (id, peer address, local address,
+    /// switch) but the asking one, `me`. Returns the reply and whether `me` matched too:
+    /// it closes once that reply is written.
+    pub fn kill<'a>(
+        &self,
+        me: u64,
+        clients: impl IntoIterator<Item = (u64, &'a str, &'a str, &'a KillSwitch)>,
+    ) -> (Reply, bool) {
+        let mut killed = 0;
+        let mut myself = false;
+        for (id, addr, laddr, switch) in clients {
+            if self.matches(id, addr, laddr, id == me) {
+                killed += 1;
+                match id == me {
+                    true => myself = true,
+                    false => switch.kill(),
+                }
+            }
+        }
+        (self.reply(killed), myself)
+    }
+
     /// The reply once `killed` connections are closed.
     pub fn reply(&self, killed: usize) -> Reply {
         match (self.old_form, killed) {
@@ -189,5 +211,12 @@ mod tests {
         );
         assert_eq!(filter(&["x:1"]).unwrap().reply(1), Reply::ok());
         assert_eq!(filter(&["ID", "3"]).unwrap().reply(0), Reply::Int(0));
+        // Others' switches are thrown; the asker is only told it matched.
+        let (mine, theirs) = (KillSwitch::default(), KillSwitch::default());
+        let clients = [(me, &mine), (other, &theirs)];
+        let all = || clients.iter().map(|&((id, a, l), k)| (id, a, l, k));
+        let f = filter(&["LADDR", "127.0.0.1:6379", "SKIPME", "no"]).unwrap();
+        assert_eq!(f.kill(7, all()), (Reply::Int(2), true));
+        assert!(!mine.is_killed() && theirs.is_killed());
     }
 }

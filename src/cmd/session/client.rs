@@ -121,17 +121,12 @@ fn kill(argv: &[Bytes], session: &mut Session, node: &Arc<NodeShared>) -> Reply 
         Ok(f) => f,
         Err(e) => return e,
     };
-    let me = session.id();
-    let mut killed = 0;
-    for c in node.clients.all() {
-        if filter.matches(c.id, &c.addr, &c.laddr, c.id == me) {
-            killed += 1;
-            if c.id == me {
-                session.quit = true;
-            } else {
-                c.kill.kill();
-            }
-        }
-    }
-    filter.reply(killed)
+    let all = node.clients.all();
+    let (reply, myself) = filter.kill(
+        session.id(),
+        all.iter()
+            .map(|c| (c.id, c.addr.as_str(), c.laddr.as_str(), &c.kill)),
+    );
+    session.quit |= myself;
+    reply
 }
