@@ -1,6 +1,7 @@
 //! The client-port accept loop: enforces `maxclients` and owns every connection task, so
 //! stopping the loop drops (and so closes) every client connection.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -27,7 +28,8 @@ pub async fn run(listener: TcpListener, node: Arc<NodeShared>) {
                 };
                 let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 let max = node.maxclients.load(Ordering::Relaxed);
-                match node.clients.register(peer.to_string(), laddr, max) {
+                let fd = stream.as_raw_fd();
+                match node.clients.register(peer.to_string(), laddr, fd, max) {
                     Some(guard) => {
                         conns.spawn(connection::serve(stream, node.clone(), guard));
                     }

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::forward::Call;
 use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
-use crate::wire::kill::KillSwitch;
+use crate::wire::clients::{full_name, ClientGuard};
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
 
@@ -161,9 +161,12 @@ fn oldest_now(inflight: &mut VecDeque<InFlight>, sh: &Arc<Shared>) -> Option<InF
 
 /// Serves one client until it disconnects, sends QUIT or a malformed request, or CLIENT
 /// KILL throws `kill`.
-pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillSwitch) {
+/// Serves one client connection until it closes; `guard` unregisters it then.
+pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
     let _ = stream.set_nodelay(true);
-    let mut session = Session::new(id);
+    let id = guard.state.id;
+    let kill = &guard.state.kill;
+    let mut session = Session::new(guard.state.clone());
     let mut parser = RequestParser::new(Limits {
         max_multibulk_len: 1024 * 1024,
         ..Limits::default()
@@ -196,6 +199,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillS
         // Set when the window, not the buffer, stopped the parsing: requests wait in
         // `buf` and no read may come for them (the client may have sent its last).
         let mut unparsed = false;
+        // The last request's name and first argument, for CLIENT LIST (once per read).
+        let mut last: Option<[Bytes; 2]> = None;
         while !closing {
             if inflight.len() >= WINDOW {
                 unparsed = true;
@@ -220,6 +225,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillS
                         }
                         barrier = true;
                     }
+                    last = Some([argv[0].clone(), argv.get(1).cloned().unwrap_or_default()]);
                     session.reply_mode.begin();
                     let d = dispatch(&sh, &mut session, argv);
                     // Encoded in the protocol in force after the command (HELLO answers in
@@ -245,6 +251,9 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, id: u64, kill: &KillS
                     closing = true;
                 }
             }
+        }
+        if let Some(last) = last {
+            session.me.touch(full_name(&last), session.proto);
         }
         while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
             encode(r, proto, &mut out);

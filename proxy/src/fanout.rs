@@ -209,7 +209,7 @@ pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
     if want("clients") {
         text.push_str(&format!(
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
-            sh.clients.count(),
+            sh.clients.connected(),
             sh.maxclients
         ));
     }

@@ -493,7 +493,7 @@ mod tests {
 
     #[test]
     fn once_wraps_the_request() {
-        let mut session = crate::session::Session::new(1);
+        let mut session = crate::session::Session::for_tests(1);
         let incr = [Bytes::from_static(b"INCR"), Bytes::from_static(b"k")];
         let first = session.stamp(1);
         let second = session.stamp(2);

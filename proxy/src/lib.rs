@@ -18,7 +18,7 @@ pub mod topology;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use forward::{Backends, Pool};
-use session::Clients;
 use topology::Topology;
+use wire::clients::Clients;
 
 /// How a proxy runs.
 #[derive(Clone, Debug)]
@@ -56,12 +56,10 @@ impl Default for ProxyConfig {
 /// What every client connection of a proxy shares.
 pub struct Shared {
     pub backends: Backends,
-    pub clients: Clients,
+    pub clients: Arc<Clients>,
     pub maxclients: usize,
     pub port: u16,
     pub started: Instant,
-    next_id: AtomicU64,
-    connected: AtomicUsize,
     /// Set when the proxy stops: client connections close.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -83,12 +81,10 @@ impl Proxy {
                 pool: Pool::new(config.backend_conns),
                 retry_window: config.retry_window,
             },
-            clients: Clients::default(),
+            clients: Arc::default(),
             maxclients: config.maxclients,
             port: addr.port(),
             started: Instant::now(),
-            next_id: AtomicU64::new(1),
-            connected: AtomicUsize::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         let task = tokio::spawn(accept(listener, shared.clone()));
@@ -129,26 +125,22 @@ async fn accept(listener: TcpListener, sh: Arc<Shared>) {
                 continue;
             }
         };
-        if sh.connected.fetch_add(1, Ordering::AcqRel) >= sh.maxclients {
-            sh.connected.fetch_sub(1, Ordering::AcqRel);
+        let laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let fd = stream.as_raw_fd();
+        let Some(guard) = sh
+            .clients
+            .register(peer.to_string(), laddr, fd, sh.maxclients)
+        else {
             tokio::spawn(async move {
                 let _ = stream
                     .write_all(b"-ERR max number of clients reached\r\n")
                     .await;
             });
             continue;
-        }
-        let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
-        let sh = sh.clone();
-        tokio::spawn(async move {
-            let laddr = stream
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            let kill = sh.clients.add(id, peer.to_string(), laddr);
-            client::serve(stream, sh.clone(), id, &kill).await;
-            sh.clients.remove(id);
-            sh.connected.fetch_sub(1, Ordering::AcqRel);
-        });
+        };
+        tokio::spawn(client::serve(stream, sh.clone(), guard));
     }
 }

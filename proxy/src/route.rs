@@ -52,11 +52,9 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             s.quit = true;
             Ready(Reply::ok())
         }
-        "hello" => Ready(crate::session::hello(s, sh, &argv)),
+        "hello" => Ready(crate::session::hello(s, &argv)),
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
-        n if n.starts_with("client|") && n != "client|help" => {
-            Ready(crate::session::client(s, sh, &argv))
-        }
+        n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
         "info" => crate::fanout::info(sh, s, &argv),
         "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" => {
             crate::fanout::fan_out(sh, s, spec.name, argv)

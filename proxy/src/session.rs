@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::forward::Routes;
-use crate::wire::hello::{self, check_name, client_list_filter, no_evict};
-use crate::wire::kill::{client_kill_filter, KillSwitch};
+use crate::wire::clients::{self, ClientState, Conn};
+use crate::wire::hello;
 use crate::wire::reply_mode::ReplyMode;
 use crate::wire::{Protocol, Reply};
 use crate::Shared;
@@ -17,6 +17,8 @@ use crate::Shared;
 pub struct Session {
     /// CLIENT ID.
     pub id: u64,
+    /// What CLIENT LIST shows of this connection.
+    pub me: Arc<ClientState>,
     /// The exactly-once identity of this connection's writes: unique across proxies and
     /// restarts (random), with `seq` counting its writes.
     pub once_client: u64,
@@ -34,9 +36,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(id: u64) -> Session {
+    pub fn new(me: Arc<ClientState>) -> Session {
+        let id = me.id;
         Session {
             id,
+            me,
             // 63 bits: the node reads it as a non-negative integer.
             once_client: random_u64() >> 1,
             seq: 0,
@@ -47,6 +51,17 @@ impl Session {
             quit: false,
             reply_mode: ReplyMode::default(),
         }
+    }
+
+    /// A session of a connection no registry knows of.
+    #[cfg(test)]
+    pub fn for_tests(id: u64) -> Session {
+        Session::new(Arc::new(ClientState::new(
+            id,
+            String::new(),
+            String::new(),
+            0,
+        )))
     }
 
     /// The exactly-once stamp of the next write (to `slot`), held until that write is
@@ -158,168 +173,29 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// What CLIENT LIST shows of each connection.
-#[derive(Clone, Debug, Default)]
-pub struct ClientInfo {
-    pub addr: String,
-    pub laddr: String,
-    /// Thrown by CLIENT KILL from another connection.
-    pub kill: Arc<KillSwitch>,
-    pub name: Bytes,
-    pub lib_name: Bytes,
-    pub lib_ver: Bytes,
-}
-
-/// The proxy's open client connections.
-#[derive(Default)]
-pub struct Clients(Mutex<BTreeMap<u64, ClientInfo>>);
-
-impl Clients {
-    /// Registers a connection; it closes when the switch returned is thrown.
-    pub fn add(&self, id: u64, addr: String, laddr: String) -> Arc<KillSwitch> {
-        let kill = Arc::new(KillSwitch::default());
-        self.lock().insert(
-            id,
-            ClientInfo {
-                addr,
-                laddr,
-                kill: kill.clone(),
-                ..ClientInfo::default()
-            },
-        );
-        kill
-    }
-    pub fn remove(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-    pub fn count(&self) -> usize {
-        self.lock().len()
-    }
-    fn update(&self, id: u64, f: impl FnOnce(&mut ClientInfo)) {
-        if let Some(c) = self.lock().get_mut(&id) {
-            f(c)
-        }
-    }
-    fn get(&self, id: u64) -> ClientInfo {
-        self.lock().get(&id).cloned().unwrap_or_default()
-    }
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientInfo>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-pub fn hello(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
+pub fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
     let (proto, name) = match hello::parse(argv, s.proto) {
         Ok(p) => p,
         Err(e) => return e,
     };
     s.proto = proto;
     if let Some(n) = name {
-        sh.clients.update(s.id, |c| c.name = n);
+        s.me.update(|c| c.name = n);
     }
     hello::reply(proto, s.id, "standalone", "master")
 }
 
-/// CLIENT ID | SETNAME | GETNAME | SETINFO | INFO | LIST (arity already checked).
+/// CLIENT, about this connection and the proxy's other client connections (never sent
+/// to a node: the backend connections are shared).
 pub fn client(s: &mut Session, sh: &Shared, argv: &[Bytes]) -> Reply {
-    let sub = argv[1].to_ascii_lowercase();
-    match sub.as_slice() {
-        b"id" => Reply::Int(s.id as i64),
-        b"setname" => match check_name(&argv[2]) {
-            Ok(()) => {
-                sh.clients.update(s.id, |c| c.name = argv[2].clone());
-                Reply::ok()
-            }
-            Err(e) => e,
-        },
-        b"getname" => {
-            let name = sh.clients.get(s.id).name;
-            if name.is_empty() {
-                Reply::Null
-            } else {
-                Reply::Bulk(name)
-            }
-        }
-        b"setinfo" => {
-            let attr = argv[2].to_ascii_lowercase();
-            if attr != b"lib-name" && attr != b"lib-ver" {
-                return Reply::err(format!(
-                    "ERR Unrecognized option '{}'",
-                    String::from_utf8_lossy(&argv[2])
-                ));
-            }
-            if let Err(_e) = check_name(&argv[3]) {
-                return Reply::err(
-                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
-                );
-            }
-            let v = argv[3].clone();
-            sh.clients.update(s.id, |c| {
-                if attr == b"lib-name" {
-                    c.lib_name = v
-                } else {
-                    c.lib_ver = v
-                }
-            });
-            Reply::ok()
-        }
-        b"info" => Reply::Verbatim(Bytes::from(line(s.id, &sh.clients.get(s.id), s))),
-        b"list" => {
-            let filter = match client_list_filter(argv) {
-                Ok(f) => f,
-                Err(e) => return e,
-            };
-            let all: Vec<(u64, ClientInfo)> = sh
-                .clients
-                .lock()
-                .iter()
-                .map(|(id, c)| (*id, c.clone()))
-                .collect();
-            let text: String = filter
-                .pick(&all, |(id, _)| *id)
-                .into_iter()
-                .map(|(id, c)| line(*id, c, s))
-                .collect();
-            Reply::Verbatim(Bytes::from(text))
-        }
-        b"kill" => {
-            let filter = match client_kill_filter(argv) {
-                Ok(f) => f,
-                Err(e) => return e,
-            };
-            let clients = sh.clients.lock();
-            let all = clients.iter();
-            let (reply, myself) = filter.kill(
-                s.id,
-                all.map(|(id, c)| (*id, c.addr.as_str(), c.laddr.as_str(), &*c.kill)),
-            );
-            s.quit |= myself;
-            reply
-        }
-        b"no-evict" => no_evict(&argv[2]),
-        b"reply" => s.reply_mode.set(&argv[2]),
-        _ => Reply::err(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&argv[1])
-        )),
-    }
-}
-
-fn line(id: u64, c: &ClientInfo, s: &Session) -> String {
-    let resp = if s.proto == Protocol::Resp3 && id == s.id {
-        3
-    } else {
-        2
+    let conn = Conn {
+        me: &s.me,
+        proto: s.proto,
+        reply_mode: &mut s.reply_mode,
+        quit: &mut s.quit,
     };
-    format!(
-        "id={id} addr={} laddr={} fd=0 name={} age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={resp} lib-name={} lib-ver={}\n",
-        c.addr,
-        c.laddr,
-        String::from_utf8_lossy(&c.name),
-        String::from_utf8_lossy(&c.lib_name),
-        String::from_utf8_lossy(&c.lib_ver),
-    )
+    clients::client(argv, conn, &sh.clients)
 }
 
 #[cfg(test)]
@@ -328,7 +204,7 @@ mod tests {
 
     #[test]
     fn acked_stays_below_the_oldest_write_in_flight() {
-        let mut s = Session::new(1);
+        let mut s = Session::for_tests(1);
         let one = s.stamp(9);
         assert_eq!((one.seq, one.acked), (1, 0));
         let two = s.stamp(9);
@@ -343,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_write_follows_the_latest_unanswered_one_to_its_slot() {
-        let mut s = Session::new(1);
+        let mut s = Session::for_tests(1);
         let one = s.stamp(5);
         let two = s.stamp(6);
         let three = s.stamp(5);

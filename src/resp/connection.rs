@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -28,6 +28,7 @@ use crate::cmd::{self, Command, ReadCmd};
 use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
+use redraft_proxy::wire::clients::full_name;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
 /// Requests run as one batch at most; more wait for the next round.
@@ -246,13 +247,15 @@ async fn run_batch(
     // Once per batch, not per command: the shared counter's cache line, and the name
     // CLIENT LIST shows (the clock is read per command: the batch may wait on writes).
     let mut commands = 0;
-    let mut last_name = None;
+    // The last command's name and first argument: its full name (`client|list`) is
+    // looked up once, after the batch.
+    let mut last: [Bytes; 2] = Default::default();
     for argv in reqs {
         if session.quit {
             break;
         }
         commands += 1;
-        last_name = Some(argv[0].clone());
+        last = [argv[0].clone(), argv.get(1).cloned().unwrap_or_default()];
         session.reply_mode.begin();
         let muted = session.reply_mode.muted();
         let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
@@ -324,13 +327,9 @@ async fn run_batch(
     node.clients
         .total_commands
         .fetch_add(commands, Ordering::Relaxed);
-    let last_cmd =
-        last_name.map_or_else(String::new, |n| String::from_utf8_lossy(&n).to_lowercase());
-    session.client.state.update(|i| {
-        i.last_cmd = last_cmd;
-        i.last_interaction = std::time::Instant::now();
-        i.proto = session.proto;
-    });
+    if commands > 0 {
+        session.client.state.touch(full_name(&last), session.proto);
+    }
     if pending_writes || !inflight.is_empty() {
         inflight.push_back((slots, session.proto));
     } else {

@@ -248,6 +248,30 @@ async fn every_command_family_through_the_proxy() {
         mine.starts_with(&format!("id={id} ")) && mine.lines().count() == 1,
         "{mine}"
     );
+    // CLIENT LIST shows each connection's own protocol and last command, at the proxy and
+    // at a node alike: `cmd` is the full name, `client|list` for the one asking.
+    for addr in [proxy.addr.to_string(), node.clone()] {
+        let mut a = Raw::connect(&addr).await;
+        let mut b = Raw::connect(&addr).await;
+        a.call("HELLO 3").await;
+        assert_eq!(a.call("ECHO hi").await, "$2\r\nhi\r\n");
+        let id = |r: String| r.trim_start_matches(':').trim_end().to_owned();
+        let (a_id, b_id) = (id(a.call("CLIENT ID").await), id(b.call("CLIENT ID").await));
+        a.call("ECHO again").await;
+        let list = b.call(&format!("CLIENT LIST ID {a_id} {b_id}")).await;
+        let lines: Vec<&str> = list.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 2, "{addr}: {list}");
+        assert!(lines[0].starts_with(&format!("id={a_id} ")), "{list}");
+        assert!(
+            lines[0].contains(" cmd=echo ") && lines[0].contains(" resp=3 "),
+            "{addr}: {list}"
+        );
+        assert!(
+            lines[1].contains(" cmd=client|list ") && lines[1].contains(" resp=2 "),
+            "{addr}: {list}"
+        );
+        assert!(!lines[0].contains(" fd=0 "), "the socket's fd: {list}");
+    }
     let bad_type: redis::RedisResult<String> = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("TYPE")

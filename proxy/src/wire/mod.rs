@@ -1,5 +1,6 @@
 //! The RESP wire protocol as Redis speaks it.
 
+pub mod clients;
 pub mod decode;
 pub mod docs;
 pub mod glob;
