@@ -42,6 +42,7 @@ expect 4 del a b c d
 expect OK set "bin key" $'va\tlue'
 expect $'va\tlue' get "bin key"
 expect 2 dbsize
+expect 2 wait 2 10000
 got=$(redis-cli -p $port --scan | sort | tr '\n' ' ') || true
 [ "$got" == "bin key counter " ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --scan → '$got'"; }
 

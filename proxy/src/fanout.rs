@@ -22,7 +22,7 @@ use crate::Shared;
 const SLOT_SHIFT: u32 = 50;
 
 /// One slot per group that owns slots: the first slot of each group's first run.
-fn group_slots(sh: &Shared) -> Vec<u16> {
+pub(crate) fn group_slots(sh: &Shared) -> Vec<u16> {
     let mut seen: Vec<Arc<str>> = Vec::new();
     let mut out = Vec::new();
     let mut slot = 0usize;

@@ -15,6 +15,7 @@ pub mod requeue;
 pub mod route;
 pub mod session;
 pub mod topology;
+pub mod wait;
 pub mod wire;
 
 use std::net::SocketAddr;

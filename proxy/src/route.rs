@@ -60,6 +60,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             crate::fanout::fan_out(sh, s, spec.name, argv)
         }
         "scan" => crate::fanout::scan(sh, s, argv),
+        "wait" => crate::wait::wait(sh, s, &argv),
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => split(sh, s, spec, argv),
         "once" => match slot_of(spec_of(&argv[3..]), &argv[3..]) {
             Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Unsafe),
@@ -85,16 +86,18 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
 }
 
 /// Whether the command reads or writes every group (DBSIZE, KEYS, RANDOMKEY, FLUSHALL,
-/// FLUSHDB, SCAN): no slot orders it among the client's other requests, so it must run
-/// alone (see `client::serve`). By name only: it is asked of every request.
+/// FLUSHDB, SCAN, and WAIT, which must follow the writes before it): no slot orders it
+/// among the client's other requests, so it must run alone (see `client::serve`). By name
+/// only: it is asked of every request.
 pub fn orders_all(argv: &[Bytes]) -> bool {
-    const NAMES: [&[u8]; 6] = [
+    const NAMES: [&[u8]; 7] = [
         b"dbsize",
         b"keys",
         b"randomkey",
         b"flushall",
         b"flushdb",
         b"scan",
+        b"wait",
     ];
     argv.first()
         .is_some_and(|n| NAMES.iter().any(|m| n.eq_ignore_ascii_case(m)))

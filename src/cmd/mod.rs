@@ -35,7 +35,7 @@ pub enum Command {
     Read(ReadCmd),
     /// Goes through the Raft log and is applied on every replica.
     Write(WriteCmd),
-    /// Needs the connection or the node (HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE); the argv
+    /// Needs the connection or the node (HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE, WAIT); the argv
     /// has passed the table's arity check.
     Session(Vec<Bytes>),
 }
@@ -112,6 +112,7 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("quit", session),
     ("info", session),
     ("role", session),
+    ("wait", session),
     ("client", session),
     ("client|id", session),
     ("client|setname", session),

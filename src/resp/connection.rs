@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use super::output_limit::WriteFailure;
 use super::route;
 use super::session::{ClientGuard, Session};
+use crate::cmd::session::Answer;
 use crate::cmd::{self, Command, ReadCmd};
 use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
@@ -69,6 +70,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         proto: Protocol::Resp2,
         quit: false,
         reply_mode: Default::default(),
+        hangup: Default::default(),
     };
     let mut parser = RequestParser::new(Limits {
         max_multibulk_len: 1024 * 1024,
@@ -118,6 +120,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
                     Ok(0) => {
                         // The client is done sending (it may still read, as after
                         // `printf … | nc`): what it sent before is answered first.
+                        session.hangup.kill();
                         settle_all(&mut inflight, &mut out).await;
                         if !out.is_empty() {
                             flush(&mut stream, &mut out, &node, &session).await;
@@ -314,11 +317,18 @@ async fn run_batch(
                 // Replies so far go out in the protocol they were asked in (HELLO may
                 // change it for what follows).
                 encode_ready(&mut slots, session.proto, out);
-                let reply = cmd::session::execute(argv, session, node).await;
+                let slot = match cmd::session::execute(argv, session, node).await {
+                    Answer::Now(reply) => Slot::Ready(reply),
+                    Answer::Later(rx) => {
+                        // WAIT: what follows waits for it, as in Redis.
+                        pending_writes = true;
+                        Slot::Pending(rx, 0)
+                    }
+                };
                 // CLIENT REPLY decides about its own reply.
                 match session.reply_mode.muted() {
-                    true => slots.push(Slot::Muted(None)),
-                    false => slots.push(Slot::Ready(reply)),
+                    true => slots.push(slot.muted()),
+                    false => slots.push(slot),
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! Per-connection state (protocol, flags) over the client registry that CLIENT LIST and
 //! INFO read, which the node shares with the proxy (`wire::clients`).
 
+use std::sync::Arc;
+
+use redraft_proxy::wire::kill::KillSwitch;
 use redraft_proxy::wire::reply_mode::ReplyMode;
 use redraft_proxy::wire::Protocol;
 
@@ -14,6 +17,8 @@ pub struct Session {
     pub quit: bool,
     /// CLIENT REPLY's state.
     pub reply_mode: ReplyMode,
+    /// Thrown once the client stops sending: a pending WAIT answers at once.
+    pub hangup: Arc<KillSwitch>,
 }
 
 impl Session {

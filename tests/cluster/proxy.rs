@@ -1050,3 +1050,85 @@ async fn a_reply_is_not_held_behind_a_group_that_cannot_answer() {
     proxy.stop();
     c.stop().await;
 }
+
+/// WAIT counts the replicas that hold every acknowledged write: at a group's leader for
+/// its group, at the proxy the fewest over the groups. It waits for more up to its timeout,
+/// answers what it has when its client stops sending, and at the proxy never holds another
+/// client's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_counts_the_replicas_that_hold_the_acknowledged_writes() {
+    let (mut c, proxy) = start().await;
+    let p = proxy.addr.to_string();
+    let mut a = Raw::connect(&p).await;
+    // SETs of keys in every group, pipelined.
+    let write_everywhere = |round: u32| {
+        let mut out = Vec::new();
+        for i in 0..60 {
+            let (k, v) = (format!("wait:{i}"), round.to_string());
+            out.extend(encode(&[b"SET", k.as_bytes(), v.as_bytes()]));
+        }
+        out
+    };
+    let sets = write_everywhere(1);
+    a.send(&sets).await;
+    for _ in 0..60 {
+        assert_eq!(a.reply().await, b"+OK\r\n");
+    }
+    assert_eq!(
+        a.call("WAIT 2 10000").await,
+        ":2\r\n",
+        "every replica has them"
+    );
+    assert_eq!(
+        a.call("WAIT x 0").await,
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(a.call("WAIT 1 -1").await, "-ERR timeout is negative\r\n");
+    assert_eq!(
+        a.call("WAIT 1").await,
+        "-ERR wrong number of arguments for 'wait' command\r\n"
+    );
+
+    // At the nodes: a leader counts its followers; a follower refuses, as a Redis replica.
+    let leader = c.leader_of(1).await;
+    let follower = *c.members(1).iter().find(|&&id| id != leader).unwrap();
+    let mut l = Raw::connect(&c.peers[&leader].client_addr()).await;
+    assert_eq!(l.call("WAIT 2 10000").await, ":2\r\n");
+    let mut f = Raw::connect(&c.peers[&follower].client_addr()).await;
+    assert!(f
+        .call("WAIT 1 0")
+        .await
+        .starts_with("-ERR WAIT cannot be used with replica instances."));
+
+    // One follower of group 1 down, and writes after it: two replicas can no longer be had.
+    c.kill(follower).await;
+    let sets = write_everywhere(2);
+    a.send(&sets).await;
+    for _ in 0..60 {
+        assert_eq!(a.reply().await, b"+OK\r\n");
+    }
+    assert_eq!(a.call("WAIT 1 0").await, ":1\r\n");
+    assert_eq!(a.call("WAIT 2 300").await, ":1\r\n", "the timeout's count");
+    assert_eq!(l.call("WAIT 2 300").await, ":1\r\n");
+    // Its client hangs up: the node answers what it has (and then closes).
+    l.send(&encode(&[b"WAIT", b"2", b"0"])).await;
+    l.stream.shutdown().await.unwrap();
+    assert_eq!(l.rest().await, b":1\r\n");
+
+    // A WAIT that cannot be met holds only its own client: the proxy serves others on the
+    // same backend connections meanwhile.
+    let mut w = Raw::connect(&p).await;
+    w.send(&encode(&[b"WAIT", b"2", b"0"])).await;
+    let mut other = Raw::connect(&p).await;
+    for i in 0..20 {
+        assert_eq!(other.call(&format!("SET other:{i} x")).await, "+OK\r\n");
+        assert_eq!(other.call(&format!("GET other:{i}")).await, "$1\r\nx\r\n");
+    }
+    // Once the follower is back and has caught up, the waiting client is answered.
+    c.restart(follower).await;
+    let reply = tokio::time::timeout(Duration::from_secs(60), w.reply())
+        .await
+        .expect("WAIT 2 0 answered once the follower caught up");
+    assert_eq!(reply, b":2\r\n");
+    assert_eq!(a.call("WAIT 2 0").await, ":2\r\n");
+}

@@ -78,4 +78,5 @@ pub static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "ttl", history: &[("2.8.0", "Added the -2 reply.")], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }] },
     CommandDoc { name: "type", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }] },
     CommandDoc { name: "unlink", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), flags: &["multiple"], ..ARG }] },
+    CommandDoc { name: "wait", history: &[], args: &[DocArg { name: "numreplicas", kind: "integer", ..ARG }, DocArg { name: "timeout", kind: "integer", ..ARG }] },
 ];

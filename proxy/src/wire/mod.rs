@@ -11,6 +11,7 @@ pub mod reply_mode;
 pub mod request;
 pub mod slot;
 pub mod table;
+pub mod wait;
 
 pub use reply::{Protocol, Reply};
 pub use request::{Limits, ProtocolError, RequestParser};

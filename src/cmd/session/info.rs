@@ -115,10 +115,9 @@ fn section(name: &str, node: &NodeShared) -> String {
                         addr.host, addr.client_port
                     );
                 }
-                let _ = write!(
-                    s,
-                    "master_replid:{replid}\r\nmaster_repl_offset:{applied}\r\n"
-                );
+                // Where the log ends, as ROLE says (WAIT counts replicas up to it).
+                let end = m.last_log_index.unwrap_or(0);
+                let _ = write!(s, "master_replid:{replid}\r\nmaster_repl_offset:{end}\r\n");
             } else {
                 let leader_addr = m.current_leader.and_then(|l| node.group.node_addr(l));
                 let (host, port, status) = match &leader_addr {

@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE, CLUSTER. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -8,20 +8,31 @@ mod config;
 mod hello;
 mod info;
 mod role;
+mod wait;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use tokio::sync::oneshot;
+
 use crate::node::NodeShared;
 use crate::resp::session::Session;
+use crate::shard::ShardError;
 use redraft_proxy::wire::Reply;
 
 pub use config::ConfigTable;
 
-pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeShared>) -> Reply {
+/// A session command's reply: most have it at once; WAIT's comes when enough replicas
+/// catch up.
+pub enum Answer {
+    Now(Reply),
+    Later(oneshot::Receiver<Result<Reply, ShardError>>),
+}
+
+pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeShared>) -> Answer {
     let name = argv[0].to_ascii_lowercase();
-    match name.as_slice() {
+    Answer::Now(match name.as_slice() {
         b"hello" => hello::execute(&argv, session, node),
         b"quit" => {
             session.quit = true;
@@ -32,11 +43,12 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"info" => info::execute(&argv, node),
         b"role" => role::execute(node),
         b"cluster" => cluster::execute(&argv, node).await,
+        b"wait" => return wait::execute(&argv, node, &session.hangup),
         _ => Reply::err(format!(
             "ERR unknown command '{}'",
             String::from_utf8_lossy(&argv[0])
         )),
-    }
+    })
 }
 
 /// A `<CMD> HELP` reply.

@@ -10,6 +10,9 @@ pub fn execute(node: &Arc<NodeShared>) -> Reply {
     let m = node.group.metrics();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0) as i64;
     if m.current_leader == Some(m.id) {
+        // The master's offset is where its log ends, as a Redis master's is where its
+        // replication stream ends; its replicas' offsets are how far they hold it.
+        let end = m.last_log_index.unwrap_or(0) as i64;
         let replicas = super::followers(&m)
             .into_iter()
             .map(|(addr, offset)| {
@@ -22,7 +25,7 @@ pub fn execute(node: &Arc<NodeShared>) -> Reply {
             .collect();
         Reply::Array(vec![
             Reply::bulk_str("master"),
-            Reply::Int(applied),
+            Reply::Int(end),
             Reply::Array(replicas),
         ])
     } else {
