@@ -46,6 +46,10 @@ expect 2 wait 2 10000
 got=$(redis-cli -p $port --scan | sort | tr '\n' ' ') || true
 [ "$got" == "bin key counter " ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: --scan → '$got'"; }
 
+# redis-cli --stat reads keys, memory, clients and counters from INFO (stdbuf: it
+# printf()s into a pipe, and loops until killed).
+got=$(timeout 2 stdbuf -oL redis-cli -p $port --stat -i 0.2 2>&1 | sed -n 3p) || true
+if [[ "$got" =~ ^2\ +[0-9.]+[BKMGT]\ +[0-9]+\ +0\ +[0-9]+\ \(\+[0-9]+\)\ +[0-9]+ ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --stat → '$got'"; fi
 echo "redis-cli session: $passed passed, $failed failed ($SECONDS s)"
 out=$(redis-benchmark -p $port -t ping,set,get,incr,mset -n 100000 -c 50 -q 2>&1 | tr '\r' '\n') || true
 for t in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do

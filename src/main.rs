@@ -30,6 +30,7 @@ fn disable_transparent_huge_pages() {
 
 fn main() -> anyhow::Result<()> {
     disable_transparent_huge_pages();
+    let _ = redraft_proxy::wire::info::ALLOCATOR.set("mimalloc");
     let cli = Cli::parse();
     // `dev` without --dir runs in a temporary directory, removed only after the runtime
     // (and every task still holding the databases) is gone.

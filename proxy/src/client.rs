@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -201,6 +202,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         let mut unparsed = false;
         // The last request's name and first argument, for CLIENT LIST (once per read).
         let mut last: Option<[Bytes; 2]> = None;
+        let mut commands = 0;
         while !closing {
             if inflight.len() >= WINDOW {
                 unparsed = true;
@@ -226,6 +228,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         barrier = true;
                     }
                     last = Some([argv[0].clone(), argv.get(1).cloned().unwrap_or_default()]);
+                    commands += 1;
                     session.reply_mode.begin();
                     let d = dispatch(&sh, &mut session, argv);
                     // Encoded in the protocol in force after the command (HELLO answers in
@@ -254,6 +257,9 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         }
         if let Some(last) = last {
             session.me.touch(full_name(&last), session.proto);
+            sh.clients
+                .total_commands
+                .fetch_add(commands, Ordering::Relaxed);
         }
         while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
             encode(r, proto, &mut out);

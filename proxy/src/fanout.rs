@@ -184,8 +184,8 @@ fn parse_cursor(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-/// INFO at the proxy: the proxy's own server, clients and stats, the keyspace summed over
-/// the groups.
+/// INFO at the proxy: the proxy's own server, clients, memory and stats (what
+/// `redis-cli --stat` reads), the keyspace summed over the groups.
 pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
     let want = |section: &str| {
         argv.len() == 1
@@ -207,11 +207,16 @@ pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
         ));
     }
     if want("clients") {
-        text.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
-            sh.clients.connected(),
-            sh.maxclients
-        ));
+        crate::wire::info::clients(&mut text, &sh.clients, sh.maxclients);
+        text.push_str("\r\n");
+    }
+    if want("memory") {
+        crate::wire::info::memory(&mut text);
+        text.push_str("\r\n");
+    }
+    if want("stats") {
+        crate::wire::info::stats(&mut text, &sh.clients);
+        text.push_str("\r\n");
     }
     if want("cluster") {
         text.push_str(&format!(

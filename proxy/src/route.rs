@@ -56,6 +56,11 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
         "info" => crate::fanout::info(sh, s, &argv),
+        // The proxy's own counters, which its INFO shows.
+        "config|resetstat" => {
+            sh.clients.reset_stats();
+            Ready(Reply::ok())
+        }
         "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" => {
             crate::fanout::fan_out(sh, s, spec.name, argv)
         }

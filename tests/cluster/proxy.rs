@@ -437,7 +437,22 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             me.call("COMMAND GETKEYS get a b").await,
             "-ERR Invalid number of arguments specified for command\r\n"
         );
+        // INFO counts commands and connections, and RESETSTAT starts them again: at the
+        // proxy too, whose INFO gives what `redis-cli --stat` reads.
+        let field = |info: &str, name: &str| -> i64 {
+            let line = info.lines().find(|l| l.starts_with(&format!("{name}:")));
+            line.and_then(|l| l.split(':').nth(1)?.parse().ok())
+                .unwrap_or_else(|| panic!("{addr}: no {name} in {info}"))
+        };
+        let info = me.call("INFO").await;
+        assert!(field(&info, "total_commands_processed") > 5, "{addr}: {info}");
+        assert!(field(&info, "total_connections_received") >= 1, "{addr}: {info}");
+        assert!(field(&info, "used_memory") > 0, "{addr}: {info}");
+        assert_eq!(field(&info, "blocked_clients"), 0, "{addr}: {info}");
         assert_eq!(me.call("CONFIG RESETSTAT").await, "+OK\r\n");
+        let info = me.call("INFO stats").await;
+        assert_eq!(field(&info, "total_commands_processed"), 1, "{addr}: {info}");
+        assert_eq!(field(&info, "total_connections_received"), 0, "{addr}: {info}");
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod docs;
 pub mod glob;
 pub mod hello;
+pub mod info;
 pub mod kill;
 pub mod reply;
 pub mod reply_mode;

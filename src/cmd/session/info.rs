@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::db::DbRead;
 use crate::node::NodeShared;
-use redraft_proxy::wire::Reply;
+use redraft_proxy::wire::{info, Reply};
 
 /// Sections in Redis's fixed order; `true` when `INFO` / `INFO default` includes it.
 const SECTIONS: &[(&str, bool)] = &[
@@ -71,37 +71,16 @@ fn section(name: &str, node: &NodeShared) -> String {
                 node.started.elapsed().as_secs() / 86400,
             );
         }
-        "clients" => {
-            s.push_str("# Clients\r\n");
-            let _ = write!(
-                s,
-                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n",
-                node.clients.connected(),
-                node.maxclients.load(Ordering::Relaxed)
-            );
-        }
-        "memory" => {
-            let rss = resident_bytes();
-            s.push_str("# Memory\r\n");
-            let _ = write!(
-                s,
-                "used_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmem_allocator:libc\r\n",
-                rss as f64 / 1048576.0
-            );
-        }
+        "clients" => info::clients(
+            &mut s,
+            &node.clients,
+            node.maxclients.load(Ordering::Relaxed),
+        ),
+        "memory" => info::memory(&mut s),
         "persistence" => {
             s.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n");
         }
-        "stats" => {
-            s.push_str("# Stats\r\n");
-            let _ = write!(
-                s,
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
-                node.clients.total_connections.load(Ordering::Relaxed),
-                node.clients.total_commands.load(Ordering::Relaxed),
-                node.clients.rejected.load(Ordering::Relaxed),
-            );
-        }
+        "stats" => info::stats(&mut s, &node.clients),
         "replication" => {
             s.push_str("# Replication\r\n");
             let replid = format!("{:040x}", node.config.gid);
@@ -195,17 +174,4 @@ fn section(name: &str, node: &NodeShared) -> String {
         _ => {}
     }
     s
-}
-
-/// Resident set size from /proc (0 where there is none).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
 }
