@@ -50,6 +50,9 @@ got=$(redis-cli -p $port --scan | sort | tr '\n' ' ') || true
 # printf()s into a pipe, and loops until killed).
 got=$(timeout 2 stdbuf -oL redis-cli -p $port --stat -i 0.2 2>&1 | sed -n 3p) || true
 if [[ "$got" =~ ^2\ +[0-9.]+[BKMGT]\ +[0-9]+\ +0\ +[0-9]+\ \(\+[0-9]+\)\ +[0-9]+ ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --stat → '$got'"; fi
+# redis-cli --memkeys asks MEMORY USAGE of every key it samples.
+got=$(redis-cli -p $port --memkeys 2>&1) || true
+if grep -q "Biggest string found '\"bin key\"'" <<<"$got" && ! grep -q Warning <<<"$got"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --memkeys → $got"; fi
 echo "redis-cli session: $passed passed, $failed failed ($SECONDS s)"
 out=$(redis-benchmark -p $port -t ping,set,get,incr,mset -n 100000 -c 50 -q 2>&1 | tr '\r' '\n') || true
 for t in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do

@@ -88,6 +88,9 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("renamenx", keyspace::rename::parse_renamenx),
     ("copy", keyspace::copy::parse),
     ("dbsize", keyspace::dbsize::parse),
+    ("memory", keyspace::memory::parse_help),
+    ("memory|usage", keyspace::memory::parse_usage),
+    ("memory|help", keyspace::memory::parse_help),
     ("flushdb", keyspace::flush::parse),
     ("flushall", keyspace::flush::parse),
     // server and connection
@@ -304,6 +307,7 @@ pub enum ReadCmd {
     Scan(keyspace::scan::Scan),
     RandomKey(keyspace::randomkey::RandomKey),
     DbSize(keyspace::dbsize::DbSize),
+    MemoryUsage(keyspace::memory::MemoryUsage),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -328,6 +332,7 @@ impl ReadCmd {
             ReadCmd::Scan(c) => c.execute(db, now_ms),
             ReadCmd::RandomKey(c) => c.execute(db, now_ms),
             ReadCmd::DbSize(c) => c.execute(db, now_ms),
+            ReadCmd::MemoryUsage(c) => c.execute(db, now_ms),
         }
     }
 
@@ -341,6 +346,7 @@ impl ReadCmd {
             ReadCmd::Exists(c) => c.keys.first().map(|k| &k[..]),
             ReadCmd::Type(c) => Some(&c.key),
             ReadCmd::Ttl(c) => Some(&c.key),
+            ReadCmd::MemoryUsage(c) => Some(&c.key),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }

@@ -230,6 +230,16 @@ impl Row {
     }
 }
 
+/// Bytes a key of `klen` bytes holding `vlen` bytes takes in the keyspace (MEMORY USAGE):
+/// its row (reference count, head, length, key and value, 8-aligned) and its leaf entry
+/// (the hash and the rows). Radix branches shared by many keys are left out, as Redis
+/// leaves out its hash table's bucket array.
+pub fn stored_size(klen: usize, vlen: usize) -> usize {
+    use std::mem::size_of;
+    let row = size_of::<usize>() + size_of::<Head>() + size_of::<usize>() + klen + vlen;
+    row.next_multiple_of(8) + size_of::<u64>() + size_of::<Rows1>()
+}
+
 /// The rows under one hash of a slot, ordered by key: one, bar a 64-bit hash collision.
 #[derive(Clone)]
 enum Rows1 {

@@ -70,6 +70,18 @@ async fn every_command_family_through_the_proxy() {
     // Cross-slot MSET / MGET / EXISTS / DEL split per slot and merge in order.
     let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
     let _: () = con.mset(&pairs).await.unwrap();
+    // MEMORY USAGE is routed by its key (the second argument): a longer value takes more.
+    let usage = |k: &str| redis::cmd("MEMORY").arg("USAGE").arg(k).clone();
+    let short: i64 = usage(&keys[0]).query_async(&mut con).await.unwrap();
+    let _: () = con.set("mem:long", "x".repeat(4000)).await.unwrap();
+    let long: i64 = usage("mem:long").query_async(&mut con).await.unwrap();
+    assert!(
+        short > pairs[0].1.len() as i64 && long - short > 3900,
+        "{short} {long}"
+    );
+    let none: Option<i64> = usage("mem:none").query_async(&mut con).await.unwrap();
+    assert_eq!(none, None);
+    let _: () = con.del("mem:long").await.unwrap();
     let mut ask: Vec<String> = keys.clone();
     ask.insert(7, "missing".into());
     let got: Vec<Option<String>> = con.mget(&ask).await.unwrap();
@@ -445,14 +457,28 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
                 .unwrap_or_else(|| panic!("{addr}: no {name} in {info}"))
         };
         let info = me.call("INFO").await;
-        assert!(field(&info, "total_commands_processed") > 5, "{addr}: {info}");
-        assert!(field(&info, "total_connections_received") >= 1, "{addr}: {info}");
+        assert!(
+            field(&info, "total_commands_processed") > 5,
+            "{addr}: {info}"
+        );
+        assert!(
+            field(&info, "total_connections_received") >= 1,
+            "{addr}: {info}"
+        );
         assert!(field(&info, "used_memory") > 0, "{addr}: {info}");
         assert_eq!(field(&info, "blocked_clients"), 0, "{addr}: {info}");
         assert_eq!(me.call("CONFIG RESETSTAT").await, "+OK\r\n");
         let info = me.call("INFO stats").await;
-        assert_eq!(field(&info, "total_commands_processed"), 1, "{addr}: {info}");
-        assert_eq!(field(&info, "total_connections_received"), 0, "{addr}: {info}");
+        assert_eq!(
+            field(&info, "total_commands_processed"),
+            1,
+            "{addr}: {info}"
+        );
+        assert_eq!(
+            field(&info, "total_connections_received"),
+            0,
+            "{addr}: {info}"
+        );
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,

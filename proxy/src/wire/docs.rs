@@ -55,6 +55,7 @@ pub static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "incrbyfloat", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "increment", kind: "double", ..ARG }] },
     CommandDoc { name: "info", history: &[("7.0.0", "Added support for taking multiple section arguments.")], args: &[DocArg { name: "section", kind: "string", flags: &["optional", "multiple"], ..ARG }] },
     CommandDoc { name: "keys", history: &[], args: &[DocArg { name: "pattern", kind: "pattern", ..ARG }] },
+    CommandDoc { name: "memory|usage", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "count", kind: "integer", token: Some("SAMPLES"), flags: &["optional"], ..ARG }] },
     CommandDoc { name: "mget", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), flags: &["multiple"], ..ARG }] },
     CommandDoc { name: "mset", history: &[], args: &[DocArg { name: "key_value", kind: "block", flags: &["multiple"], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "value", kind: "string", ..ARG }], ..ARG }] },
     CommandDoc { name: "msetnx", history: &[], args: &[DocArg { name: "key_value", kind: "block", flags: &["multiple"], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "value", kind: "string", ..ARG }], ..ARG }] },

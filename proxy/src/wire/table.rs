@@ -340,6 +340,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "dbsize", arity: 1, flags: &["readonly", "fast"], acl: &["keyspace"], tips: &["request_policy:all_shards", "response_policy:agg_sum"], group: "server", summary: "Return the number of keys in the selected database", since: "1.0.0", ..BASE },
     CommandSpec { name: "flushdb", arity: -1, flags: &["write"], acl: &["keyspace", "dangerous"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Remove all keys from the current database", since: "1.0.0", complexity: "O(N) where N is the number of keys in the selected database", ..BASE },
     CommandSpec { name: "flushall", arity: -1, flags: &["write"], acl: &["keyspace", "dangerous"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Remove all keys from all databases", since: "1.0.0", complexity: "O(N) where N is the total number of keys in all databases", ..BASE },
+    CommandSpec {
+        name: "memory",
+        arity: -2,
+        group: "server",
+        summary: "A container for memory diagnostics commands",
+        since: "4.0.0",
+        complexity: "Depends on subcommand.",
+        subcommands: MEMORY_SUBCOMMANDS,
+        ..BASE
+    },
     CommandSpec { name: "time", arity: 1, flags: &["loading", "stale", "fast"], tips: &["nondeterministic_output"], group: "server", summary: "Return the current server time", since: "2.6.0", ..BASE },
     CommandSpec { name: "info", arity: -1, flags: &["loading", "stale"], acl: &["dangerous"], tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], group: "server", summary: "Get information and statistics about the server", since: "1.0.0", complexity: "O(1)", ..BASE },
     CommandSpec { name: "role", arity: 1, flags: &["noscript", "loading", "stale", "fast"], acl: &["admin", "dangerous"], group: "server", summary: "Return the role of the instance in the context of replication", since: "2.8.12", ..BASE },
@@ -457,6 +467,16 @@ const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
 const CLUSTER_VIEW: CommandSpec = CommandSpec { group: "cluster", ..BASE };
 #[rustfmt::skip]
 const CLUSTER_ADMIN: CommandSpec = CommandSpec { flags: &["admin", "stale", "no_async_loading"], group: "cluster", ..BASE };
+
+/// The key is MEMORY USAGE's second argument.
+#[rustfmt::skip]
+const KEY2_RO: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+
+#[rustfmt::skip]
+const MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "memory|usage", arity: -3, flags: &["readonly"], first_key: 2, last_key: 2, step: 1, key_specs: KEY2_RO, group: "server", summary: "Estimate the memory usage of a key", since: "4.0.0", complexity: "O(N) where N is the number of samples.", ..BASE },
+    CommandSpec { name: "memory|help", arity: 2, flags: &["loading", "stale"], group: "server", summary: "Show helpful text about the different subcommands", since: "4.0.0", ..BASE },
+];
 
 /// CLIENT's subcommands (kept apart so the `client` entry above stays short).
 #[rustfmt::skip]

@@ -7,6 +7,7 @@ pub mod exists;
 pub mod expire;
 pub mod flush;
 pub mod keys;
+pub mod memory;
 pub mod persist;
 pub mod randomkey;
 pub mod rename;
