@@ -53,6 +53,17 @@ if [[ "$got" =~ ^2\ +[0-9.]+[BKMGT]\ +[0-9]+\ +0\ +[0-9]+\ \(\+[0-9]+\)\ +[0-9]+
 # redis-cli --memkeys asks MEMORY USAGE of every key it samples.
 got=$(redis-cli -p $port --memkeys 2>&1) || true
 if grep -q "Biggest string found '\"bin key\"'" <<<"$got" && ! grep -q Warning <<<"$got"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --memkeys → $got"; fi
+# redis-cli monitor shows another client's commands in Redis's format.
+mon="$work/monitor.txt"
+timeout 3 redis-cli -p $port monitor >"$mon" 2>&1 &
+mpid=$!
+for _ in $(seq 1 50); do grep -q OK "$mon" && break; sleep 0.1; done
+redis-cli -p $port set "mon key" $'a\tb' >/dev/null
+for _ in $(seq 1 50); do grep -q '"set"' "$mon" && break; sleep 0.1; done
+kill $mpid 2>/dev/null || true
+wait $mpid 2>/dev/null || true
+if grep -qE '^[0-9]+\.[0-9]{6} \[0 127\.0\.0\.1:[0-9]+\] "set" "mon key" "a\\tb"$' "$mon"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: monitor → $(cat "$mon")"; fi
+redis-cli -p $port del "mon key" >/dev/null
 echo "redis-cli session: $passed passed, $failed failed ($SECONDS s)"
 out=$(redis-benchmark -p $port -t ping,set,get,incr,mset -n 100000 -c 50 -q 2>&1 | tr '\r' '\n') || true
 for t in PING_INLINE PING_MBULK SET GET INCR "MSET (10 keys)"; do

@@ -40,6 +40,8 @@ pub struct NodeShared {
     pub output_limit: crate::resp::output_limit::OutputLimit,
     pub started: Instant,
     pub run_id: String,
+    /// The clients in MONITOR mode.
+    pub monitors: redraft_proxy::wire::monitor::Monitors,
 }
 
 /// Routes bus requests to the hosted groups' Rafts.
@@ -238,6 +240,7 @@ impl Node {
             ));
         }
         let shared = Arc::new(NodeShared {
+            monitors: Default::default(),
             leaders,
             bus: bus.clone(),
             addr: config.addr.clone(),

@@ -20,6 +20,7 @@ use crate::forward::Call;
 use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
 use crate::wire::clients::{full_name, ClientGuard};
+use crate::wire::monitor;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
 
@@ -195,6 +196,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
     // retried (a key set before a FLUSHALL would survive it) or be overtaken by a later
     // one; no stamp orders it, as it has no slot.
     let mut held: Option<Vec<Bytes>> = None;
+    // MONITOR's subscription, taken as the command runs.
+    let mut watch = None;
     let mut barrier = false;
     loop {
         // Set when the window, not the buffer, stopped the parsing: requests wait in
@@ -203,7 +206,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         // The last request's name and first argument, for CLIENT LIST (once per read).
         let mut last: Option<[Bytes; 2]> = None;
         let mut commands = 0;
-        while !closing {
+        while !closing && !session.monitor {
             if inflight.len() >= WINDOW {
                 unparsed = true;
                 break;
@@ -229,8 +232,15 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                     }
                     last = Some([argv[0].clone(), argv.get(1).cloned().unwrap_or_default()]);
                     commands += 1;
+                    if sh.monitors.active() {
+                        sh.monitors.feed(&session.me.addr, &argv);
+                    }
                     session.reply_mode.begin();
                     let d = dispatch(&sh, &mut session, argv);
+                    if session.monitor && watch.is_none() {
+                        // From here on every command is streamed to this client.
+                        watch = Some(sh.monitors.watch());
+                    }
                     // Encoded in the protocol in force after the command (HELLO answers in
                     // the protocol it chose); not at all after CLIENT REPLY OFF or SKIP.
                     let proto = (!session.reply_mode.muted()).then_some(session.proto);
@@ -299,6 +309,15 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         }
         if closing && inflight.is_empty() {
             let _ = stream.shutdown().await;
+            return;
+        }
+        if let Some(w) = watch.take_if(|_| inflight.is_empty() && out.is_empty()) {
+            // Every reply before MONITOR's `+OK` is written: stream from here on.
+            let stop = async {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            };
+            let buf = std::mem::take(&mut buf);
+            monitor::serve(&mut stream, w, kill, buf, &mut parser, stop, session.proto).await;
             return;
         }
         if inflight.is_empty() && (held.is_some() || barrier) {

@@ -61,6 +61,8 @@ pub struct Shared {
     pub maxclients: usize,
     pub port: u16,
     pub started: Instant,
+    /// The clients in MONITOR mode.
+    pub monitors: wire::monitor::Monitors,
     /// Set when the proxy stops: client connections close.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -86,6 +88,7 @@ impl Proxy {
             maxclients: config.maxclients,
             port: addr.port(),
             started: Instant::now(),
+            monitors: Default::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         let task = tokio::spawn(accept(listener, shared.clone()));

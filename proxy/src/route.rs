@@ -53,6 +53,10 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             Ready(Reply::ok())
         }
         "hello" => Ready(crate::session::hello(s, &argv)),
+        "monitor" => {
+            s.monitor = true;
+            Ready(Reply::ok())
+        }
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
         "info" => crate::fanout::info(sh, s, &argv),

@@ -31,6 +31,8 @@ pub struct Session {
     /// Its copy of the routes to the leaders.
     pub routes: Routes,
     pub quit: bool,
+    /// MONITOR was received: once its `+OK` is written, the connection streams commands.
+    pub monitor: bool,
     /// CLIENT REPLY's state.
     pub reply_mode: ReplyMode,
 }
@@ -49,6 +51,7 @@ impl Session {
             lane: id,
             routes: Routes::default(),
             quit: false,
+            monitor: false,
             reply_mode: ReplyMode::default(),
         }
     }

@@ -113,6 +113,7 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     // handled by the connection layer
     ("hello", session),
     ("quit", session),
+    ("monitor", session),
     ("info", session),
     ("role", session),
     ("wait", session),

@@ -30,6 +30,7 @@ use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
 use redraft_proxy::wire::clients::full_name;
+use redraft_proxy::wire::monitor;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
 /// Requests run as one batch at most; more wait for the next round.
@@ -69,6 +70,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         client,
         proto: Protocol::Resp2,
         quit: false,
+        monitor: false,
         reply_mode: Default::default(),
         hangup: Default::default(),
     };
@@ -96,6 +98,11 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         let mut protocol_error = None;
         while reqs.len() < MAX_BATCH {
             match parser.parse(&mut buf) {
+                Ok(Some(argv)) if argv[0].eq_ignore_ascii_case(b"monitor") => {
+                    // What follows MONITOR is the monitor mode's to answer.
+                    reqs.push(argv);
+                    break;
+                }
                 Ok(Some(argv)) => reqs.push(argv),
                 Ok(None) => break,
                 Err(e) => {
@@ -136,6 +143,27 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             continue;
         }
         run_batch(reqs, &mut session, &node, &mut out, &mut inflight).await;
+        if session.monitor {
+            // MONITOR ran: every command from here on is streamed to this client.
+            let watch = node.monitors.watch();
+            settle_all(&mut inflight, &mut out).await;
+            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+                return;
+            }
+            let buf = std::mem::take(&mut buf);
+            let stop = std::future::pending::<()>();
+            monitor::serve(
+                &mut stream,
+                watch,
+                &state.kill,
+                buf,
+                &mut parser,
+                stop,
+                session.proto,
+            )
+            .await;
+            return;
+        }
         let closing = session.quit || protocol_error.is_some();
         if closing {
             settle_all(&mut inflight, &mut out).await;
@@ -258,6 +286,9 @@ async fn run_batch(
             break;
         }
         commands += 1;
+        if node.monitors.active() {
+            node.monitors.feed(&session.client.state.addr, &argv);
+        }
         last = [argv[0].clone(), argv.get(1).cloned().unwrap_or_default()];
         session.reply_mode.begin();
         let muted = session.reply_mode.muted();

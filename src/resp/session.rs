@@ -15,6 +15,8 @@ pub struct Session {
     pub proto: Protocol,
     /// QUIT was received: close once the replies so far are written.
     pub quit: bool,
+    /// MONITOR was received: once its `+OK` is written, the connection streams commands.
+    pub monitor: bool,
     /// CLIENT REPLY's state.
     pub reply_mode: ReplyMode,
     /// Thrown once the client stops sending: a pending WAIT answers at once.

@@ -1173,3 +1173,59 @@ async fn wait_counts_the_replicas_that_hold_the_acknowledged_writes() {
     assert_eq!(reply, b":2\r\n");
     assert_eq!(a.call("WAIT 2 0").await, ":2\r\n");
 }
+
+/// MONITOR streams every client's commands as Redis writes them, at the proxy and at a
+/// node: admin commands left out, passwords redacted, and QUIT ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_streams_every_clients_commands() {
+    let (c, proxy) = start().await;
+    let node = c.peers[&c.members(1)[0]].client_addr();
+    for addr in [proxy.addr.to_string(), node] {
+        let mut m = Raw::connect(&addr).await;
+        assert_eq!(m.call("MONITOR").await, "+OK\r\n");
+        let mut other = Raw::connect(&addr).await;
+        let me = other.stream.local_addr().unwrap().to_string();
+        assert_eq!(other.call("ECHO a\"b").await, "$3\r\na\"b\r\n");
+        assert!(other.call("CONFIG GET maxclients").await.starts_with('*'));
+        assert!(other
+            .call("NOSUCH")
+            .await
+            .starts_with("-ERR unknown command"));
+        assert_eq!(other.call("AUTH default secret").await, "+OK\r\n");
+        assert_eq!(other.call("PING").await, "+PONG\r\n");
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            lines.push(String::from_utf8(m.reply().await).unwrap());
+        }
+        let tail = |l: &str| {
+            l.split_once(']')
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default()
+        };
+        for l in &lines {
+            assert!(
+                l.starts_with('+') && l.contains(&format!(" [0 {me}] ")),
+                "{addr}: {l}"
+            );
+        }
+        assert_eq!(
+            lines.iter().map(|l| tail(l)).collect::<Vec<_>>(),
+            [
+                " \"ECHO\" \"a\\\"b\"\r\n",
+                " \"AUTH\" \"(redacted)\" \"(redacted)\"\r\n",
+                " \"PING\"\r\n"
+            ],
+            "{addr}: CONFIG and the unknown command are not shown"
+        );
+        assert_eq!(
+            m.call("GET k").await,
+            "-ERR the connection is in MONITOR mode: only QUIT is accepted\r\n"
+        );
+        assert_eq!(m.call("QUIT").await, "+OK\r\n");
+        assert_eq!(m.rest().await, b"");
+    }
+    wait_until(Duration::from_secs(5), "the monitor is gone", || async {
+        (!proxy.shared.monitors.active()).then_some(())
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ pub mod glob;
 pub mod hello;
 pub mod info;
 pub mod kill;
+pub mod monitor;
 pub mod reply;
 pub mod reply_mode;
 pub mod request;

@@ -350,6 +350,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: MEMORY_SUBCOMMANDS,
         ..BASE
     },
+    CommandSpec { name: "monitor", arity: 1, flags: &["admin", "noscript", "loading", "stale"], group: "server", summary: "Listen for all requests received by the server in real time", since: "1.0.0", ..BASE },
     CommandSpec { name: "time", arity: 1, flags: &["loading", "stale", "fast"], tips: &["nondeterministic_output"], group: "server", summary: "Return the current server time", since: "2.6.0", ..BASE },
     CommandSpec { name: "info", arity: -1, flags: &["loading", "stale"], acl: &["dangerous"], tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], group: "server", summary: "Get information and statistics about the server", since: "1.0.0", complexity: "O(1)", ..BASE },
     CommandSpec { name: "role", arity: 1, flags: &["noscript", "loading", "stale", "fast"], acl: &["admin", "dangerous"], group: "server", summary: "Return the role of the instance in the context of replication", since: "2.8.12", ..BASE },

@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, MONITOR, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -36,6 +36,10 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"hello" => hello::execute(&argv, session, node),
         b"quit" => {
             session.quit = true;
+            Reply::ok()
+        }
+        b"monitor" => {
+            session.monitor = true;
             Reply::ok()
         }
         b"client" => client::execute(&argv, session, node),
