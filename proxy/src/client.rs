@@ -295,14 +295,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
             }
         } else if !out.is_empty() {
             holding = false;
-            // CLIENT KILL closes a client that does not read, too.
-            let written = tokio::select! {
-                // The write first: done at once, as most are, it leaves no waiter behind.
-                biased;
-                r = stream.write_all(&out) => r.is_ok(),
-                _ = kill.killed() => false,
-            };
-            if !written {
+            if !kill.write_all(&mut stream, &out).await {
                 return;
             }
             out.clear();

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::request::string2ll;
@@ -141,6 +142,17 @@ impl KillSwitch {
     pub async fn killed(&self) {
         while !self.is_killed() {
             self.wake.notified().await;
+        }
+    }
+
+    /// Writes all of `buf` unless the connection is killed first (a client that does not
+    /// read its replies can be killed too); false if the write failed or was cut short.
+    pub async fn write_all<W: AsyncWrite + Unpin>(&self, w: &mut W, buf: &[u8]) -> bool {
+        tokio::select! {
+            // The write first: done at once, as most are, it leaves no waiter behind.
+            biased;
+            r = w.write_all(buf) => r.is_ok(),
+            _ = self.killed() => false,
         }
     }
 }

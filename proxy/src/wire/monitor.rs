@@ -175,12 +175,7 @@ pub async fn serve(
             }
         }
         if !out.is_empty() {
-            let written = tokio::select! {
-                biased;
-                r = stream.write_all(&out) => r.is_ok(),
-                _ = kill.killed() => false,
-            };
-            if !written {
+            if !kill.write_all(stream, &out).await {
                 return;
             }
             out.clear();
