@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::forward::Call;
 use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
-use crate::wire::clients::{full_name, ClientGuard};
+use crate::wire::clients::ClientGuard;
 use crate::wire::monitor;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
@@ -203,8 +203,6 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         // Set when the window, not the buffer, stopped the parsing: requests wait in
         // `buf` and no read may come for them (the client may have sent its last).
         let mut unparsed = false;
-        // The last request's name and first argument, for CLIENT LIST (once per read).
-        let mut last: Option<[Bytes; 2]> = None;
         let mut commands = 0;
         while !closing && !session.monitor {
             if inflight.len() >= WINDOW {
@@ -230,7 +228,6 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         }
                         barrier = true;
                     }
-                    last = Some([argv[0].clone(), argv.get(1).cloned().unwrap_or_default()]);
                     commands += 1;
                     if sh.monitors.active() {
                         sh.monitors.feed(&session.me.addr, &argv);
@@ -265,8 +262,9 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                 }
             }
         }
-        if let Some(last) = last {
-            session.me.touch(full_name(&last), session.proto);
+        if commands > 0 {
+            // Once per read, for CLIENT LIST.
+            session.me.touch(session.last_cmd, session.proto);
             sh.clients
                 .total_commands
                 .fetch_add(commands, Ordering::Relaxed);

@@ -38,8 +38,13 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatched {
     let spec = match resolve(&argv) {
         Ok(spec) => spec,
-        Err(e) => return Dispatched::Ready(e),
+        Err(e) => {
+            // Redis records a command refused for its arity too.
+            s.last_cmd = crate::wire::clients::full_name(&argv);
+            return Dispatched::Ready(e);
+        }
     };
+    s.last_cmd = Some(spec.name);
     use Dispatched::Ready;
     match spec.name {
         "ping" => Ready(match &argv[1..] {

@@ -33,6 +33,8 @@ pub struct Session {
     pub quit: bool,
     /// MONITOR was received: once its `+OK` is written, the connection streams commands.
     pub monitor: bool,
+    /// The full name of the last command dispatched, for CLIENT LIST.
+    pub last_cmd: Option<&'static str>,
     /// CLIENT REPLY's state.
     pub reply_mode: ReplyMode,
 }
@@ -52,6 +54,7 @@ impl Session {
             routes: Routes::default(),
             quit: false,
             monitor: false,
+            last_cmd: None,
             reply_mode: ReplyMode::default(),
         }
     }

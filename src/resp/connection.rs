@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -278,9 +278,8 @@ async fn run_batch(
     // Once per batch, not per command: the shared counter's cache line, and the name
     // CLIENT LIST shows (the clock is read per command: the batch may wait on writes).
     let mut commands = 0;
-    // The last command's name and first argument: its full name (`client|list`) is
-    // looked up once, after the batch.
-    let mut last: [Bytes; 2] = Default::default();
+    // What CLIENT LIST shows as the last command: looked up once per batch.
+    let last_cmd = reqs.last().and_then(|argv| full_name(argv));
     for argv in reqs {
         if session.quit {
             break;
@@ -289,7 +288,6 @@ async fn run_batch(
         if node.monitors.active() {
             node.monitors.feed(&session.client.state.addr, &argv);
         }
-        last = [argv[0].clone(), argv.get(1).cloned().unwrap_or_default()];
         session.reply_mode.begin();
         let muted = session.reply_mode.muted();
         let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
@@ -369,7 +367,7 @@ async fn run_batch(
         .total_commands
         .fetch_add(commands, Ordering::Relaxed);
     if commands > 0 {
-        session.client.state.touch(full_name(&last), session.proto);
+        session.client.state.touch(last_cmd, session.proto);
     }
     if pending_writes || !inflight.is_empty() {
         inflight.push_back((slots, session.proto));
