@@ -307,9 +307,23 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
             let stop = async {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             };
-            let buf = std::mem::take(&mut buf);
-            monitor::serve(&mut stream, w, kill, buf, &mut parser, stop, session.proto).await;
-            return;
+            match monitor::serve(
+                &mut stream,
+                w,
+                kill,
+                &mut buf,
+                &mut parser,
+                stop,
+                session.proto,
+            )
+            .await
+            {
+                monitor::Ended::Reset => {
+                    crate::session::reset(&mut session);
+                    continue;
+                }
+                monitor::Ended::Closed => return,
+            }
         }
         if inflight.is_empty() && (held.is_some() || barrier) {
             // What held the parsing back is answered: parse on.

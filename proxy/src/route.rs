@@ -62,6 +62,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             s.monitor = true;
             Ready(Reply::ok())
         }
+        "reset" => Ready(crate::session::reset(s)),
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
         "info" => crate::fanout::info(sh, s, &argv),

@@ -179,6 +179,16 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
+/// RESET: the connection as a fresh one (RESP2, no name, replies on, out of MONITOR
+/// mode); its library info stays, as in Redis.
+pub fn reset(s: &mut Session) -> Reply {
+    s.proto = Protocol::Resp2;
+    s.reply_mode = ReplyMode::default();
+    s.monitor = false;
+    s.me.update(|c| c.name = Bytes::new());
+    Reply::status("RESET")
+}
+
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 pub fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
     let (proto, name) = match hello::parse(argv, s.proto) {

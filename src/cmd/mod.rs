@@ -114,6 +114,7 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("hello", session),
     ("quit", session),
     ("monitor", session),
+    ("reset", session),
     ("info", session),
     ("role", session),
     ("wait", session),

@@ -150,19 +150,24 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
                 return;
             }
-            let buf = std::mem::take(&mut buf);
             let stop = std::future::pending::<()>();
-            monitor::serve(
+            let ended = monitor::serve(
                 &mut stream,
                 watch,
                 &state.kill,
-                buf,
+                &mut buf,
                 &mut parser,
                 stop,
                 session.proto,
             )
             .await;
-            return;
+            match ended {
+                monitor::Ended::Reset => {
+                    session.reset();
+                    continue;
+                }
+                monitor::Ended::Closed => return,
+            }
         }
         let closing = session.quit || protocol_error.is_some();
         if closing {

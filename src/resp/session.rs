@@ -27,4 +27,13 @@ impl Session {
     pub fn id(&self) -> u64 {
         self.client.state.id
     }
+
+    /// RESET: the connection as a fresh one (RESP2, no name, replies on, out of MONITOR
+    /// mode); its library info stays, as in Redis.
+    pub fn reset(&mut self) {
+        self.proto = Protocol::Resp2;
+        self.reply_mode = ReplyMode::default();
+        self.monitor = false;
+        self.client.state.update(|i| i.name = bytes::Bytes::new());
+    }
 }

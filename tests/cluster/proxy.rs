@@ -1175,7 +1175,7 @@ async fn wait_counts_the_replicas_that_hold_the_acknowledged_writes() {
 }
 
 /// MONITOR streams every client's commands as Redis writes them, at the proxy and at a
-/// node: admin commands left out, passwords redacted, and QUIT ends it.
+/// node: admin commands left out, passwords redacted; RESET and QUIT end it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_streams_every_clients_commands() {
     let (c, proxy) = start().await;
@@ -1219,8 +1219,22 @@ async fn monitor_streams_every_clients_commands() {
         );
         assert_eq!(
             m.call("GET k").await,
-            "-ERR the connection is in MONITOR mode: only QUIT is accepted\r\n"
+            "-ERR the connection is in MONITOR mode: only QUIT and RESET are accepted\r\n"
         );
+        // RESET ends MONITOR mode and makes the connection a fresh one, as in Redis 6.2+.
+        assert_eq!(m.call("RESET").await, "+RESET\r\n");
+        assert_eq!(other.call("PING").await, "+PONG\r\n");
+        assert_eq!(
+            m.call("ECHO back").await,
+            "$4\r\nback\r\n",
+            "nothing streamed"
+        );
+        m.call("HELLO 3").await;
+        assert_eq!(m.call("CLIENT SETNAME me").await, "+OK\r\n");
+        m.send(&encode(&[b"CLIENT", b"REPLY", b"OFF"])).await;
+        assert_eq!(m.call("RESET").await, "+RESET\r\n", "replies on again");
+        assert_eq!(m.call("CLIENT GETNAME").await, "$-1\r\n", "RESP2, no name");
+        assert_eq!(m.call("MONITOR").await, "+OK\r\n");
         assert_eq!(m.call("QUIT").await, "+OK\r\n");
         assert_eq!(m.rest().await, b"");
     }

@@ -130,36 +130,53 @@ fn repr(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Serves a connection in MONITOR mode until it closes: the lines as they come, and for
-/// what the client sends, `+OK` and the end to QUIT and an error to anything else.
+/// How MONITOR mode ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection is done for (QUIT, closed, killed, too far behind, stopping).
+    Closed,
+    /// RESET: `+RESET` is written and the connection goes on as a fresh one.
+    Reset,
+}
+
+/// Serves a connection in MONITOR mode: the lines as they come, and for what the client
+/// sends, `+OK` and the end to QUIT, `+RESET` and normal mode again to RESET, an error to
+/// anything else.
 pub async fn serve(
     stream: &mut TcpStream,
     mut watch: Watch<'_>,
     kill: &KillSwitch,
-    mut buf: BytesMut,
+    buf: &mut BytesMut,
     parser: &mut RequestParser,
     stop: impl std::future::Future<Output = ()>,
     proto: Protocol,
-) {
+) -> Ended {
     tokio::pin!(stop);
     let mut out = BytesMut::new();
     loop {
         loop {
-            match parser.parse(&mut buf) {
+            match parser.parse(buf) {
                 Ok(Some(argv)) if argv[0].eq_ignore_ascii_case(b"quit") => {
                     out.extend_from_slice(b"+OK\r\n");
                     let _ = stream.write_all(&out).await;
-                    return;
+                    return Ended::Closed;
                 }
-                Ok(Some(_)) => {
-                    Reply::err("ERR the connection is in MONITOR mode: only QUIT is accepted")
-                        .encode(proto, &mut out)
+                Ok(Some(argv)) if argv.len() == 1 && argv[0].eq_ignore_ascii_case(b"reset") => {
+                    out.extend_from_slice(b"+RESET\r\n");
+                    return match kill.write_all(stream, &out).await {
+                        true => Ended::Reset,
+                        false => Ended::Closed,
+                    };
                 }
+                Ok(Some(_)) => Reply::err(
+                    "ERR the connection is in MONITOR mode: only QUIT and RESET are accepted",
+                )
+                .encode(proto, &mut out),
                 Ok(None) => break,
                 Err(e) => {
                     Reply::err(format!("ERR Protocol error: {e}")).encode(proto, &mut out);
                     let _ = stream.write_all(&out).await;
-                    return;
+                    return Ended::Closed;
                 }
             }
         }
@@ -170,13 +187,13 @@ pub async fn serve(
                 Err(broadcast::error::TryRecvError::Empty) => break,
                 Err(_) => {
                     tracing::debug!("monitor fell behind or the proxy stopped, closing");
-                    return;
+                    return Ended::Closed;
                 }
             }
         }
         if !out.is_empty() {
             if !kill.write_all(stream, &out).await {
-                return;
+                return Ended::Closed;
             }
             out.clear();
         }
@@ -186,14 +203,14 @@ pub async fn serve(
         tokio::select! {
             line = watch.rx.recv() => match line {
                 Ok(line) => out.extend_from_slice(&line),
-                Err(_) => return,
+                Err(_) => return Ended::Closed,
             },
-            n = stream.read_buf(&mut buf) => match n {
-                Ok(0) | Err(_) => return,
+            n = stream.read_buf(buf) => match n {
+                Ok(0) | Err(_) => return Ended::Closed,
                 Ok(_) => {}
             },
-            _ = kill.killed() => return,
-            _ = &mut stop => return,
+            _ = kill.killed() => return Ended::Closed,
+            _ = &mut stop => return Ended::Closed,
         }
     }
 }

@@ -406,6 +406,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: CLIENT_SUBCOMMANDS,
         ..CONN
     },
+    CommandSpec { name: "reset", arity: 1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Reset the connection", since: "6.2.0", ..CONN },
     CommandSpec { name: "wait", arity: 3, flags: &["noscript"], tips: &["request_policy:all_shards", "response_policy:agg_min"], group: "generic", summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection", since: "3.0.0", ..CONN },
     CommandSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", since: "3.0.0", ..CONN },
     CommandSpec { name: "readonly", arity: 1, flags: &["loading", "stale", "fast"], group: "cluster", summary: "Enables read queries for a connection to a cluster replica node", since: "3.0.0", ..CONN },

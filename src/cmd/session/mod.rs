@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, MONITOR, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -41,6 +41,10 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"monitor" => {
             session.monitor = true;
             Reply::ok()
+        }
+        b"reset" => {
+            session.reset();
+            Reply::status("RESET")
         }
         b"client" => client::execute(&argv, session, node),
         b"config" => config::execute(&argv, node),
