@@ -190,7 +190,7 @@ fn parse_once(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
     if argv[3].eq_ignore_ascii_case(b"once") {
         return Err(Reply::err("ERR ONCE cannot wrap ONCE"));
     }
-    let inner = match parse(argv[3..].to_vec(), now_ms) {
+    let inner = match parse(&argv[3..], now_ms) {
         // A stamped write refused before it could run still takes its place in the
         // client's order: recorded through the log like any write, so that the writes
         // and reads that name it as `after` go on behind it (unrecorded, they waited for
@@ -282,14 +282,14 @@ pub fn command_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
 
 /// Table lookup, unknown-command and arity errors, then the command's own parser.
 /// `now_ms` turns relative expiry times into absolute ones.
-pub fn parse(argv: Vec<Bytes>, now_ms: u64) -> Command {
-    match resolve(&argv) {
-        Ok(spec) if has_long_key(spec, &argv) => Command::Reply(Reply::err(format!(
+pub fn parse(argv: &[Bytes], now_ms: u64) -> Command {
+    match resolve(argv) {
+        Ok(spec) if has_long_key(spec, argv) => Command::Reply(Reply::err(format!(
             "ERR key is too long (redraft keys are at most {MAX_KEY_LEN} bytes)"
         ))),
         Ok(spec) => match PARSER_BY_NAME.get(spec.name) {
-            Some(p) => p(&argv, now_ms).unwrap_or_else(Command::Reply),
-            None => Command::Reply(unknown_command(&argv)),
+            Some(p) => p(argv, now_ms).unwrap_or_else(Command::Reply),
+            None => Command::Reply(unknown_command(argv)),
         },
         Err(e) => Command::Reply(e),
     }

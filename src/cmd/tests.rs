@@ -168,13 +168,13 @@ fn session_commands_pass_through() {
         &["CONFIG", "HELP"],
     ] {
         let a = argv(args);
-        match parse(a.clone(), NOW) {
+        match parse(&a, NOW) {
             Command::Session(got) => assert_eq!(got, a),
             other => panic!("{args:?}: {other:?}"),
         }
     }
     assert!(matches!(
-        parse(argv(&["ROLE", "x"]), NOW),
+        parse(&argv(&["ROLE", "x"]), NOW),
         Command::Reply(Reply::Error(_))
     ));
 }
@@ -185,19 +185,16 @@ fn names_are_case_insensitive_and_binary_safe() {
     assert_eq!(run(&mut db, &["sEt", "k", "v"]), ok());
     assert_eq!(run(&mut db, &["GeT", "k"]), bulk("v"));
     let r = parse(
-        vec![Bytes::from_static(b"\xff\xfe"), Bytes::from_static(b"x")],
+        &[Bytes::from_static(b"\xff\xfe"), Bytes::from_static(b"x")],
         NOW,
     );
     assert!(matches!(r, Command::Reply(Reply::Error(_))));
-    assert!(matches!(
-        parse(vec![], NOW),
-        Command::Reply(Reply::Error(_))
-    ));
+    assert!(matches!(parse(&[], NOW), Command::Reply(Reply::Error(_))));
 }
 
 #[test]
 fn first_keys() {
-    let key = |args: &[&str]| match parse(argv(args), NOW) {
+    let key = |args: &[&str]| match parse(&argv(args), NOW) {
         Command::Read(c) => c.first_key().map(<[u8]>::to_vec),
         Command::Write(c) => c.first_key().map(<[u8]>::to_vec),
         other => panic!("{other:?}"),
@@ -228,7 +225,7 @@ fn once_stamps_parse_or_get_an_error() {
         let argv = ["ONCE", "7", stamp, "SET", "k", "v"]
             .map(|a| Bytes::copy_from_slice(a.as_bytes()))
             .to_vec();
-        parse(argv, 0)
+        parse(&argv, 0)
     };
     let err = |c: Command| match c {
         Command::Reply(Reply::Error(e)) => e,
@@ -253,7 +250,7 @@ fn once_stamps_parse_or_get_an_error() {
     let argv = ["ONCE", "7", "0:0:3", "GET", "k"]
         .map(|a| Bytes::copy_from_slice(a.as_bytes()))
         .to_vec();
-    match parse(argv, 0) {
+    match parse(&argv, 0) {
         Command::Read(ReadCmd::After { client, after, .. }) => assert_eq!((client, after), (7, 3)),
         other => panic!("{other:?}"),
     }
@@ -268,7 +265,7 @@ fn once_stamps_parse_or_get_an_error() {
             .iter()
             .chain(args)
             .map(|a| Bytes::copy_from_slice(a.as_bytes()));
-        parse(argv.collect(), 0)
+        parse(&argv.collect::<Vec<_>>(), 0)
     };
     match stamped(&["5:4:2", "SET", "k", "v", "FOO"]) {
         Command::Write(WriteCmd::Once {

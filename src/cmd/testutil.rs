@@ -19,7 +19,7 @@ pub fn argv(args: &[&str]) -> Vec<Bytes> {
 
 /// Parses at `now` and runs at the same `now`.
 pub fn run_at(db: &mut Keyspace, now: u64, args: &[&str]) -> Reply {
-    match parse(argv(args), now) {
+    match parse(&argv(args), now) {
         Command::Reply(r) => r,
         Command::Read(c) => c.execute(db, now),
         Command::Write(c) => {

@@ -306,7 +306,7 @@ async fn run_batch(
             Some(Ok(s)) => s,
             None => None,
         };
-        match cmd::parse(argv, now_ms()) {
+        match cmd::parse(&argv, now_ms()) {
             Command::Reply(r) => push(&mut slots, Slot::Ready(r)),
             Command::Read(r) => {
                 if node.config.gid == 0 {

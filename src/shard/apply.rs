@@ -58,6 +58,11 @@ pub struct DedupEntry {
 impl DedupEntry {
     /// The reply `seq` got, if it is remembered.
     pub fn answered(&self, seq: u64) -> Option<&Reply> {
+        // A new write comes after every remembered one: one look at the last, not a
+        // binary search whose every step misses the cache.
+        if self.recent.last().is_none_or(|r| r.0 < seq) {
+            return None;
+        }
         let i = self.recent.binary_search_by_key(&seq, |r| r.0).ok()?;
         Some(&self.recent[i].2)
     }
@@ -69,7 +74,9 @@ impl DedupEntry {
 
     /// Records `seq`'s reply unless known, then forgets what `floor` and the window drop.
     pub fn record(&mut self, seq: u64, slot: u16, reply: Reply) {
-        if let Err(at) = self.recent.binary_search_by_key(&seq, |r| r.0) {
+        if self.recent.last().is_none_or(|r| r.0 < seq) {
+            self.recent.push((seq, slot, reply));
+        } else if let Err(at) = self.recent.binary_search_by_key(&seq, |r| r.0) {
             self.recent.insert(at, (seq, slot, reply));
         }
         self.forget_to(self.floor);
@@ -84,8 +91,10 @@ impl DedupEntry {
             self.floor = self.floor.max(s);
         }
         let floor = self.floor;
-        let gone = self.recent.partition_point(|r| r.0 <= floor);
-        self.recent.drain(..gone);
+        if self.recent.first().is_some_and(|r| r.0 <= floor) {
+            let gone = self.recent.partition_point(|r| r.0 <= floor);
+            self.recent.drain(..gone);
+        }
     }
 
     /// What a group taking over `slots` needs: their replies, and the floor (a retry of a
@@ -146,6 +155,12 @@ fn moved(table: &SlotTable, slot: u16, gid: Gid) -> Reply {
 
 /// Applies one logged command at entry time `now`.
 pub(super) fn apply(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply {
+    apply_checked(ov, gid, cmd, now, false)
+}
+
+/// [`apply`], told whether the caller has already refused the command's slot if this
+/// group must not run it (a stamped write's, which names the same slot).
+fn apply_checked(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64, slot_checked: bool) -> Reply {
     match cmd {
         WriteCmd::Cluster(op) => apply_cluster(ov, gid, op),
         WriteCmd::Once {
@@ -183,7 +198,7 @@ pub(super) fn apply(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64) -> Reply
             Reply::err("TRYAGAIN Slots are being migrated, try FLUSHALL again later")
         }
         _ => {
-            if let Some(key) = cmd.first_key() {
+            if let Some(key) = cmd.first_key().filter(|_| !slot_checked) {
                 if let Some(r) = ov.refusal(key_slot(key)) {
                     return r;
                 }
@@ -222,7 +237,7 @@ fn apply_once(
             "TRYAGAIN write {seq} of client {client} waits for its write {after}"
         ));
     }
-    let reply = apply(ov, gid, cmd, now);
+    let reply = apply_checked(ov, gid, cmd, now, true);
     let entry = ov.dedup_mut(client);
     entry.at_ms = now;
     entry.forget_to(acked);

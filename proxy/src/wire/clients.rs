@@ -261,7 +261,7 @@ pub fn client(argv: &[Bytes], conn: Conn<'_>, clients: &Clients) -> Reply {
         }
         b"no-evict" => no_evict(&argv[2]),
         b"reply" => conn.reply_mode.set(&argv[2]),
-        b"help" => Reply::Array(HELP.iter().map(|l| Reply::status(l)).collect()),
+        b"help" => Reply::Array(HELP.iter().map(|&l| Reply::status(l)).collect()),
         _ => Reply::err(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             super::table::err_text(super::table::cut(&argv[1], 128))

@@ -96,7 +96,7 @@ fn parse(b: &mut Bytes) -> Result<Reply, DecodeError> {
     b.advance(next);
     let s = || String::from_utf8_lossy(&text).into_owned();
     Ok(match tag {
-        b'+' => Reply::Status(s()),
+        b'+' => Reply::Status(s().into()),
         b'-' => Reply::Error(s()),
         b':' => Reply::Int(int(&text)?),
         b'_' => Reply::Null,

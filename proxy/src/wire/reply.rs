@@ -1,5 +1,7 @@
 //! Replies and their RESP2/RESP3 encoding, plus Redis's shared error texts.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +16,9 @@ pub enum Protocol {
 /// One reply. Replicated commands return these from the state machine, so it is serde.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    /// `+OK`
-    Status(String),
+    /// `+OK`. Borrowed for the fixed texts: SET's `+OK` is most of the replies a write
+    /// load gets, made on every replica and kept in exactly-once entries.
+    Status(Cow<'static, str>),
     /// The full error text without the leading `-`, e.g. `ERR syntax error`, `WRONGTYPE ...`.
     Error(String),
     Int(i64),
@@ -33,9 +36,9 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok() -> Reply {
-        Reply::Status("OK".into())
+        Reply::Status(Cow::Borrowed("OK"))
     }
-    pub fn status(s: &str) -> Reply {
+    pub fn status(s: impl Into<Cow<'static, str>>) -> Reply {
         Reply::Status(s.into())
     }
     pub fn bulk(b: impl Into<Bytes>) -> Reply {

@@ -42,7 +42,7 @@ pub fn parse_help(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
             "    Prints this help.",
         ]
         .iter()
-        .map(|l| Reply::status(l))
+        .map(|&l| Reply::status(l))
         .collect(),
     )))
 }

@@ -51,7 +51,7 @@ pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     } else if is_kw(sub, "getkeysandflags") {
         getkeys(names, true)?
     } else if is_kw(sub, "help") {
-        Reply::Array(HELP.iter().map(|l| Reply::status(l)).collect())
+        Reply::Array(HELP.iter().map(|&l| Reply::status(l)).collect())
     } else {
         list(names)?
     };
@@ -173,7 +173,7 @@ fn statuses(items: impl IntoIterator<Item = impl AsRef<str>>) -> Reply {
     Reply::Set(
         items
             .into_iter()
-            .map(|s| Reply::status(s.as_ref()))
+            .map(|s| Reply::status(s.as_ref().to_owned()))
             .collect(),
     )
 }
@@ -319,7 +319,7 @@ mod tests {
     use super::*;
     use crate::cmd::testutil::*;
 
-    fn st(s: &str) -> Reply {
+    fn st(s: &'static str) -> Reply {
         Reply::status(s)
     }
 
@@ -395,7 +395,7 @@ mod tests {
     fn getkeys_by_key_specs() {
         let mut db = db_with(&[]);
         let keys = |k: &[&str]| Reply::Array(k.iter().map(|k| bulk(k)).collect());
-        let flags = |f: &[&str]| Reply::Set(f.iter().map(|f| Reply::status(f)).collect());
+        let flags = |f: &[&'static str]| Reply::Set(f.iter().map(|&f| Reply::status(f)).collect());
         check(
             &mut db,
             &[

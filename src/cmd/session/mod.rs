@@ -60,8 +60,8 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
 }
 
 /// A `<CMD> HELP` reply.
-fn help(lines: &[&str]) -> Reply {
-    Reply::Array(lines.iter().map(|s| Reply::status(s)).collect())
+fn help(lines: &[&'static str]) -> Reply {
+    Reply::Array(lines.iter().map(|&s| Reply::status(s)).collect())
 }
 
 fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {

@@ -57,11 +57,11 @@ fn ttl_value(s: &str, expire_at: Option<u64>) -> Value {
 }
 
 fn write(argv: &[&str]) -> WriteCmd {
-    let argv = argv
+    let argv: Vec<Bytes> = argv
         .iter()
         .map(|a| Bytes::copy_from_slice(a.as_bytes()))
         .collect();
-    match crate::cmd::parse(argv, 0) {
+    match crate::cmd::parse(&argv, 0) {
         crate::cmd::Command::Write(w) => w,
         other => panic!("{other:?}"),
     }
