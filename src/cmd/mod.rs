@@ -91,6 +91,12 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("memory", keyspace::memory::parse_help),
     ("memory|usage", keyspace::memory::parse_usage),
     ("memory|help", keyspace::memory::parse_help),
+    ("object", keyspace::object::parse_help),
+    ("object|encoding", keyspace::object::parse_encoding),
+    ("object|refcount", keyspace::object::parse_refcount),
+    ("object|idletime", keyspace::object::parse_idletime),
+    ("object|freq", keyspace::object::parse_freq),
+    ("object|help", keyspace::object::parse_help),
     ("flushdb", keyspace::flush::parse),
     ("flushall", keyspace::flush::parse),
     // server and connection
@@ -310,6 +316,7 @@ pub enum ReadCmd {
     RandomKey(keyspace::randomkey::RandomKey),
     DbSize(keyspace::dbsize::DbSize),
     MemoryUsage(keyspace::memory::MemoryUsage),
+    Object(keyspace::object::Object),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -335,6 +342,7 @@ impl ReadCmd {
             ReadCmd::RandomKey(c) => c.execute(db, now_ms),
             ReadCmd::DbSize(c) => c.execute(db, now_ms),
             ReadCmd::MemoryUsage(c) => c.execute(db, now_ms),
+            ReadCmd::Object(c) => c.execute(db, now_ms),
         }
     }
 
@@ -349,6 +357,7 @@ impl ReadCmd {
             ReadCmd::Type(c) => Some(&c.key),
             ReadCmd::Ttl(c) => Some(&c.key),
             ReadCmd::MemoryUsage(c) => Some(&c.key),
+            ReadCmd::Object(c) => Some(&c.key),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }

@@ -81,7 +81,22 @@ async fn every_command_family_through_the_proxy() {
     );
     let none: Option<i64> = usage("mem:none").query_async(&mut con).await.unwrap();
     assert_eq!(none, None);
-    let _: () = con.del("mem:long").await.unwrap();
+    // OBJECT is routed by its second argument too.
+    let object = |sub: &str, k: &str| redis::cmd("OBJECT").arg(sub).arg(k).clone();
+    let _: () = con.set("obj:int", 42).await.unwrap();
+    let mut encodings = Vec::new();
+    for k in ["obj:int", &keys[0], "mem:long", "obj:none"] {
+        let e: Option<String> = object("ENCODING", k).query_async(&mut con).await.unwrap();
+        encodings.push(e);
+    }
+    let want = [Some("int"), Some("embstr"), Some("raw"), None].map(|e| e.map(String::from));
+    assert_eq!(encodings, want);
+    let shared: i64 = object("REFCOUNT", "obj:int")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(shared, 2147483647);
+    let _: () = con.del(&["mem:long", "obj:int"]).await.unwrap();
     let mut ask: Vec<String> = keys.clone();
     ask.insert(7, "missing".into());
     let got: Vec<Option<String>> = con.mget(&ask).await.unwrap();

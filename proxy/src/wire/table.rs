@@ -336,6 +336,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "rename", arity: 3, flags: &["write"], last_key: 2, key_specs: KEYS_MOVE, summary: "Rename a key", since: "1.0.0", ..KS1 },
     CommandSpec { name: "renamenx", arity: 3, flags: &["write", "fast"], last_key: 2, key_specs: KEYS_MOVE_NX, summary: "Rename a key, only if the new key does not exist", since: "1.0.0", ..KS1 },
     CommandSpec { name: "copy", arity: -3, flags: &["write", "denyoom"], last_key: 2, key_specs: KEYS_COPY, summary: "Copy a key", since: "6.2.0", complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", ..KS1 },
+    CommandSpec {
+        name: "object",
+        arity: -2,
+        group: "generic",
+        summary: "A container for object introspection commands",
+        since: "2.2.3",
+        complexity: "Depends on subcommand.",
+        subcommands: OBJECT_SUBCOMMANDS,
+        ..BASE
+    },
     // ---- server ----
     CommandSpec { name: "dbsize", arity: 1, flags: &["readonly", "fast"], acl: &["keyspace"], tips: &["request_policy:all_shards", "response_policy:agg_sum"], group: "server", summary: "Return the number of keys in the selected database", since: "1.0.0", ..BASE },
     CommandSpec { name: "flushdb", arity: -1, flags: &["write"], acl: &["keyspace", "dangerous"], tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Remove all keys from the current database", since: "1.0.0", complexity: "O(N) where N is the number of keys in the selected database", ..BASE },
@@ -473,6 +483,20 @@ const CLUSTER_ADMIN: CommandSpec = CommandSpec { flags: &["admin", "stale", "no_
 /// The key is MEMORY USAGE's second argument.
 #[rustfmt::skip]
 const KEY2_RO: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+
+/// OBJECT's subcommands that take a key, its second argument.
+#[rustfmt::skip]
+const OBJECT_KEY: CommandSpec = CommandSpec { arity: 3, flags: &["readonly"], acl: &["keyspace"], first_key: 2, last_key: 2, step: 1, key_specs: KEY2_RO, tips: &["nondeterministic_output"], group: "generic", ..BASE };
+
+#[rustfmt::skip]
+const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    // In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+    CommandSpec { name: "object|idletime", summary: "Get the time since a Redis object was last accessed", since: "2.2.3", ..OBJECT_KEY },
+    CommandSpec { name: "object|refcount", summary: "Get the number of references to the value of the key", since: "2.2.3", ..OBJECT_KEY },
+    CommandSpec { name: "object|freq", summary: "Get the logarithmic access frequency counter of a Redis object", since: "4.0.0", ..OBJECT_KEY },
+    CommandSpec { name: "object|encoding", summary: "Inspect the internal encoding of a Redis object", since: "2.2.3", ..OBJECT_KEY },
+    CommandSpec { name: "object|help", arity: 2, flags: &["loading", "stale"], acl: &["keyspace"], group: "generic", summary: "Show helpful text about the different subcommands", since: "6.2.0", ..BASE },
+];
 
 #[rustfmt::skip]
 const MEMORY_SUBCOMMANDS: &[CommandSpec] = &[

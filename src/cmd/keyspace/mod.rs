@@ -8,6 +8,7 @@ pub mod expire;
 pub mod flush;
 pub mod keys;
 pub mod memory;
+pub mod object;
 pub mod persist;
 pub mod randomkey;
 pub mod rename;
