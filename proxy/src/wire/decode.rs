@@ -90,12 +90,14 @@ fn scan(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, DecodeErro
 fn parse(b: &mut Bytes) -> Result<Reply, DecodeError> {
     let tag = b[0];
     let (text, next) = match line(b, 1) {
-        Some((t, n)) => (Bytes::copy_from_slice(t), n),
+        Some((t, n)) => (b.slice(1..1 + t.len()), n),
         None => return Err(DecodeError("truncated")),
     };
     b.advance(next);
     let s = || String::from_utf8_lossy(&text).into_owned();
     Ok(match tag {
+        // Most replies to writes: no allocation for them.
+        b'+' if &text[..] == b"OK" => Reply::ok(),
         b'+' => Reply::Status(s().into()),
         b'-' => Reply::Error(s()),
         b':' => Reply::Int(int(&text)?),
