@@ -3,7 +3,12 @@
 # redis-server (appendonly no; appendonly yes + appendfsync always) in the same run, with
 # redis-benchmark. Prints req/s and the redraft/redis ratios. Not a test: figures only.
 #
-#   benches/redis_benchmark.sh [-n requests] [-c clients] [-x]
+#   benches/redis_benchmark.sh [-n requests] [-c clients] [-x] [-r rounds] [-p "1 16"]
+#
+# -p picks the pipeline depths (default both).
+# -r runs every test that many times, the three servers in turn each round, and prints
+# each server's median and the lowest and highest of the rounds' ratios: this 2-core
+# machine is shared and noisy, and one round's ratio can be off by a tenth.
 #
 # -n is the request count of each -P 1 test; -P 16 tests send five times as many, so that
 # they run for seconds, not the ~1 s (warm-up and noise included) that 200k pipelined
@@ -13,7 +18,9 @@ cd "$(dirname "$0")/.."
 N=200000
 C=50
 PROXY=""
-while getopts "n:c:x" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; x) PROXY=1 ;; *) exit 2 ;; esac; done
+ROUNDS=1
+PIPES="1 16"
+while getopts "n:c:xr:p:" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; x) PROXY=1 ;; r) ROUNDS=$OPTARG ;; p) PIPES=$OPTARG ;; *) exit 2 ;; esac; done
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need redis-benchmark redis-tools
@@ -69,15 +76,26 @@ run_all() { # PORT PIPELINE
   rps "$1" "$2" APPEND "appendkey__rand_int__" xxxxxxxx | sed 's/^APPEND.*\( [0-9.]*\)$/APPEND\1/'
 }
 
-printf "%-8s %-4s %12s %14s %16s %8s %8s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always"
-for P in 1 16; do
-  # One server at a time: on 2 cores, concurrent runs would measure each other.
-  run_all "$leader" "$P" >"$work/a"
-  run_all 7201 "$P" >"$work/b"
-  run_all 7202 "$P" >"$work/c"
-  paste "$work/a" "$work/b" "$work/c" |
-    while read -r name a _ b _ c; do
-      awk -v n="$name" -v p="$P" -v a="$a" -v b="$b" -v c="$c" \
-        'BEGIN { printf "%-8s %-4s %12.0f %14.0f %16.0f %8.2f %8.2f\n", n, p, a, b, c, a/b, a/c }'
-    done
+printf "%-8s %-4s %12s %14s %16s %8s %8s %s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always" "(rounds: ÷always low-high)"
+for P in $PIPES; do
+  : >"$work/rounds"
+  for _ in $(seq 1 "$ROUNDS"); do
+    # One server at a time: on 2 cores, concurrent runs would measure each other.
+    run_all "$leader" "$P" >"$work/a"
+    run_all 7201 "$P" >"$work/b"
+    run_all 7202 "$P" >"$work/c"
+    paste "$work/a" "$work/b" "$work/c" >>"$work/rounds"
+  done
+  python3 - "$P" "$work/rounds" <<'PY'
+import statistics, sys
+p, rows = sys.argv[1], {}
+for line in open(sys.argv[2]):
+    name, a, _, b, _, c = line.split()
+    rows.setdefault(name, []).append((float(a), float(b), float(c)))
+for name, rs in rows.items():
+    a, b, c = (statistics.median(r[i] for r in rs) for i in range(3))
+    ratios = [r[0] / r[2] for r in rs]
+    spread = "%.2f-%.2f" % (min(ratios), max(ratios)) if len(rs) > 1 else ""
+    print("%-8s %-4s %12.0f %14.0f %16.0f %8.2f %8.2f %s" % (name, p, a, b, c, a / b, a / c, spread))
+PY
 done
