@@ -108,7 +108,7 @@ fn aggregate(name: &str, replies: Vec<Reply>) -> Reply {
 /// that run, and when the node's cursor leaves the run continues at the next run's first
 /// slot. A full iteration visits every slot once, in order; 0 ends it, as in Redis.
 pub fn scan(sh: &Arc<Shared>, s: &Session, argv: Vec<Bytes>) -> Dispatched {
-    let Some(cursor) = parse_cursor(&argv[1]) else {
+    let Some(cursor) = crate::wire::request::scan_cursor(&argv[1]) else {
         return Dispatched::Ready(Reply::err("ERR invalid cursor"));
     };
     let mut slot = (cursor >> SLOT_SHIFT) as usize;
@@ -152,7 +152,7 @@ pub fn scan(sh: &Arc<Shared>, s: &Session, argv: Vec<Bytes>) -> Dispatched {
             _ => return Reply::err("ERR unexpected reply from a node to SCAN"),
         };
         let next = match parts.pop() {
-            Some(Reply::Bulk(b)) => parse_cursor(&b).unwrap_or(0),
+            Some(Reply::Bulk(b)) => crate::wire::request::scan_cursor(&b).unwrap_or(0),
             _ => 0,
         };
         let keys: Vec<Reply> = keys
@@ -174,14 +174,6 @@ pub fn scan(sh: &Arc<Shared>, s: &Session, argv: Vec<Bytes>) -> Dispatched {
             Reply::Array(keys),
         ])
     }))
-}
-
-/// A cursor as Redis reads one: plain decimal digits of a u64.
-fn parse_cursor(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// INFO at the proxy: the proxy's own server, clients, memory and stats (what

@@ -48,37 +48,7 @@ pub fn is_kw(arg: &[u8], kw: &str) -> bool {
     arg.eq_ignore_ascii_case(kw.as_bytes())
 }
 
-/// Redis's string2ll: optional `-`, then `0` or `[1-9][0-9]*`, at most 20 bytes, in i64.
-/// `+1`, `01`, `-0`, `" 1"` and `""` are rejected.
-pub fn string2ll(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    if b == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = match b[0] {
-        b'-' => (true, &b[1..]),
-        _ => (false, b),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
-    }
-    // Accumulate negatively so i64::MIN parses without overflow.
-    let mut v: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
-    }
-    if neg {
-        Some(v)
-    } else {
-        v.checked_neg()
-    }
-}
+pub use redraft_proxy::wire::request::string2ll;
 
 /// An i64 argument, or Redis's "not an integer" error.
 pub fn parse_i64(b: &[u8]) -> ParseResult<i64> {

@@ -277,6 +277,15 @@ fn expected_dollar(c: u8) -> ProtocolError {
     ProtocolError::Msg(format!("expected '$', got '{c}'"))
 }
 
+/// A SCAN cursor: a base-10 u64. Redis's strtoul also takes `""`, `+5` and wraps `-1`;
+/// those quirks are not copied: anything but plain digits is an invalid cursor.
+pub fn scan_cursor(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
 /// Redis's strict integer parser (util.c string2ll): an optional `-`, then `0` or
 /// `[1-9][0-9]*`, within i64 and under 21 bytes. Rejects `+1`, `01`, `-0`, spaces, `""`.
 pub fn string2ll(s: &[u8]) -> Option<i64> {

@@ -22,17 +22,9 @@ pub struct Scan {
     pub type_name: Option<Bytes>,
 }
 
-/// A base-10 u64. Redis's strtoull also takes `""`, `+5` and wraps `-1`; those quirks are
-/// not copied: anything but plain digits is an invalid cursor.
-fn parse_cursor(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
 pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
-    let cursor = parse_cursor(&argv[1]).ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+    let cursor = redraft_proxy::wire::request::scan_cursor(&argv[1])
+        .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
     let mut scan = Scan {
         cursor,
         pattern: None,
