@@ -14,13 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, BackendError};
 use crate::session::Stamp;
 use crate::topology::{Topology, View};
+use crate::wire::reply::put_header;
 use crate::wire::{Protocol, Reply};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
@@ -433,9 +434,9 @@ fn retryable(e: &str, repeatable: bool) -> bool {
 /// A request as a RESP array of bulk strings.
 pub fn encode(argv: &[Bytes]) -> Bytes {
     let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 16);
-    put_len(&mut out, b'*', argv.len());
+    put_header(&mut out, b'*', argv.len());
     for a in argv {
-        put_len(&mut out, b'$', a.len());
+        put_header(&mut out, b'$', a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
@@ -457,23 +458,16 @@ pub fn encode_once(client: u64, stamp: &Stamp, argv: &[Bytes]) -> Bytes {
         seq.extend_from_slice(n.format(stamp.after).as_bytes());
     }
     let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 80);
-    put_len(&mut out, b'*', argv.len() + 3);
+    put_header(&mut out, b'*', argv.len() + 3);
     for a in [&b"ONCE"[..], c, &seq]
         .into_iter()
         .chain(argv.iter().map(|a| &a[..]))
     {
-        put_len(&mut out, b'$', a.len());
+        put_header(&mut out, b'$', a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
     out.freeze()
-}
-
-fn put_len(out: &mut BytesMut, tag: u8, n: usize) {
-    let mut b = itoa::Buffer::new();
-    out.put_u8(tag);
-    out.extend_from_slice(b.format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

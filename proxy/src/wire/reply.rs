@@ -110,13 +110,13 @@ impl Reply {
                 Protocol::Resp3 => b"_\r\n",
             }),
             Reply::Array(items) => {
-                put_len(out, b'*', items.len());
+                put_header(out, b'*', items.len());
                 items.iter().for_each(|r| r.encode(proto, out));
             }
             Reply::Map(pairs) => {
                 match proto {
-                    Protocol::Resp2 => put_len(out, b'*', pairs.len() * 2),
-                    Protocol::Resp3 => put_len(out, b'%', pairs.len()),
+                    Protocol::Resp2 => put_header(out, b'*', pairs.len() * 2),
+                    Protocol::Resp3 => put_header(out, b'%', pairs.len()),
                 }
                 for (k, v) in pairs {
                     k.encode(proto, out);
@@ -128,14 +128,14 @@ impl Reply {
                     Protocol::Resp2 => b'*',
                     Protocol::Resp3 => b'~',
                 };
-                put_len(out, tag, items.len());
+                put_header(out, tag, items.len());
                 items.iter().for_each(|r| r.encode(proto, out));
             }
             Reply::Verbatim(b) => match proto {
                 Protocol::Resp2 => put_bulk(out, b),
                 Protocol::Resp3 => {
                     // The length counts the `txt:` format prefix.
-                    put_len(out, b'=', b.len() + 4);
+                    put_header(out, b'=', b.len() + 4);
                     out.reserve(b.len() + 6);
                     out.extend_from_slice(b"txt:");
                     out.extend_from_slice(b);
@@ -153,17 +153,8 @@ impl Reply {
     }
 }
 
-/// `<tag><n>\r\n`, formatted on the stack.
-fn put_header(out: &mut BytesMut, tag: u8, n: i64) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n).as_bytes();
-    out.reserve(digits.len() + 3);
-    out.put_u8(tag);
-    out.extend_from_slice(digits);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn put_len(out: &mut BytesMut, tag: u8, n: usize) {
+/// `<tag><n>\r\n`, formatted on the stack: a length, a count or an integer reply.
+pub(crate) fn put_header(out: &mut BytesMut, tag: u8, n: impl itoa::Integer) {
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(n).as_bytes();
     out.reserve(digits.len() + 3);
@@ -173,7 +164,7 @@ fn put_len(out: &mut BytesMut, tag: u8, n: usize) {
 }
 
 fn put_bulk(out: &mut BytesMut, b: &[u8]) {
-    put_len(out, b'$', b.len());
+    put_header(out, b'$', b.len());
     out.reserve(b.len() + 2);
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
