@@ -22,11 +22,19 @@ async fn follower_restart_catches_up_from_log() {
     let leader = c.leader().await;
     let follower = *c.peers.keys().find(|id| **id != leader).expect("follower");
     set_many(&c, leader, "a", 50).await;
+    let term = c.node(leader).group().metrics().current_term;
     c.kill(follower).await;
     set_many(&c, leader, "b", 100).await;
     c.restart(follower).await;
     let data = c.converged().await;
     assert_eq!(data.len(), 150);
+    // Rejoining disrupts nothing: the leader heard from it before it stood for election.
+    let m = c.node(leader).group().metrics();
+    assert_eq!(
+        (m.current_leader, m.current_term),
+        (Some(leader), term),
+        "the leader and its term after a follower's restart"
+    );
     assert!(
         c.node(follower).group().metrics().snapshot.is_none(),
         "caught up from the log alone"
