@@ -22,6 +22,10 @@ const SCRIPT: &[(&str, &str)] = &[
     ("CLIENT SETINFO LIB-NAME redis-py", "+OK\r\n"),
     ("CONFIG GET appendonly", "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"),
     ("CONFIG GET nosuch", "*0\r\n"),
+    (
+        "CONFIG GET maxmemory-policy",
+        "*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n",
+    ),
     ("CONFIG SET port 1", "-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config\r\n"),
     // strings
     ("SET k v", "+OK\r\n"),

@@ -27,6 +27,7 @@ const PARAMS: &[&str] = &[
     "dir",
     "maxclients",
     "maxmemory",
+    "maxmemory-policy",
     "port",
     "proto-max-bulk-len",
     "raft-election-timeout-max",
@@ -52,6 +53,8 @@ impl ConfigTable {
             "dir" => c.dir.display().to_string(),
             "maxclients" => node.maxclients.load(Ordering::Relaxed).to_string(),
             "maxmemory" => "0".into(),
+            // Nothing is ever evicted (and `maxmemory` is 0: no limit).
+            "maxmemory-policy" => "noeviction".into(),
             "port" => node.addr.client_port.to_string(),
             "proto-max-bulk-len" => "536870912".into(),
             "raft-election-timeout-max" => c.timings.election_max.as_millis().to_string(),
