@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +20,7 @@ use crate::forward::Call;
 use crate::route::{dispatch, orders_all, Dispatched, ReplyFuture};
 use crate::session::Session;
 use crate::wire::clients::ClientGuard;
+use crate::wire::command_stats::Samples;
 use crate::wire::monitor;
 use crate::wire::{Limits, Protocol, Reply, RequestParser};
 use crate::Shared;
@@ -136,7 +137,9 @@ fn poll_oldest(
     }
     match inflight.front() {
         Some((Flight::Ready(_), ..)) => match inflight.pop_front() {
-            Some((Flight::Ready(r), proto, read)) => Poll::Ready(Some((r, proto, read))),
+            Some((Flight::Ready(r), proto, read, stat)) => {
+                Poll::Ready(Some((r, proto, read, stat)))
+            }
             _ => Poll::Pending,
         },
         _ => Poll::Pending,
@@ -144,12 +147,25 @@ fn poll_oldest(
 }
 
 /// A request in flight (or its reply), the protocol to answer it in (None: CLIENT REPLY
-/// drops the reply), and the number of the read it came in.
-type InFlight<F = Flight> = (F, Option<Protocol>, u64);
+/// drops the reply), the number of the read it came in, and its name and dispatch time
+/// for the command statistics.
+type InFlight<F = Flight> = (F, Option<Protocol>, u64, Stat);
 
-fn encode(r: Reply, proto: Option<Protocol>, out: &mut BytesMut) {
-    if let Some(p) = proto {
-        r.encode(p, out);
+type Stat = (Option<&'static str>, Instant);
+
+/// Replies encoded and not yet written, and the statistics of their commands, handed to
+/// the proxy's once they are written.
+struct Out {
+    buf: BytesMut,
+    samples: Samples,
+}
+
+impl Out {
+    fn encode(&mut self, r: Reply, proto: Option<Protocol>, (name, at): Stat) {
+        self.samples.add(name, at.elapsed(), Some(&r));
+        if let Some(p) = proto {
+            r.encode(p, &mut self.buf);
+        }
     }
 }
 
@@ -174,7 +190,10 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         ..Limits::default()
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut out = Out {
+        buf: BytesMut::with_capacity(16 * 1024),
+        samples: Samples::default(),
+    };
     // Grows with what the client pipelines: an idle connection holds no room for a window.
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     // Reads so far, and the read of the newest reply in `out`.
@@ -204,6 +223,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         // `buf` and no read may come for them (the client may have sent its last).
         let mut unparsed = false;
         let mut commands = 0;
+        // When this round's requests were dispatched (one clock read for them all).
+        let mut dispatched_at = None;
         while !closing && !session.monitor {
             if inflight.len() >= WINDOW {
                 unparsed = true;
@@ -233,6 +254,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         sh.monitors.feed(&session.me.addr, &argv);
                     }
                     session.reply_mode.begin();
+                    let at = *dispatched_at.get_or_insert_with(Instant::now);
                     let d = dispatch(&sh, &mut session, argv);
                     if session.monitor && watch.is_none() {
                         // From here on every command is streamed to this client.
@@ -246,7 +268,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         Dispatched::Pending(f) => Flight::Pending(f, None),
                         Dispatched::Sent(c) => Flight::Sent(c),
                     };
-                    inflight.push_back((flight, proto, reads));
+                    inflight.push_back((flight, proto, reads, (session.last_cmd, at)));
                     closing = session.quit;
                 }
                 Ok(None) => {
@@ -257,7 +279,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                     let r = Reply::err(format!("ERR Protocol error: {e}"));
                     session.reply_mode.begin();
                     let proto = (!session.reply_mode.muted()).then_some(session.proto);
-                    inflight.push_back((Flight::Ready(r), proto, reads));
+                    let at = Instant::now();
+                    inflight.push_back((Flight::Ready(r), proto, reads, (None, at)));
                     closing = true;
                 }
             }
@@ -269,15 +292,15 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                 .total_commands
                 .fetch_add(commands, Ordering::Relaxed);
         }
-        while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
-            encode(r, proto, &mut out);
+        while let Some((r, proto, read, stat)) = oldest_now(&mut inflight, &sh) {
+            out.encode(r, proto, stat);
             out_read = read;
         }
-        if !out.is_empty() && !inflight.is_empty() {
+        if !out.buf.is_empty() && !inflight.is_empty() {
             // Replies from the other backends may be a moment behind: one write for them all.
             crate::requeue::requeue().await;
-            while let Some((r, proto, read)) = oldest_now(&mut inflight, &sh) {
-                encode(r, proto, &mut out);
+            while let Some((r, proto, read, stat)) = oldest_now(&mut inflight, &sh) {
+                out.encode(r, proto, stat);
                 out_read = read;
             }
         }
@@ -286,23 +309,27 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
         // both ends a syscall and a wake-up (1.7 writes per read of redis-benchmark -P16
         // with three groups). Up to `HOLD`, in case one of them is slow.
         let rest_of_read = inflight.front().is_some_and(|f| f.2 == out_read);
-        if !out.is_empty() && rest_of_read && (!holding || !hold.is_elapsed()) {
+        if !out.buf.is_empty() && rest_of_read && (!holding || !hold.is_elapsed()) {
             if !holding {
                 holding = true;
                 hold.as_mut().reset(tokio::time::Instant::now() + HOLD);
             }
-        } else if !out.is_empty() {
+        } else if !out.buf.is_empty() {
             holding = false;
-            if !kill.write_all(&mut stream, &out).await {
+            if !kill.write_all(&mut stream, &out.buf).await {
                 return;
             }
-            out.clear();
+            out.buf.clear();
+        }
+        if out.buf.is_empty() {
+            // Written (or nothing to write: CLIENT REPLY OFF): their statistics count.
+            sh.clients.stats.record(&mut out.samples);
         }
         if closing && inflight.is_empty() {
             let _ = stream.shutdown().await;
             return;
         }
-        if let Some(w) = watch.take_if(|_| inflight.is_empty() && out.is_empty()) {
+        if let Some(w) = watch.take_if(|_| inflight.is_empty() && out.buf.is_empty()) {
             // Every reply before MONITOR's `+OK` is written: stream from here on.
             let stop = async {
                 let _ = shutdown.wait_for(|stop| *stop).await;
@@ -353,8 +380,8 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                 Ok(_) => reads += 1,
                 Err(_) => return,
             },
-            Some((r, proto, read)) = poll_fn(|cx| poll_oldest(&mut inflight, &sh, cx)), if !inflight.is_empty() => {
-                encode(r, proto, &mut out);
+            Some((r, proto, read, stat)) = poll_fn(|cx| poll_oldest(&mut inflight, &sh, cx)), if !inflight.is_empty() => {
+                out.encode(r, proto, stat);
                 out_read = read;
             }
             _ = &mut hold, if holding => {}

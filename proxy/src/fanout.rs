@@ -210,6 +210,27 @@ pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
         crate::wire::info::stats(&mut text, &sh.clients);
         text.push_str("\r\n");
     }
+    // Not in INFO's default: only asked for by name, `all` or `everything`.
+    let asked = |section: &str| {
+        argv[1..].iter().any(|a| {
+            a.eq_ignore_ascii_case(section.as_bytes())
+                || a.eq_ignore_ascii_case(b"all")
+                || a.eq_ignore_ascii_case(b"everything")
+        })
+    };
+    let stats = &sh.clients.stats;
+    if asked("commandstats") {
+        stats.commandstats(&mut text);
+        text.push_str("\r\n");
+    }
+    if want("errorstats") {
+        stats.errorstats(&mut text);
+        text.push_str("\r\n");
+    }
+    if asked("latencystats") {
+        stats.latencystats(&mut text);
+        text.push_str("\r\n");
+    }
     if want("cluster") {
         text.push_str(&format!(
             "# Cluster\r\ncluster_enabled:0\r\nredraft_config:{}\r\nredraft_groups:{}\r\n\r\n",

@@ -66,6 +66,10 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
         "info" => crate::fanout::info(sh, s, &argv),
+        n if n.starts_with("latency|") => Ready(crate::wire::command_stats::latency(
+            &argv,
+            &sh.clients.stats,
+        )),
         // The proxy's own counters, which its INFO shows.
         "config|resetstat" => {
             sh.clients.reset_stats();

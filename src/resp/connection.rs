@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +31,7 @@ use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
 use redraft_proxy::wire::clients::full_name;
+use redraft_proxy::wire::command_stats::{stat_name, Samples};
 use redraft_proxy::wire::monitor;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
@@ -58,9 +60,24 @@ impl Slot {
     }
 }
 
+/// A batch's replies in request order, with what the command statistics need: each
+/// command's name and when the batch was read.
+struct Replies {
+    slots: Vec<Slot>,
+    names: Vec<Option<&'static str>>,
+    read_at: Instant,
+}
+
 /// Earlier batches not yet answered, oldest first, each with the protocol its replies are
 /// encoded in.
-type InFlight = VecDeque<(Vec<Slot>, Protocol)>;
+type InFlight = VecDeque<(Replies, Protocol)>;
+
+/// Replies encoded and not yet written, and the statistics of their commands, handed to
+/// the node's once they are written.
+struct Out {
+    buf: BytesMut,
+    samples: Samples,
+}
 
 /// Serves one client until it disconnects, sends QUIT or a malformed request, or CLIENT
 /// KILL closes it.
@@ -79,7 +96,10 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         ..Limits::default()
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut out = Out {
+        buf: BytesMut::with_capacity(16 * 1024),
+        samples: Samples::default(),
+    };
     let mut inflight = InFlight::new();
     let state = session.client.state.clone();
     loop {
@@ -88,7 +108,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         }
         encode_answered(&mut inflight, &mut out);
         if inflight.len() >= MAX_BATCHES {
-            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+            if !out.buf.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
                 return;
             }
             settle_oldest(&mut inflight).await;
@@ -112,7 +132,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             }
         }
         if reqs.is_empty() && protocol_error.is_none() {
-            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+            if !out.buf.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
                 return;
             }
             if buf.len() + parser.pending_bytes() >= QUERY_BUFFER_LIMIT {
@@ -129,7 +149,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
                         // `printf … | nc`): what it sent before is answered first.
                         session.hangup.kill();
                         settle_all(&mut inflight, &mut out).await;
-                        if !out.is_empty() {
+                        if !out.buf.is_empty() {
                             flush(&mut stream, &mut out, &node, &session).await;
                         }
                         return;
@@ -147,7 +167,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             // MONITOR ran: every command from here on is streamed to this client.
             let watch = node.monitors.watch();
             settle_all(&mut inflight, &mut out).await;
-            if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+            if !out.buf.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
                 return;
             }
             let stop = std::future::pending::<()>();
@@ -174,10 +194,12 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
             settle_all(&mut inflight, &mut out).await;
         }
         if let Some(e) = protocol_error.as_ref().filter(|_| !session.quit) {
-            Reply::err(format!("ERR Protocol error: {e}")).encode(session.proto, &mut out);
+            let e = Reply::err(format!("ERR Protocol error: {e}"));
+            out.samples.add(None, Duration::ZERO, Some(&e));
+            e.encode(session.proto, &mut out.buf);
         }
         encode_answered(&mut inflight, &mut out);
-        if !out.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
+        if !out.buf.is_empty() && !flush(&mut stream, &mut out, &node, &session).await {
             return;
         }
         if closing {
@@ -190,10 +212,12 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
 /// Writes `out` to the client and clears it; false if the connection is done for.
 async fn flush(
     stream: &mut TcpStream,
-    out: &mut BytesMut,
+    out: &mut Out,
     node: &Arc<NodeShared>,
     session: &Session,
 ) -> bool {
+    node.clients.stats.record(&mut out.samples);
+    let out = &mut out.buf;
     // CLIENT KILL closes a client that does not read, too.
     let written = tokio::select! {
         // The write first: done at once, as most are, it leaves no waiter behind.
@@ -238,30 +262,30 @@ fn answered(slots: &mut [Slot]) -> bool {
 }
 
 /// Encodes the replies of the oldest batches that are fully answered, in order.
-fn encode_answered(inflight: &mut InFlight, out: &mut BytesMut) {
-    while let Some((slots, proto)) = inflight.front_mut() {
-        if !answered(slots) {
+fn encode_answered(inflight: &mut InFlight, out: &mut Out) {
+    while let Some((replies, proto)) = inflight.front_mut() {
+        if !answered(&mut replies.slots) {
             return;
         }
         let proto = *proto;
-        encode_ready(slots, proto, out);
+        encode_ready(replies, proto, out);
         inflight.pop_front();
     }
 }
 
 /// Waits until the oldest batch is answered (cancel-safe: replies already taken stay).
 async fn settle_oldest(inflight: &mut InFlight) {
-    if let Some((slots, _)) = inflight.front_mut() {
-        settle(slots).await;
+    if let Some((replies, _)) = inflight.front_mut() {
+        settle(&mut replies.slots).await;
     }
 }
 
 /// Waits for every earlier batch and encodes their replies: what follows must see their
 /// writes (a read) or come after them (a session command, whose effects are immediate).
-async fn settle_all(inflight: &mut InFlight, out: &mut BytesMut) {
-    for (slots, proto) in inflight.iter_mut() {
-        settle(slots).await;
-        encode_ready(slots, *proto, out);
+async fn settle_all(inflight: &mut InFlight, out: &mut Out) {
+    for (replies, proto) in inflight.iter_mut() {
+        settle(&mut replies.slots).await;
+        encode_ready(replies, *proto, out);
     }
     inflight.clear();
 }
@@ -272,12 +296,16 @@ async fn run_batch(
     reqs: Vec<Vec<bytes::Bytes>>,
     session: &mut Session,
     node: &Arc<NodeShared>,
-    out: &mut BytesMut,
+    out: &mut Out,
     inflight: &mut InFlight,
 ) {
     let group = &node.group;
     let cluster_mode = node.config.cluster_mode();
-    let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
+    let mut replies = Replies {
+        slots: Vec::with_capacity(reqs.len()),
+        names: Vec::with_capacity(reqs.len()),
+        read_at: Instant::now(),
+    };
     let mut reads: Vec<(usize, ReadCmd, Option<u16>)> = Vec::new();
     let mut pending_writes = false;
     // Once per batch, not per command: the shared counter's cache line, and the name
@@ -290,6 +318,7 @@ async fn run_batch(
             break;
         }
         commands += 1;
+        replies.names.push(stat_name(&argv));
         if node.monitors.active() {
             node.monitors.feed(&session.client.state.addr, &argv);
         }
@@ -300,57 +329,60 @@ async fn run_batch(
         // A cluster node serves keys of one slot per command, and only slots it owns.
         let key_slot_of = match cluster_mode.then(|| cmd::command_slot(&argv)) {
             Some(Err(crossslot)) => {
-                push(&mut slots, Slot::Ready(crossslot));
+                push(&mut replies.slots, Slot::Ready(crossslot));
                 continue;
             }
             Some(Ok(s)) => s,
             None => None,
         };
         match cmd::parse(&argv, now_ms()) {
-            Command::Reply(r) => push(&mut slots, Slot::Ready(r)),
+            Command::Reply(r) => push(&mut replies.slots, Slot::Ready(r)),
             Command::Read(r) => {
                 if node.config.gid == 0 {
                     if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
-                        push(&mut slots, Slot::Ready(refused));
+                        push(&mut replies.slots, Slot::Ready(refused));
                         continue;
                     }
                 }
                 if muted {
                     // A read changes nothing: with no reply to give, nothing to run.
-                    slots.push(Slot::Muted(None));
+                    replies.slots.push(Slot::Muted(None));
                     continue;
                 }
                 settle_all(inflight, out).await;
                 if pending_writes {
-                    settle(&mut slots).await;
+                    settle(&mut replies.slots).await;
                     pending_writes = false;
                 }
-                reads.push((slots.len(), r, key_slot_of));
-                slots.push(Slot::Ready(Reply::Null));
+                reads.push((replies.slots.len(), r, key_slot_of));
+                replies.slots.push(Slot::Ready(Reply::Null));
             }
             Command::Write(w) => {
-                run_reads(&mut reads, &mut slots, node).await;
+                run_reads(&mut reads, &mut replies.slots, node).await;
                 let slot = w.slot().unwrap_or(0);
                 if let Some(refused) = key_slot_of.and_then(|s| route::refusal(node, s)) {
-                    push(&mut slots, Slot::Ready(refused));
+                    push(&mut replies.slots, Slot::Ready(refused));
                     continue;
                 }
                 match group.check_leader().await {
                     Ok(()) => {
-                        push(&mut slots, Slot::Pending(group.submit(w, size), slot));
+                        push(
+                            &mut replies.slots,
+                            Slot::Pending(group.submit(w, size), slot),
+                        );
                         pending_writes = true;
                     }
-                    Err(e) => push(&mut slots, Slot::Ready(e.to_reply(slot))),
+                    Err(e) => push(&mut replies.slots, Slot::Ready(e.to_reply(slot))),
                 }
             }
             Command::Session(argv) => {
-                run_reads(&mut reads, &mut slots, node).await;
+                run_reads(&mut reads, &mut replies.slots, node).await;
                 settle_all(inflight, out).await;
-                settle(&mut slots).await;
+                settle(&mut replies.slots).await;
                 pending_writes = false;
                 // Replies so far go out in the protocol they were asked in (HELLO may
                 // change it for what follows).
-                encode_ready(&mut slots, session.proto, out);
+                encode_ready(&mut replies, session.proto, out);
                 let slot = match cmd::session::execute(argv, session, node).await {
                     Answer::Now(reply) => Slot::Ready(reply),
                     Answer::Later(rx) => {
@@ -361,13 +393,13 @@ async fn run_batch(
                 };
                 // CLIENT REPLY decides about its own reply.
                 match session.reply_mode.muted() {
-                    true => slots.push(slot.muted()),
-                    false => slots.push(slot),
+                    true => replies.slots.push(slot.muted()),
+                    false => replies.slots.push(slot),
                 }
             }
         }
     }
-    run_reads(&mut reads, &mut slots, node).await;
+    run_reads(&mut reads, &mut replies.slots, node).await;
     node.clients
         .total_commands
         .fetch_add(commands, Ordering::Relaxed);
@@ -375,17 +407,25 @@ async fn run_batch(
         session.client.state.touch(last_cmd, session.proto);
     }
     if pending_writes || !inflight.is_empty() {
-        inflight.push_back((slots, session.proto));
+        inflight.push_back((replies, session.proto));
     } else {
-        encode_ready(&mut slots, session.proto, out);
+        encode_ready(&mut replies, session.proto, out);
     }
 }
 
-/// Encodes (and removes) the replies collected so far; all must be ready.
-fn encode_ready(slots: &mut Vec<Slot>, proto: Protocol, out: &mut BytesMut) {
-    for s in slots.drain(..) {
-        if let Slot::Ready(r) = s {
-            r.encode(proto, out);
+/// Encodes (and removes) the replies collected so far; all must be ready. Their commands'
+/// statistics count the time since the batch was read.
+fn encode_ready(replies: &mut Replies, proto: Protocol, out: &mut Out) {
+    let took = replies.read_at.elapsed();
+    // A session command's own name is in already when the replies before it are encoded.
+    let names = replies.names.drain(..replies.slots.len());
+    for (s, name) in replies.slots.drain(..).zip(names) {
+        match s {
+            Slot::Ready(r) => {
+                out.samples.add(name, took, Some(&r));
+                r.encode(proto, &mut out.buf);
+            }
+            _ => out.samples.add(name, took, None),
         }
     }
 }

@@ -494,6 +494,66 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             0,
             "{addr}: {info}"
         );
+        // Per command and per error code, as Redis counts them (RESETSTAT cleared them).
+        assert_eq!(me.call("SET rk 1").await, "+OK\r\n");
+        assert_eq!(me.call("INCR rk").await, ":2\r\n");
+        assert_eq!(me.call("SET rk x").await, "+OK\r\n");
+        assert_eq!(
+            me.call("INCR rk").await,
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        assert_eq!(
+            me.call("GET").await,
+            "-ERR wrong number of arguments for 'get' command\r\n"
+        );
+        assert!(me.call("NOSUCH").await.starts_with("-ERR unknown command"));
+        let info = me.call("INFO commandstats").await;
+        let stat = |name: &str| -> Vec<String> {
+            let line = info
+                .lines()
+                .find(|l| l.starts_with(&format!("cmdstat_{name}:")));
+            let line = line.unwrap_or_else(|| panic!("{addr}: no {name} in {info}"));
+            let fields = line.split_once(':').unwrap().1.split(',');
+            fields
+                .filter(|f| !f.starts_with("usec"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            stat("set"),
+            ["calls=2", "rejected_calls=0", "failed_calls=0"]
+        );
+        assert_eq!(
+            stat("incr"),
+            ["calls=2", "rejected_calls=0", "failed_calls=1"]
+        );
+        assert_eq!(
+            stat("get"),
+            ["calls=0", "rejected_calls=1", "failed_calls=0"]
+        );
+        assert!(!info.contains("nosuch"), "{addr}: {info}");
+        let errors = me.call("INFO errorstats").await;
+        assert!(
+            errors.contains("# Errorstats\r\nerrorstat_ERR:count=3\r\n"),
+            "{addr}: {errors}"
+        );
+        let info = me.call("INFO").await;
+        assert!(info.contains("# Errorstats\r\n"), "{addr}: {info}");
+        assert!(!info.contains("# Commandstats"), "{addr}: not by default");
+        assert_eq!(field(&info, "total_error_replies"), 3, "{addr}: {info}");
+        let latency = me.call("INFO latencystats").await;
+        assert!(
+            latency.contains("latency_percentiles_usec_set:p50="),
+            "{addr}: {latency}"
+        );
+        let histogram = me.call("LATENCY HISTOGRAM set get").await;
+        assert!(
+            histogram.starts_with(
+                "*2\r\n$3\r\nset\r\n*4\r\n$5\r\ncalls\r\n:2\r\n$14\r\nhistogram_usec\r\n"
+            ),
+            "{addr}: only SET ran: {histogram}"
+        );
+        assert_eq!(me.call("LATENCY LATEST").await, "*0\r\n");
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,

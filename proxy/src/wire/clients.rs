@@ -131,6 +131,8 @@ pub struct Clients {
     pub rejected: AtomicU64,
     /// Commands processed since start.
     pub total_commands: AtomicU64,
+    /// Per command and per error code (INFO commandstats, errorstats, latencystats).
+    pub stats: super::command_stats::CommandStats,
     connected: AtomicUsize,
 }
 
@@ -163,6 +165,7 @@ impl Clients {
         self.total_connections.store(0, Ordering::Relaxed);
         self.total_commands.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
+        self.stats.reset();
     }
 
     pub fn connected(&self) -> usize {

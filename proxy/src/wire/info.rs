@@ -34,10 +34,11 @@ pub fn memory(s: &mut String) {
 pub fn stats(s: &mut String, clients: &Clients) {
     let _ = write!(
         s,
-        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_error_replies:{}\r\n",
         clients.total_connections.load(Ordering::Relaxed),
         clients.total_commands.load(Ordering::Relaxed),
         clients.rejected.load(Ordering::Relaxed),
+        clients.stats.error_replies(),
     );
 }
 

@@ -1,6 +1,7 @@
 //! The RESP wire protocol as Redis speaks it.
 
 pub mod clients;
+pub mod command_stats;
 pub mod decode;
 pub mod docs;
 pub mod glob;

@@ -289,6 +289,19 @@ const CLIENT_SUB: CommandSpec = CommandSpec {
 #[rustfmt::skip]
 const CONFIG_SUB: CommandSpec = CommandSpec { flags: &["admin", "noscript", "loading", "stale"], group: "server", ..BASE };
 #[rustfmt::skip]
+const LATENCY_SUB: CommandSpec = CommandSpec { tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], since: "2.8.13", complexity: "O(1)", ..CONFIG_SUB };
+/// In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+#[rustfmt::skip]
+const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "latency|help", arity: 2, flags: &["loading", "stale"], tips: &[], summary: "Show helpful text about the different subcommands.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|doctor", arity: 2, summary: "Return a human readable latency analysis report.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|history", arity: 3, summary: "Return timestamp-latency samples for the event.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|histogram", arity: -2, summary: "Return the cumulative distribution of latencies of a subset of commands or all.", since: "7.0.0", complexity: "O(N) where N is the number of commands with latency information being retrieved.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|graph", arity: 3, summary: "Return a latency graph for the event.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|latest", arity: 2, summary: "Return the latest latency samples for all events.", ..LATENCY_SUB },
+    CommandSpec { name: "latency|reset", arity: -2, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Reset latency data for one or more events.", ..LATENCY_SUB },
+];
+#[rustfmt::skip]
 const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl: &["connection"], group: "server", ..BASE };
 
 /// Every top-level command redraft knows, with containers' subcommands nested.
@@ -398,6 +411,16 @@ pub static COMMANDS: &[CommandSpec] = &[
             CommandSpec { name: "config|resetstat", arity: 2, summary: "Reset the stats returned by INFO", since: "2.0.0", ..CONFIG_SUB },
             CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
         ],
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency",
+        arity: -2,
+        group: "server",
+        summary: "A container for latency diagnostics commands",
+        since: "2.8.13",
+        complexity: "Depends on subcommand.",
+        subcommands: LATENCY_SUBCOMMANDS,
         ..BASE
     },
     // ---- connection ----

@@ -22,6 +22,9 @@ const SECTIONS: &[(&str, bool)] = &[
     ("stats", true),
     ("replication", true),
     ("cpu", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
     ("cluster", true),
     ("keyspace", true),
     ("raft", true),
@@ -110,6 +113,9 @@ fn section(name: &str, node: &NodeShared) -> String {
             }
         }
         "cpu" => s.push_str("# CPU\r\n"),
+        "commandstats" => node.clients.stats.commandstats(&mut s),
+        "errorstats" => node.clients.stats.errorstats(&mut s),
+        "latencystats" => node.clients.stats.latencystats(&mut s),
         "cluster" => {
             s.push_str("# Cluster\r\n");
             let _ = write!(

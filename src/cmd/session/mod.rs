@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, LATENCY, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::node::NodeShared;
 use crate::resp::session::Session;
 use crate::shard::ShardError;
-use redraft_proxy::wire::Reply;
+use redraft_proxy::wire::{command_stats, Reply};
 
 pub use config::ConfigTable;
 
@@ -49,6 +49,7 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"client" => client::execute(&argv, session, node),
         b"config" => config::execute(&argv, node),
         b"info" => info::execute(&argv, node),
+        b"latency" => command_stats::latency(&argv, &node.clients.stats),
         b"role" => role::execute(node),
         b"cluster" => cluster::execute(&argv, node).await,
         b"wait" => return wait::execute(&argv, node, &session.hangup),
