@@ -77,8 +77,25 @@ run_all() { # PORT PIPELINE
 }
 
 printf "%-8s %-4s %12s %14s %16s %8s %8s %s\n" test P redraft redis-nopersist redis-fsync-always "÷nopers" "÷always" "(rounds: ÷always low-high)"
+# The group leaders, whose INFO latencystats give the nodes' share of a command's latency.
+leaders() {
+  for p in $(seq 7101 7112); do
+    redis-cli -p $p INFO replication 2>/dev/null | grep -q "role:master" &&
+      redis-cli -p $p INFO cluster 2>/dev/null | grep -Eq "redraft_slots_owned:[1-9]" && echo $p
+  done
+  true
+}
+nodes=$(leaders | tr '\n' ' ')
+resetstat() { for p in $leader $nodes; do redis-cli -p "$p" CONFIG RESETSTAT >/dev/null; done; }
+# latency PORT LABEL → one line per command: its latency percentiles there (µs)
+latency() {
+  redis-cli -p "$1" INFO latencystats | tr -d '\r' | sed -nE "s/^latency_percentiles_usec_(set|get|incr|append):/\1 /p" |
+    while read -r cmd ps; do printf "  %-16s %-7s %s\n" "$2" "$cmd" "${ps//,/ }"; done
+}
+
 for P in $PIPES; do
   : >"$work/rounds"
+  resetstat
   for _ in $(seq 1 "$ROUNDS"); do
     # One server at a time: on 2 cores, concurrent runs would measure each other.
     run_all "$leader" "$P" >"$work/a"
@@ -98,4 +115,9 @@ for name, rs in rows.items():
     spread = "%.2f-%.2f" % (min(ratios), max(ratios)) if len(rs) > 1 else ""
     print("%-8s %-4s %12.0f %14.0f %16.0f %8.2f %8.2f %s" % (name, p, a, b, c, a / b, a / c, spread))
 PY
+  # Where a command's time goes: its latency at the server benchmarked (the proxy with
+  # -x) and at the group leaders, from parsing to reply (commit or read barrier included).
+  echo "  latency percentiles, µs (INFO latencystats; a node's includes its Raft round):"
+  if [ -n "$PROXY" ]; then latency "$leader" proxy; fi
+  for p in $nodes; do latency "$p" "node $p"; done
 done
