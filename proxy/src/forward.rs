@@ -171,7 +171,10 @@ pub struct Call {
 struct Once {
     client: u64,
     stamp: Stamp,
-    argv: Vec<Bytes>,
+    /// The wrapped command's arguments: how many, and where they start in the request
+    /// (a new stamp keeps them as they are).
+    argc: usize,
+    tail: usize,
 }
 
 impl Call {
@@ -236,7 +239,11 @@ impl Call {
             let after = o.stamp.after_now();
             if after != o.stamp.after {
                 o.stamp.after = after;
-                self.req = encode_once(o.client, &o.stamp, &o.argv);
+                let mut out = BytesMut::with_capacity(self.req.len() + 20);
+                put_once_header(&mut out, o.client, &o.stamp, o.argc);
+                let tail = out.len();
+                out.extend_from_slice(&self.req[o.tail..]);
+                (self.req, o.tail) = (out.freeze(), tail);
             }
         }
     }
@@ -286,10 +293,10 @@ impl Backends {
         routes: &mut Routes,
         slot: u16,
         (client, stamp): (u64, Stamp),
-        argv: Vec<Bytes>,
+        argv: &[Bytes],
         (proto, lane): (Protocol, u64),
     ) -> Call {
-        let req = encode_once(client, &stamp, &argv);
+        let (req, tail) = encode_once_at(client, &stamp, argv);
         let retry = if stamp.is_write() {
             Retry::StampedWrite
         } else {
@@ -299,7 +306,8 @@ impl Backends {
         call.once = Some(Once {
             client,
             stamp,
-            argv,
+            argc: argv.len(),
+            tail,
         });
         call
     }
@@ -446,6 +454,24 @@ pub fn encode(argv: &[Bytes]) -> Bytes {
 /// `ONCE <client> <seq>:<acked>[:<after>]` in front of a request (see
 /// [`crate::session::Stamp`]).
 pub fn encode_once(client: u64, stamp: &Stamp, argv: &[Bytes]) -> Bytes {
+    encode_once_at(client, stamp, argv).0
+}
+
+/// [`encode_once`], and where the wrapped command starts in it.
+fn encode_once_at(client: u64, stamp: &Stamp, argv: &[Bytes]) -> (Bytes, usize) {
+    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 80);
+    put_once_header(&mut out, client, stamp, argv.len());
+    let tail = out.len();
+    for a in argv {
+        put_header(&mut out, b'$', a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    (out.freeze(), tail)
+}
+
+/// The array header of a stamped command of `argc` arguments, and the stamp.
+fn put_once_header(out: &mut BytesMut, client: u64, stamp: &Stamp, argc: usize) {
     let mut c = itoa::Buffer::new();
     let mut n = itoa::Buffer::new();
     let c = c.format(client).as_bytes();
@@ -457,17 +483,12 @@ pub fn encode_once(client: u64, stamp: &Stamp, argv: &[Bytes]) -> Bytes {
         seq.push(b':');
         seq.extend_from_slice(n.format(stamp.after).as_bytes());
     }
-    let mut out = BytesMut::with_capacity(argv.iter().map(|a| a.len() + 16).sum::<usize>() + 80);
-    put_header(&mut out, b'*', argv.len() + 3);
-    for a in [&b"ONCE"[..], c, &seq]
-        .into_iter()
-        .chain(argv.iter().map(|a| &a[..]))
-    {
-        put_header(&mut out, b'$', a.len());
+    put_header(out, b'*', argc + 3);
+    for a in [&b"ONCE"[..], c, &seq] {
+        put_header(out, b'$', a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
-    out.freeze()
 }
 
 #[cfg(test)]
@@ -506,6 +527,51 @@ mod tests {
             &encode(&[Bytes::from_static(b"GET"), Bytes::new()])[..],
             b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"
         );
+    }
+
+    /// A retry's new stamp is spliced in front of the command's arguments as they were.
+    #[test]
+    fn a_new_stamp_keeps_the_command() {
+        let mut session = crate::session::Session::for_tests(1);
+        let set = [
+            Bytes::from_static(b"SET"),
+            Bytes::from_static(b"k"),
+            Bytes::from_static(b"v"),
+        ];
+        let first = session.stamp(1);
+        let second = session.stamp(1);
+        let (req, tail) = encode_once_at(7, &second, &set);
+        assert_eq!(
+            &req[..],
+            b"*6\r\n$4\r\nONCE\r\n$1\r\n7\r\n$5\r\n2:0:1\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+        let mut call = Call::sent(
+            Target::Slot(1),
+            None,
+            req,
+            (Protocol::Resp2, 0),
+            Retry::StampedWrite,
+            None,
+        );
+        call.once = Some(Once {
+            client: 7,
+            stamp: second,
+            argc: set.len(),
+            tail,
+        });
+        call.restamp();
+        assert!(call
+            .req
+            .ends_with(b"2:0:1\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
+        // The write it followed is answered: the retry follows none.
+        drop(first);
+        call.restamp();
+        assert_eq!(
+            &call.req[..],
+            b"*6\r\n$4\r\nONCE\r\n$1\r\n7\r\n$3\r\n2:0\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+        call.restamp();
+        assert!(call.req.ends_with(b"$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crate::forward::{encode, Call, Retry, Target};
 use crate::session::Session;
 use crate::wire::table::{key_indices, resolve, CommandSpec};
-use crate::wire::{key_slot, Reply};
+use crate::wire::{key_slot, slowlog, Reply};
 use crate::Shared;
 
 pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
@@ -35,12 +35,12 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Routes one request. Runs synchronously up to the point where its requests are sent,
 /// so a client's requests leave in the order it sent them.
-pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatched {
-    let spec = match resolve(&argv) {
+pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched {
+    let spec = match resolve(argv) {
         Ok(spec) => spec,
         Err(e) => {
             // Redis records a command refused for its arity too.
-            s.last_cmd = crate::wire::clients::full_name(&argv);
+            s.last_cmd = crate::wire::clients::full_name(argv);
             return Dispatched::Ready(e);
         }
     };
@@ -57,36 +57,40 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
             s.quit = true;
             Ready(Reply::ok())
         }
-        "hello" => Ready(crate::session::hello(s, &argv)),
+        "hello" => Ready(crate::session::hello(s, argv)),
         "monitor" => {
             s.monitor = true;
             Ready(Reply::ok())
         }
         "reset" => Ready(crate::session::reset(s)),
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
-        n if n.starts_with("client|") => Ready(crate::session::client(s, sh, &argv)),
-        "info" => crate::fanout::info(sh, s, &argv),
-        n if n.starts_with("latency|") => Ready(crate::wire::command_stats::latency(
-            &argv,
-            &sh.clients.stats,
-        )),
+        n if n.starts_with("client|") => Ready(crate::session::client(s, sh, argv)),
+        "info" => crate::fanout::info(sh, s, argv),
+        n if n.starts_with("slowlog|") => Ready(sh.clients.slowlog.command(argv)),
+        // Forwarded to a node, and the proxy's slow log set as it was there.
+        "config|set" => config_set(sh, s, argv),
+        n if n.starts_with("latency|") => {
+            Ready(crate::wire::command_stats::latency(argv, &sh.clients.stats))
+        }
         // The proxy's own counters, which its INFO shows.
         "config|resetstat" => {
             sh.clients.reset_stats();
             Ready(Reply::ok())
         }
         "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" => {
-            crate::fanout::fan_out(sh, s, spec.name, argv)
+            crate::fanout::fan_out(sh, s, spec.name, argv.to_vec())
         }
-        "scan" => crate::fanout::scan(sh, s, argv),
-        "wait" => crate::wait::wait(sh, s, &argv),
-        "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => split(sh, s, spec, argv),
+        "scan" => crate::fanout::scan(sh, s, argv.to_vec()),
+        "wait" => crate::wait::wait(sh, s, argv),
+        "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
+            split(sh, s, spec, argv.to_vec())
+        }
         "once" => match slot_of(spec_of(&argv[3..]), &argv[3..]) {
-            Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(&argv), Retry::Unsafe),
+            Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(argv), Retry::Unsafe),
             Ok(None) => Ready(Reply::err("ERR ONCE only wraps data commands")),
             Err(e) => Ready(e),
         },
-        _ => match slot_of(Some(spec), &argv) {
+        _ => match slot_of(Some(spec), argv) {
             Err(e) => Ready(e),
             Ok(Some(slot)) if spec.has_flag("write") => {
                 Dispatched::Sent(start_write(sh, s, slot, argv))
@@ -98,7 +102,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: Vec<Bytes>) -> Dispatch
                 } else {
                     Retry::Read
                 };
-                forward(sh, s, Target::Any, encode(&argv), retry)
+                forward(sh, s, Target::Any, encode(argv), retry)
             }
         },
     }
@@ -152,8 +156,42 @@ pub fn forward(
     pending(sh, sh.backends.start(target, req, s.proto, s.lane, retry))
 }
 
+/// CONFIG SET: the node it goes to answers, and the slow log parameters set there are set
+/// at the proxy too, whose own slow log SLOWLOG reads.
+fn config_set(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
+    let sent = forward(sh, s, Target::Any, encode(argv), Retry::Unsafe);
+    let changes: Vec<(String, i64)> = argv[2..]
+        .chunks(2)
+        .filter_map(|pair| {
+            let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+            let value = slowlog::parse_config(&name, pair.get(1)?)?.ok()?;
+            Some((name, value))
+        })
+        .collect();
+    let Dispatched::Pending(reply) = sent else {
+        return sent;
+    };
+    if changes.is_empty() {
+        return Dispatched::Pending(reply);
+    }
+    let sh = sh.clone();
+    Dispatched::Pending(Box::pin(async move {
+        let reply = reply.await;
+        if reply == Reply::ok() {
+            let log = &sh.clients.slowlog;
+            for (name, value) in changes {
+                match name.as_str() {
+                    "slowlog-max-len" => log.set_max_len(value),
+                    _ => log.set_slower_than_us(value),
+                }
+            }
+        }
+        reply
+    }))
+}
+
 /// Sends a write stamped for exactly-once retries to the owner of `slot`.
-fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call {
+fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
     let stamp = s.stamp(slot);
     let conn = (s.proto, s.lane);
     sh.backends
@@ -162,7 +200,7 @@ fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Cal
 
 /// Sends a read to the owner of `slot`; one behind a write of this client to the slot
 /// still unanswered is stamped to see it.
-fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call {
+fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
     let conn = (s.proto, s.lane);
     match s.read_stamp(slot) {
         Some(stamp) => {
@@ -171,7 +209,7 @@ fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: Vec<Bytes>) -> Call
         }
         None => sh
             .backends
-            .start_slot(&mut s.routes, slot, encode(&argv), conn, Retry::Read),
+            .start_slot(&mut s.routes, slot, encode(argv), conn, Retry::Read),
     }
 }
 
@@ -206,9 +244,9 @@ fn split(
     let write = spec.has_flag("write");
     let send = |s: &mut Session, slot: u16, sub: Vec<Bytes>| {
         if write {
-            return start_write(sh, s, slot, sub);
+            return start_write(sh, s, slot, &sub);
         }
-        start_read(sh, s, slot, sub)
+        start_read(sh, s, slot, &sub)
     };
     if parts.len() == 1 {
         let slot = parts[0].0;

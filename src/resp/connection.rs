@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -31,6 +31,7 @@ use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
 use redraft_proxy::wire::clients::full_name;
+use redraft_proxy::wire::clients::ClientState;
 use redraft_proxy::wire::command_stats::{stat_name, Samples};
 use redraft_proxy::wire::monitor;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
@@ -65,6 +66,9 @@ impl Slot {
 struct Replies {
     slots: Vec<Slot>,
     names: Vec<Option<&'static str>>,
+    /// The requests, for the slow log (kept, not copied: their writes hold their bytes
+    /// until proposed anyway).
+    argvs: Vec<Vec<Bytes>>,
     read_at: Instant,
 }
 
@@ -77,6 +81,9 @@ type InFlight = VecDeque<(Replies, Protocol)>;
 struct Out {
     buf: BytesMut,
     samples: Samples,
+    /// Where slow commands are logged, and as whose.
+    node: Arc<NodeShared>,
+    client: Arc<ClientState>,
 }
 
 /// Serves one client until it disconnects, sends QUIT or a malformed request, or CLIENT
@@ -99,6 +106,8 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
     let mut out = Out {
         buf: BytesMut::with_capacity(16 * 1024),
         samples: Samples::default(),
+        node: node.clone(),
+        client: session.client.state.clone(),
     };
     let mut inflight = InFlight::new();
     let state = session.client.state.clone();
@@ -304,6 +313,7 @@ async fn run_batch(
     let mut replies = Replies {
         slots: Vec::with_capacity(reqs.len()),
         names: Vec::with_capacity(reqs.len()),
+        argvs: Vec::with_capacity(reqs.len()),
         read_at: Instant::now(),
     };
     let mut reads: Vec<(usize, ReadCmd, Option<u16>)> = Vec::new();
@@ -319,15 +329,17 @@ async fn run_batch(
         }
         commands += 1;
         replies.names.push(stat_name(&argv));
+        replies.argvs.push(argv);
+        let argv = replies.argvs.last().expect("just pushed");
         if node.monitors.active() {
-            node.monitors.feed(&session.client.state.addr, &argv);
+            node.monitors.feed(&session.client.state.addr, argv);
         }
         session.reply_mode.begin();
         let muted = session.reply_mode.muted();
         let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
         // A cluster node serves keys of one slot per command, and only slots it owns.
-        let key_slot_of = match cluster_mode.then(|| cmd::command_slot(&argv)) {
+        let key_slot_of = match cluster_mode.then(|| cmd::command_slot(argv)) {
             Some(Err(crossslot)) => {
                 push(&mut replies.slots, Slot::Ready(crossslot));
                 continue;
@@ -335,7 +347,7 @@ async fn run_batch(
             Some(Ok(s)) => s,
             None => None,
         };
-        match cmd::parse(&argv, now_ms()) {
+        match cmd::parse(argv, now_ms()) {
             Command::Reply(r) => push(&mut replies.slots, Slot::Ready(r)),
             Command::Read(r) => {
                 if node.config.gid == 0 {
@@ -417,9 +429,15 @@ async fn run_batch(
 /// statistics count the time since the batch was read.
 fn encode_ready(replies: &mut Replies, proto: Protocol, out: &mut Out) {
     let took = replies.read_at.elapsed();
+    let slow = out.node.clients.slowlog.is_slow(took);
     // A session command's own name is in already when the replies before it are encoded.
-    let names = replies.names.drain(..replies.slots.len());
-    for (s, name) in replies.slots.drain(..).zip(names) {
+    let n = replies.slots.len();
+    let names = replies.names.drain(..n);
+    let argvs = replies.argvs.drain(..n);
+    for ((s, name), argv) in replies.slots.drain(..).zip(names).zip(argvs) {
+        if slow {
+            out.node.clients.slowlog.note(&argv, took, &out.client);
+        }
         match s {
             Slot::Ready(r) => {
                 out.samples.add(name, took, Some(&r));

@@ -554,6 +554,38 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             "{addr}: only SET ran: {histogram}"
         );
         assert_eq!(me.call("LATENCY LATEST").await, "*0\r\n");
+        // The slow log, with every command slow enough for it.
+        assert_eq!(
+            me.call("CONFIG SET slowlog-log-slower-than 0").await,
+            "+OK\r\n"
+        );
+        assert_eq!(me.call("SLOWLOG RESET").await, "+OK\r\n");
+        assert_eq!(me.call("CLIENT SETNAME slow").await, "+OK\r\n");
+        assert_eq!(me.call("SET rk 1").await, "+OK\r\n");
+        let log = me.call("SLOWLOG GET 1").await;
+        // The newest entry: the SET, with the client's address and name.
+        let peer = me.stream.local_addr().unwrap().to_string();
+        let entry = format!(
+            "*3\r\n$3\r\nSET\r\n$2\r\nrk\r\n$1\r\n1\r\n${}\r\n{peer}\r\n$4\r\nslow\r\n",
+            peer.len()
+        );
+        assert!(
+            log.starts_with("*1\r\n*6\r\n:") && log.ends_with(&entry),
+            "{addr}: {log}"
+        );
+        // RESET, SETNAME, SET and GET, each logged once it ran.
+        assert_eq!(me.call("SLOWLOG LEN").await, ":4\r\n", "{addr}");
+        assert_eq!(
+            me.call("CONFIG SET slowlog-log-slower-than -1").await,
+            "+OK\r\n"
+        );
+        assert_eq!(me.call("SLOWLOG RESET").await, "+OK\r\n");
+        assert_eq!(me.call("GET rk").await, "$1\r\n1\r\n");
+        assert_eq!(me.call("SLOWLOG LEN").await, ":0\r\n", "{addr}: off");
+        assert_eq!(
+            me.call("CONFIG SET slowlog-log-slower-than 10000").await,
+            "+OK\r\n"
+        );
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,

@@ -133,6 +133,8 @@ pub struct Clients {
     pub total_commands: AtomicU64,
     /// Per command and per error code (INFO commandstats, errorstats, latencystats).
     pub stats: super::command_stats::CommandStats,
+    /// SLOWLOG's (CONFIG RESETSTAT leaves it, as in Redis).
+    pub slowlog: super::slowlog::SlowLog,
     connected: AtomicUsize,
 }
 

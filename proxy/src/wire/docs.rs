@@ -82,6 +82,7 @@ pub static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "setex", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "seconds", kind: "integer", ..ARG }, DocArg { name: "value", kind: "string", ..ARG }] },
     CommandDoc { name: "setnx", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "value", kind: "string", ..ARG }] },
     CommandDoc { name: "setrange", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "offset", kind: "integer", ..ARG }, DocArg { name: "value", kind: "string", ..ARG }] },
+    CommandDoc { name: "slowlog|get", history: &[("4.0.0", "Added client IP address, port and name to the reply.")], args: &[DocArg { name: "count", kind: "integer", flags: &["optional"], ..ARG }] },
     CommandDoc { name: "strlen", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }] },
     CommandDoc { name: "touch", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), flags: &["multiple"], ..ARG }] },
     CommandDoc { name: "ttl", history: &[("2.8.0", "Added the -2 reply.")], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }] },

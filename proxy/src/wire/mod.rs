@@ -13,6 +13,7 @@ pub mod reply;
 pub mod reply_mode;
 pub mod request;
 pub mod slot;
+pub mod slowlog;
 pub mod table;
 pub mod wait;
 

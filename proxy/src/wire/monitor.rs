@@ -92,7 +92,7 @@ fn line(at: SystemTime, addr: &str, argv: &[Bytes]) -> Bytes {
 }
 
 /// Which arguments Redis redacts: AUTH's, and HELLO's after its AUTH.
-fn secrets(argv: &[Bytes]) -> impl Fn(usize) -> bool {
+pub(crate) fn secrets(argv: &[Bytes]) -> impl Fn(usize) -> bool {
     let name = argv
         .first()
         .map(|n| n.to_ascii_lowercase())

@@ -302,6 +302,16 @@ const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "latency|reset", arity: -2, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Reset latency data for one or more events.", ..LATENCY_SUB },
 ];
 #[rustfmt::skip]
+const SLOWLOG_SUB: CommandSpec = CommandSpec { flags: &["admin", "loading", "stale"], group: "server", since: "2.2.12", ..BASE };
+/// In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+#[rustfmt::skip]
+const SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "slowlog|len", arity: 2, tips: &["request_policy:all_nodes", "response_policy:agg_sum", "nondeterministic_output"], summary: "Get the slow log's length", ..SLOWLOG_SUB },
+    CommandSpec { name: "slowlog|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "6.2.0", ..SLOWLOG_SUB },
+    CommandSpec { name: "slowlog|get", arity: -2, tips: &["request_policy:all_nodes", "nondeterministic_output"], summary: "Get the slow log's entries", complexity: "O(N) where N is the number of entries returned", ..SLOWLOG_SUB },
+    CommandSpec { name: "slowlog|reset", arity: 2, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Clear all entries from the slow log", complexity: "O(N) where N is the number of entries in the slowlog", ..SLOWLOG_SUB },
+];
+#[rustfmt::skip]
 const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl: &["connection"], group: "server", ..BASE };
 
 /// Every top-level command redraft knows, with containers' subcommands nested.
@@ -411,6 +421,16 @@ pub static COMMANDS: &[CommandSpec] = &[
             CommandSpec { name: "config|resetstat", arity: 2, summary: "Reset the stats returned by INFO", since: "2.0.0", ..CONFIG_SUB },
             CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
         ],
+        ..BASE
+    },
+    CommandSpec {
+        name: "slowlog",
+        arity: -2,
+        group: "server",
+        summary: "A container for slow log commands",
+        since: "2.2.12",
+        complexity: "Depends on subcommand.",
+        subcommands: SLOWLOG_SUBCOMMANDS,
         ..BASE
     },
     CommandSpec {

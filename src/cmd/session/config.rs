@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::node::NodeShared;
 use redraft_proxy::wire::glob::glob_match;
+use redraft_proxy::wire::slowlog;
 use redraft_proxy::wire::Reply;
 
 /// Canonical parameter names, in the order CONFIG GET * lists them.
@@ -34,11 +35,18 @@ const PARAMS: &[&str] = &[
     "raft-election-timeout-min",
     "raft-heartbeat-interval",
     "save",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
     "timeout",
 ];
 
 /// Parameters CONFIG SET may change at run time.
-const MUTABLE: &[&str] = &["client-output-buffer-limit", "maxclients"];
+const MUTABLE: &[&str] = &[
+    "client-output-buffer-limit",
+    "maxclients",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+];
 
 impl ConfigTable {
     pub fn get(node: &NodeShared, name: &str) -> Option<String> {
@@ -61,6 +69,8 @@ impl ConfigTable {
             "raft-election-timeout-min" => c.timings.election_min.as_millis().to_string(),
             "raft-heartbeat-interval" => c.timings.heartbeat.as_millis().to_string(),
             "save" => String::new(),
+            "slowlog-log-slower-than" => node.clients.slowlog.slower_than_us().to_string(),
+            "slowlog-max-len" => node.clients.slowlog.max_len().to_string(),
             "timeout" => "0".into(),
             _ => return None,
         })
@@ -161,6 +171,10 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
             if let Err(why) = crate::resp::output_limit::OutputLimit::parse(value) {
                 return fail(why);
             }
+        } else if let Some(checked) = slowlog::parse_config(canonical, &pair[1]) {
+            if let Err(why) = checked {
+                return fail(why);
+            }
         } else if !matches!(value.parse::<usize>(), Ok(v) if v >= 1) {
             return fail("argument couldn't be parsed into an integer");
         }
@@ -174,6 +188,14 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
             }
             "client-output-buffer-limit" => {
                 node.output_limit.set(value).expect("checked above");
+            }
+            "slowlog-log-slower-than" => {
+                let v = value.parse().expect("checked above");
+                node.clients.slowlog.set_slower_than_us(v);
+            }
+            "slowlog-max-len" => {
+                let v = value.parse().expect("checked above");
+                node.clients.slowlog.set_max_len(v);
             }
             _ => {}
         }

@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, LATENCY, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -50,6 +50,7 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"config" => config::execute(&argv, node),
         b"info" => info::execute(&argv, node),
         b"latency" => command_stats::latency(&argv, &node.clients.stats),
+        b"slowlog" => node.clients.slowlog.command(&argv),
         b"role" => role::execute(node),
         b"cluster" => cluster::execute(&argv, node).await,
         b"wait" => return wait::execute(&argv, node, &session.hangup),
