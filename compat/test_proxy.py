@@ -62,6 +62,22 @@ try:
 except redis.ResponseError as e:
     check(str(e).startswith("unknown command 'NOSUCH'"), "unknown command text")
 
+# Command statistics and the slow log, as redis-py's own parsers read them.
+r.config_resetstat()
+for i in range(10):
+    r.set(f"st:{i}", i)
+stats = r.info("commandstats").get("cmdstat_set", {})
+check(stats.get("calls") == 10 and stats.get("failed_calls") == 0, f"INFO commandstats: {stats}")
+latency = r.info("latencystats").get("latency_percentiles_usec_set", {})
+check(0 < latency.get("p50", 0) <= latency.get("p99.9", 0), f"INFO latencystats: {latency}")
+r.config_set("slowlog-log-slower-than", 0)
+r.slowlog_reset()
+r.set("slow", "x")
+entries = r.slowlog_get(1)
+command = entries[0].get("command") if entries else None
+check(command in (b"SET slow x", "SET slow x"), f"SLOWLOG GET: {entries}")
+r.config_set("slowlog-log-slower-than", 10000)
+
 # RESP3 through the proxy.
 r3 = redis.Redis(host="127.0.0.1", port=port, protocol=3)
 r3.set("r3", "v")
