@@ -97,6 +97,31 @@ async fn every_command_family_through_the_proxy() {
         .unwrap();
     assert_eq!(shared, 2147483647);
     let _: () = con.del(&["mem:long", "obj:int"]).await.unwrap();
+    // LCS reads two keys of one slot; SUBSTR is GETRANGE.
+    let _: () = con.set("{lcs}a", "ohmytext").await.unwrap();
+    let _: () = con.set("{lcs}b", "mynewtext").await.unwrap();
+    let lcs: String = redis::cmd("LCS")
+        .arg("{lcs}a")
+        .arg("{lcs}b")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(lcs, "mytext");
+    let substr: String = redis::cmd("SUBSTR")
+        .arg("{lcs}a")
+        .arg(2)
+        .arg(3)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(substr, "my");
+    let apart: redis::RedisResult<String> = redis::cmd("LCS")
+        .arg("{lcs}a")
+        .arg("{other}b")
+        .query_async(&mut con)
+        .await;
+    assert_eq!(apart.unwrap_err().code(), Some("CROSSSLOT"));
+    let _: () = con.del(&["{lcs}a", "{lcs}b"]).await.unwrap();
     let mut ask: Vec<String> = keys.clone();
     ask.insert(7, "missing".into());
     let got: Vec<Option<String>> = con.mget(&ask).await.unwrap();

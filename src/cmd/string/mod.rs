@@ -8,6 +8,7 @@ pub mod getex;
 pub mod getrange;
 pub mod incr;
 pub mod incrbyfloat;
+pub mod lcs;
 pub mod mget;
 pub mod mset;
 pub mod set;
