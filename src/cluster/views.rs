@@ -143,21 +143,26 @@ impl<'a> Topology<'a> {
 
     /// CLUSTER NODES: one line per node, data groups then the controller. Ping/pong times
     /// are 0 and every link is `connected`: Raft, not gossip, tracks liveness.
+    /// One node's CLUSTER NODES line, without its slots and newline.
+    fn node_line(&self, out: &mut String, n: &NodeInfo, role: &str, master: &str) {
+        let me = if n.id == self.myself { "myself," } else { "" };
+        let _ = write!(
+            out,
+            "{} {}:{}@{} {me}{role} {master} 0 0 {} connected",
+            node_hex_id(n.id),
+            n.addr.host,
+            n.addr.client_port,
+            n.addr.bus_port,
+            self.config.num,
+        );
+    }
+
     pub fn nodes_text(&self) -> String {
-        let epoch = self.config.num;
         let mut out = String::new();
         for shard in self.shards() {
             let master_id = node_hex_id(shard.master.id);
             let line = |out: &mut String, n: &NodeInfo, role: &str, master: &str| {
-                let me = if n.id == self.myself { "myself," } else { "" };
-                let _ = write!(
-                    out,
-                    "{} {}:{}@{} {me}{role} {master} 0 0 {epoch} connected",
-                    node_hex_id(n.id),
-                    n.addr.host,
-                    n.addr.client_port,
-                    n.addr.bus_port
-                );
+                self.node_line(out, n, role, master)
             };
             line(&mut out, shard.master, "master", "-");
             for &(start, end) in &shard.ranges {
@@ -173,6 +178,35 @@ impl<'a> Topology<'a> {
             }
         }
         out
+    }
+
+    /// CLUSTER REPLICAS (and SLAVES) `<node-id>`: the master's replicas, each as its CLUSTER
+    /// NODES line. `count_only` answers COUNT-FAILURE-REPORTS instead: redraft has none (a
+    /// group's election finds a failed leader), so 0 for any node it knows.
+    pub fn replicas_reply(&self, id: &[u8], count_only: bool) -> Reply {
+        let shards = self.shards();
+        let hex = |n: &NodeInfo| node_hex_id(n.id).into_bytes() == id;
+        let master = shards.iter().find(|s| hex(s.master));
+        let known = master.is_some() || shards.iter().any(|s| s.replicas.iter().any(|n| hex(n)));
+        match (known, master) {
+            (false, _) => Reply::err(format!("ERR Unknown node {}", String::from_utf8_lossy(id))),
+            (true, _) if count_only => Reply::Int(0),
+            (true, None) => Reply::err("ERR The specified node is not a master"),
+            (true, Some(shard)) => {
+                let master_id = node_hex_id(shard.master.id);
+                Reply::Array(
+                    shard
+                        .replicas
+                        .iter()
+                        .map(|n| {
+                            let mut line = String::new();
+                            self.node_line(&mut line, n, "slave", &master_id);
+                            Reply::bulk(line)
+                        })
+                        .collect(),
+                )
+            }
+        }
     }
 
     /// CLUSTER SHARDS in Redis 7's format; the controller comes last with no slots.
@@ -396,6 +430,35 @@ mod tests {
         assert!(lines[10].contains(&format!(" slave {} ", node_hex_id(102))));
         // Every line has redis-benchmark's ≥ 8 fields.
         assert!(text.lines().all(|l| l.split(' ').count() >= 8));
+    }
+
+    /// REPLICAS gives a master's slave lines of CLUSTER NODES, as Redis does.
+    #[test]
+    fn replicas_are_the_slave_lines_of_their_master() {
+        let (c, l, ctl) = (three_groups(), leaders(), controller());
+        let t = topo(&c, &l, &ctl, 21);
+        let nodes = t.nodes_text();
+        let master = node_hex_id(11);
+        let want: Vec<Reply> = nodes
+            .lines()
+            .filter(|line| line.contains(&format!(" slave {master} ")))
+            .map(Reply::bulk_str)
+            .collect();
+        assert_eq!(want.len(), 2);
+        assert_eq!(
+            t.replicas_reply(master.as_bytes(), false),
+            Reply::Array(want)
+        );
+        let slave = node_hex_id(10);
+        assert_eq!(
+            t.replicas_reply(slave.as_bytes(), false),
+            Reply::err("ERR The specified node is not a master")
+        );
+        assert_eq!(t.replicas_reply(slave.as_bytes(), true), Reply::Int(0));
+        assert_eq!(
+            t.replicas_reply(b"nosuch", true),
+            Reply::err("ERR Unknown node nosuch")
+        );
     }
 
     #[test]

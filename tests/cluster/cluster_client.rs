@@ -85,6 +85,36 @@ async fn cluster_client_routes_and_survives_leader_changes() {
         },
     )
     .await;
+    // REPLICAS names the new master's followers, as NODES does.
+    let id: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut c.client(target).await)
+        .await
+        .expect("CLUSTER MYID");
+    wait_until(
+        Duration::from_secs(10),
+        "CLUSTER REPLICAS agrees with CLUSTER NODES",
+        || async {
+            let mut any = c.client(c.members(3)[0]).await;
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut any)
+                .await
+                .ok()?;
+            let replicas: Vec<String> = redis::cmd("CLUSTER")
+                .arg("REPLICAS")
+                .arg(&id)
+                .query_async(&mut any)
+                .await
+                .ok()?;
+            let slaves: Vec<&str> = nodes
+                .lines()
+                .filter(|l| l.contains(&format!(" slave {id} ")))
+                .collect();
+            (slaves.len() == 2 && replicas == slaves).then_some(())
+        },
+    )
+    .await;
 
     // No acknowledged write lost.
     for i in 0..1000 {

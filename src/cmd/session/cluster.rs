@@ -27,6 +27,8 @@ const HELP: &[&str] = &[
     "    Even out slot counts across the joined groups.",
     "SLOTS | SHARDS | NODES | INFO | MYID | MYSHARDID",
     "    Redis Cluster's views: each group is a shard, its Raft leader the master.",
+    "REPLICAS <node-id> | COUNT-FAILURE-REPORTS <node-id>",
+    "    A master's replicas (its group's followers); failure reports, always 0 (elections find failures).",
     "KEYSLOT <key> | COUNTKEYSINSLOT <slot> | GETKEYSINSLOT <slot> <count>",
     "    Slots and the keys this node holds in them.",
     "FAILOVER",

@@ -1,5 +1,5 @@
-//! Redis Cluster's read-only CLUSTER subcommands (SLOTS, SHARDS, NODES, INFO, MYID,
-//! MYSHARDID, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT), FAILOVER, and the layout-changing
+//! Redis Cluster's read-only CLUSTER subcommands (SLOTS, SHARDS, NODES, REPLICAS, SLAVES,
+//! COUNT-FAILURE-REPORTS, INFO, MYID, MYSHARDID, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT), FAILOVER, and the layout-changing
 //! ones redraft replaces with its controller's commands.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub async fn execute(sub: &[u8], argv: &[Bytes], node: &Arc<NodeShared>) -> Opti
         b"shards" => view(node, |t| t.shards_reply()),
         b"nodes" => view(node, |t| Reply::Verbatim(Bytes::from(t.nodes_text()))),
         b"info" => view(node, |t| Reply::Verbatim(Bytes::from(t.info_text()))),
+        b"replicas" | b"slaves" => view(node, |t| t.replicas_reply(&argv[2], false)),
+        b"count-failure-reports" => view(node, |t| t.replicas_reply(&argv[2], true)),
         b"myid" => Reply::bulk(node_hex_id(node.config.id)),
         b"myshardid" => Reply::bulk(shard_hex_id(node.config.gid)),
         b"keyslot" => Reply::Int(i64::from(key_slot(&argv[2]))),
