@@ -210,6 +210,10 @@ pub fn info(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
         crate::wire::info::stats(&mut text, &sh.clients);
         text.push_str("\r\n");
     }
+    if want("cpu") {
+        crate::wire::info::cpu(&mut text);
+        text.push_str("\r\n");
+    }
     // Not in INFO's default: only asked for by name, `all` or `everything`.
     let asked = |section: &str| {
         argv[1..].iter().any(|a| {

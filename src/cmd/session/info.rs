@@ -112,7 +112,7 @@ fn section(name: &str, node: &NodeShared) -> String {
                 );
             }
         }
-        "cpu" => s.push_str("# CPU\r\n"),
+        "cpu" => info::cpu(&mut s),
         "commandstats" => node.clients.stats.commandstats(&mut s),
         "errorstats" => node.clients.stats.errorstats(&mut s),
         "latencystats" => node.clients.stats.latencystats(&mut s),
