@@ -269,6 +269,14 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         sh.monitors.feed(&session.me.addr, &argv);
                     }
                     session.reply_mode.begin();
+                    if sh.clients.pause.is_active() {
+                        // CLIENT PAUSE: this client waits, as a paused Redis client does.
+                        let write = crate::wire::pause::holds_under_write(&argv);
+                        tokio::select! {
+                            _ = sh.clients.pause.wait(write) => {}
+                            _ = kill.killed() => return,
+                        }
+                    }
                     let at = *dispatched_at.get_or_insert_with(Instant::now);
                     let d = dispatch(&sh, &mut session, &argv);
                     if session.monitor && watch.is_none() {

@@ -137,6 +137,8 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("client|kill", session),
     ("client|no-evict", session),
     ("client|reply", session),
+    ("client|pause", session),
+    ("client|unpause", session),
     ("client|help", session),
     ("config", session),
     ("config|get", session),

@@ -34,6 +34,7 @@ use redraft_proxy::wire::clients::full_name;
 use redraft_proxy::wire::clients::ClientState;
 use redraft_proxy::wire::command_stats::{stat_name, Samples};
 use redraft_proxy::wire::monitor;
+use redraft_proxy::wire::pause;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
 /// Requests run as one batch at most; more wait for the next round.
@@ -331,6 +332,12 @@ async fn run_batch(
         replies.names.push(stat_name(&argv));
         replies.argvs.push(argv);
         let argv = replies.argvs.last().expect("just pushed");
+        if node.clients.pause.is_active() {
+            // CLIENT PAUSE: the connection waits here, as a paused Redis client does (the
+            // replies before this command in its batch wait with it).
+            let write = pause::holds_under_write(argv);
+            node.clients.pause.wait(write).await;
+        }
         if node.monitors.active() {
             node.monitors.feed(&session.client.state.addr, argv);
         }

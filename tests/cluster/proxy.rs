@@ -611,6 +611,24 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             me.call("CONFIG SET slowlog-log-slower-than 10000").await,
             "+OK\r\n"
         );
+        // CLIENT PAUSE WRITE holds every client's writes, not its reads, until UNPAUSE.
+        assert_eq!(me.call("CLIENT PAUSE 60000 WRITE").await, "+OK\r\n");
+        let mut writer = Raw::connect(&addr).await;
+        let mut paused = tokio::spawn(async move { writer.call("SET rk paused").await });
+        assert_eq!(
+            me.call("GET rk").await,
+            "$1\r\n1\r\n",
+            "{addr}: reads go on"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut paused)
+                .await
+                .is_err(),
+            "{addr}: the write waits"
+        );
+        assert_eq!(me.call("CLIENT UNPAUSE").await, "+OK\r\n");
+        assert_eq!(paused.await.unwrap(), "+OK\r\n");
+        assert_eq!(me.call("GET rk").await, "$6\r\npaused\r\n");
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,

@@ -135,6 +135,8 @@ pub struct Clients {
     pub stats: super::command_stats::CommandStats,
     /// SLOWLOG's (CONFIG RESETSTAT leaves it, as in Redis).
     pub slowlog: super::slowlog::SlowLog,
+    /// CLIENT PAUSE's.
+    pub pause: super::pause::Pause,
     connected: AtomicUsize,
 }
 
@@ -211,7 +213,7 @@ pub struct Conn<'a> {
 /// CLIENT ID | SETNAME name | GETNAME | SETINFO LIB-NAME|LIB-VER value | INFO |
 /// LIST [TYPE normal|master|replica|pubsub] [ID id ...] | KILL addr:port |
 /// KILL [ID id] [TYPE type] [USER user] [ADDR addr] [LADDR addr] [SKIPME yes|no] |
-/// NO-EVICT ON|OFF | REPLY ON|OFF|SKIP | HELP. The arity is checked already.
+/// NO-EVICT ON|OFF | PAUSE timeout [WRITE|ALL] | UNPAUSE | REPLY ON|OFF|SKIP | HELP. The arity is checked already.
 pub fn client(argv: &[Bytes], conn: Conn<'_>, clients: &Clients) -> Reply {
     let me = conn.me;
     // Redis records the command before running it: CLIENT LIST shows itself as such.
@@ -265,6 +267,8 @@ pub fn client(argv: &[Bytes], conn: Conn<'_>, clients: &Clients) -> Reply {
             reply
         }
         b"no-evict" => no_evict(&argv[2]),
+        b"pause" => clients.pause.command(argv),
+        b"unpause" => clients.pause.unpause(),
         b"reply" => conn.reply_mode.set(&argv[2]),
         b"help" => Reply::Array(HELP.iter().map(|&l| Reply::status(l)).collect()),
         _ => Reply::err(format!(
@@ -325,6 +329,10 @@ const HELP: &[&str] = &[
     "      Kill connections authenticated by <username>.",
     "    * SKIPME (YES|NO)",
     "      Skip killing current connection (default: yes).",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",

@@ -9,6 +9,7 @@ pub mod hello;
 pub mod info;
 pub mod kill;
 pub mod monitor;
+pub mod pause;
 pub mod reply;
 pub mod reply_mode;
 pub mod request;

@@ -564,6 +564,8 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "client|kill", arity: -3, flags: &["admin", "noscript", "loading", "stale"], summary: "Kill the connection of a client", since: "2.4.0", complexity: "O(N) where N is the number of client connections", ..CLIENT_SUB },
     CommandSpec { name: "client|no-evict", arity: 3, flags: &["admin", "noscript", "loading", "stale"], summary: "Set client eviction mode for the current connection", since: "7.0.0", ..CLIENT_SUB },
     CommandSpec { name: "client|reply", arity: 3, summary: "Instruct the server whether to reply to commands", since: "3.2.0", ..CLIENT_SUB },
+    CommandSpec { name: "client|pause", arity: -3, flags: &["admin", "noscript", "loading", "stale"], summary: "Stop processing commands from clients for some time", since: "2.9.50", ..CLIENT_SUB },
+    CommandSpec { name: "client|unpause", arity: 2, flags: &["admin", "noscript", "loading", "stale"], summary: "Resume processing of clients that were paused", since: "6.2.0", complexity: "O(N) Where N is the number of paused clients", ..CLIENT_SUB },
     CommandSpec { name: "client|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CLIENT_SUB },
 ];
 
