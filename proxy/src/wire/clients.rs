@@ -344,12 +344,7 @@ const HELP: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn argv(s: &str) -> Vec<Bytes> {
-        s.split(' ')
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
+    use crate::wire::argv;
 
     fn run(args: &str, me: &ClientState, clients: &Clients, proto: Protocol) -> Reply {
         let mut mode = ReplyMode::default();

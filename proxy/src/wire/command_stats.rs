@@ -388,13 +388,7 @@ is in LATENCY HISTOGRAM and INFO latencystats.\n",
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn argv(words: &str) -> Vec<Bytes> {
-        words
-            .split(' ')
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
+    use crate::wire::argv;
 
     fn record(stats: &CommandStats, items: &[(&str, u64, Option<Reply>)]) {
         let mut samples = Samples::default();

@@ -21,3 +21,12 @@ pub mod wait;
 pub use reply::{Protocol, Reply};
 pub use request::{Limits, ProtocolError, RequestParser};
 pub use slot::{key_slot, SLOTS};
+
+/// A command's arguments from its words (split on spaces), for tests.
+#[cfg(test)]
+pub(crate) fn argv(words: &str) -> Vec<bytes::Bytes> {
+    words
+        .split(' ')
+        .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}

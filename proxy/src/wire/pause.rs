@@ -128,13 +128,8 @@ pub fn holds_under_write(argv: &[Bytes]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::argv;
     use std::sync::Arc;
-
-    fn argv(s: &str) -> Vec<Bytes> {
-        s.split(' ')
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
 
     #[test]
     fn writes_are_told_by_the_table() {

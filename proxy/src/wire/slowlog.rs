@@ -220,13 +220,7 @@ pub fn parse_config(name: &str, value: &[u8]) -> Option<Result<i64, &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn argv(words: &str) -> Vec<Bytes> {
-        words
-            .split(' ')
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
+    use crate::wire::argv;
 
     fn args_of(entry: &Reply) -> Vec<String> {
         let Reply::Array(fields) = entry else {
