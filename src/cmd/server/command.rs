@@ -388,7 +388,7 @@ mod tests {
         let Reply::Array(subs) = &e[9] else {
             panic!("{:?}", e[9])
         };
-        assert_eq!(subs.len(), 10);
+        assert_eq!(subs.len(), 12);
     }
 
     #[test]
