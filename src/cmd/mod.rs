@@ -90,6 +90,11 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("rename", keyspace::rename::parse_rename),
     ("renamenx", keyspace::rename::parse_renamenx),
     ("copy", keyspace::copy::parse),
+    ("dump", keyspace::dump::parse),
+    ("restore", keyspace::restore::parse),
+    ("restore-asking", keyspace::restore::parse),
+    ("move", keyspace::move_::parse),
+    ("swapdb", keyspace::swapdb::parse),
     ("dbsize", keyspace::dbsize::parse),
     ("memory", keyspace::memory::parse_help),
     ("memory|usage", keyspace::memory::parse_usage),
@@ -339,6 +344,7 @@ pub enum ReadCmd {
     DbSize(keyspace::dbsize::DbSize),
     MemoryUsage(keyspace::memory::MemoryUsage),
     Object(keyspace::object::Object),
+    Dump(keyspace::dump::Dump),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -366,6 +372,7 @@ impl ReadCmd {
             ReadCmd::DbSize(c) => c.execute(db, now_ms),
             ReadCmd::MemoryUsage(c) => c.execute(db, now_ms),
             ReadCmd::Object(c) => c.execute(db, now_ms),
+            ReadCmd::Dump(c) => c.execute(db, now_ms),
         }
     }
 
@@ -382,6 +389,7 @@ impl ReadCmd {
             ReadCmd::Ttl(c) => Some(&c.key),
             ReadCmd::MemoryUsage(c) => Some(&c.key),
             ReadCmd::Object(c) => Some(&c.key),
+            ReadCmd::Dump(c) => Some(&c.key),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }
@@ -432,6 +440,8 @@ pub enum WriteCmd {
         slot: Option<u16>,
         reply: Reply,
     },
+    // New variants go last: the variant's index is its tag in logs already written.
+    Restore(keyspace::restore::Restore),
 }
 
 impl WriteCmd {
@@ -450,6 +460,7 @@ impl WriteCmd {
             WriteCmd::Persist(c) => c.apply(db, now_ms),
             WriteCmd::Rename(c) => c.apply(db, now_ms),
             WriteCmd::Copy(c) => c.apply(db, now_ms),
+            WriteCmd::Restore(c) => c.apply(db, now_ms),
             WriteCmd::Flush(c) => c.apply(db, now_ms),
             WriteCmd::DeleteExpired(keys) => {
                 let mut n = 0;
@@ -495,6 +506,7 @@ impl WriteCmd {
             WriteCmd::Persist(c) => Some(&c.key),
             WriteCmd::Rename(c) => Some(&c.src),
             WriteCmd::Copy(c) => Some(&c.src),
+            WriteCmd::Restore(c) => Some(&c.key),
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
             WriteCmd::Once { cmd, .. } => cmd.first_key(),

@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod keyspace;
 mod radix;
+pub mod rdb;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

@@ -122,6 +122,39 @@ async fn every_command_family_through_the_proxy() {
         .await;
     assert_eq!(apart.unwrap_err().code(), Some("CROSSSLOT"));
     let _: () = con.del(&["{lcs}a", "{lcs}b"]).await.unwrap();
+    // DUMP and RESTORE carry a value in Redis's serialized form, with a new TTL.
+    let _: () = con.set("dump:a", "x".repeat(300)).await.unwrap();
+    let payload: Vec<u8> = redis::cmd("DUMP")
+        .arg("dump:a")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let restore = |key: &str, ttl: i64, payload: &[u8]| {
+        redis::cmd("RESTORE").arg(key).arg(ttl).arg(payload).clone()
+    };
+    let _: () = restore("dump:b", 50_000, &payload)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let b: String = con.get("dump:b").await.unwrap();
+    assert_eq!(b, "x".repeat(300));
+    let ttl: i64 = con.pttl("dump:b").await.unwrap();
+    assert!(ttl > 40_000 && ttl <= 50_000, "{ttl}");
+    let busy: redis::RedisResult<()> = restore("dump:b", 0, &payload).query_async(&mut con).await;
+    assert_eq!(busy.unwrap_err().code(), Some("BUSYKEY"));
+    // A payload redis-server 7.0.15 wrote: "ab" 30 times, LZF-compressed by liblzf.
+    let from_redis =
+        b"\x00\xc3\x0a\x3c\x02aba\xe0\x2e\x01\x01ab\x0a\x00\xbb\x16\xd3\xeb\xae\x6f\xc5\x74";
+    let _: () = restore("dump:b", 0, from_redis)
+        .arg("REPLACE")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let b: String = con.get("dump:b").await.unwrap();
+    assert_eq!(b, "ab".repeat(30));
+    let ttl: i64 = con.pttl("dump:b").await.unwrap();
+    assert_eq!(ttl, -1);
+    let _: () = con.del(&["dump:a", "dump:b"]).await.unwrap();
     let mut ask: Vec<String> = keys.clone();
     ask.insert(7, "missing".into());
     let got: Vec<Option<String>> = con.mget(&ask).await.unwrap();
