@@ -38,6 +38,14 @@ blob = bytes(range(256)) * 40
 r.set(b"bin\x00key\xff", blob)
 check(r.get(b"bin\x00key\xff") == blob, "binary key and a 10 KiB binary value")
 
+# DUMP and RESTORE with redis-py's own methods: a binary value, its TTL, REPLACE.
+r.delete("restored")
+payload = r.dump(b"bin\x00key\xff")
+r.restore("restored", 60000, payload)
+check(r.get("restored") == blob and 0 < r.pttl("restored") <= 60000, "DUMP and RESTORE a binary value")
+r.restore("restored", 0, r.dump("py:7"), replace=True)
+check(r.get("restored") == b"7" and r.ttl("restored") == -1, "RESTORE REPLACE an integer's payload")
+
 # Multi-key commands across slots, split and merged by the proxy.
 r.mset({f"m:{i}": f"v{i}" for i in range(100)})
 vals = r.mget([f"m:{i}" for i in range(100)] + ["m:none"])
