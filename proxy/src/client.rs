@@ -257,6 +257,19 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
             };
             match parsed {
                 Ok(Some(argv)) => {
+                    // New routes are taken only once the requests sent on the old ones
+                    // are answered. Sent on the new routes at once, a write could reach
+                    // its slot's new owner before a read sent ahead of it, refused by
+                    // the old owner as the slot moved, is retried there, and the read
+                    // would see the write. Rare (a topology change while this client
+                    // has requests in flight), and it costs one pipeline's wait.
+                    if session.routes.is_stale(&sh.backends) {
+                        if inflight.iter().any(|f| !matches!(f.0, Flight::Ready(_))) {
+                            held = Some(argv);
+                            break;
+                        }
+                        session.routes.refresh(&sh.backends);
+                    }
                     if orders_all(&argv) {
                         if !inflight.is_empty() {
                             held = Some(argv);

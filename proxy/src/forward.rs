@@ -80,6 +80,20 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// Whether the topology changed since this copy was taken. A copy not yet taken is
+    /// not stale: nothing was sent on it.
+    pub fn is_stale(&self, b: &Backends) -> bool {
+        self.view.is_some() && self.version != b.topo.version()
+    }
+
+    /// Takes the topology's current view.
+    pub fn refresh(&mut self, b: &Backends) {
+        let (version, view) = b.topo.view();
+        self.version = version;
+        self.view = Some(view);
+        self.conns.clear();
+    }
+
     /// Where a command on `slot` goes: the leader's address and this client's connection
     /// to it. None while the slot has no known owner.
     fn route(
@@ -90,10 +104,7 @@ impl Routes {
         lane: u64,
     ) -> Option<(Arc<str>, &Backend)> {
         if self.view.is_none() || self.version != b.topo.version() {
-            let (version, view) = b.topo.view();
-            self.version = version;
-            self.view = Some(view);
-            self.conns.clear();
+            self.refresh(b);
         }
         let leader = self.view.as_ref()?.leader(slot)?;
         let at = self

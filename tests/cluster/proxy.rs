@@ -1047,6 +1047,83 @@ async fn pipelined_writers_keep_their_order_while_their_slot_moves() {
     c.stop().await;
 }
 
+/// A read held at its slot's old owner while the slot moves, and a write pipelined behind
+/// it once the proxy has learned the new owner: the write must not reach the new owner
+/// first (it did, sent at once on the new routes, and the read, refused by the old owner
+/// and retried at the new one, saw it). As on one Redis connection, the read answers the
+/// value from before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_retried_after_its_slot_moved_is_not_overtaken_by_a_write_behind_it() {
+    let (mut c, proxy) = start().await;
+    let mut raw = Raw::connect(&proxy.addr.to_string()).await;
+    assert_eq!(raw.cmd(&[b"SET", b"{r}k", b"old"]).await, b"+OK\r\n");
+    let slot = key_slot(b"{r}");
+    let latest = |c: &TestCluster| {
+        c.node(c.members(0)[0])
+            .group()
+            .reader()
+            .cluster()
+            .ctl
+            .latest()
+    };
+    let from = latest(&c).owner(slot);
+    let to = *c.data_gids().iter().find(|g| **g != from).unwrap();
+    // The old owner's leader holds every client command, the proxy's GET among them.
+    let held = c.leader_of(from).await;
+    let mut node = c.client(held).await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60000)
+        .arg("ALL")
+        .query_async(&mut node)
+        .await
+        .unwrap();
+    raw.send(&encode(&[b"GET", b"{r}k"])).await;
+    let args = vec!["MOVE".to_string(), slot.to_string(), to.to_string()];
+    let redis::Value::Int(num) = c.cluster_cmd(&args).await else {
+        panic!("MOVE failed")
+    };
+    c.settled(num as u64).await;
+    // The proxy has the new routes: the write behind the GET would go to the new owner.
+    let mut other = client(&proxy).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the proxy to learn the move",
+        || {
+            let mut other = other.clone();
+            async move {
+                let info: String = redis::cmd("INFO")
+                    .arg("cluster")
+                    .query_async(&mut other)
+                    .await
+                    .ok()?;
+                let config: u64 = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("redraft_config:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                (config >= num as u64).then_some(())
+            }
+        },
+    )
+    .await;
+    raw.send(&encode(&[b"SET", b"{r}k", b"new"])).await;
+    // The held GET's connection drops: the proxy retries it at the slot's new owner.
+    c.kill(held).await;
+    assert_eq!(
+        String::from_utf8_lossy(&raw.reply().await),
+        "$3\r\nold\r\n",
+        "the GET sent before the SET"
+    );
+    assert_eq!(raw.reply().await, b"+OK\r\n");
+    let now: String = other.get("{r}k").await.unwrap();
+    assert_eq!(now, "new");
+    assert_eq!(latest(&c).owner(slot), to);
+    proxy.stop();
+    c.stop().await;
+}
+
 /// A pipeline runs in order as on one Redis connection, also around writes a node refuses
 /// as it parses them (each was once left out of the client's order, so the requests
 /// behind it that named it waited, retried, and lost their order), a GETEX without options
