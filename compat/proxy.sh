@@ -81,5 +81,9 @@ if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-be
 
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
+# SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.
+got=$(redis-cli -p $port shutdown 2>&1) || true
+for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if [ -z "$got" ] && ! kill -0 $pid 2>/dev/null && wait $pid; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: SHUTDOWN → '$got', redraft dev still running or failed"; fi
 echo "proxy compat: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

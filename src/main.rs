@@ -206,7 +206,15 @@ fn tempdir() -> std::io::Result<TempDir> {
     Ok(TempDir(p))
 }
 
+/// SIGINT, SIGTERM, or a client's SHUTDOWN.
 async fn shutdown_signal() {
+    tokio::select! {
+        _ = signal() => {}
+        _ = redraft_proxy::wire::shutdown::requested() => {}
+    }
+}
+
+async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -63,6 +63,11 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched
             Ready(Reply::ok())
         }
         "reset" => Ready(crate::session::reset(s)),
+        "shutdown" => Ready(crate::wire::shutdown::command(argv).unwrap_or_else(|| {
+            s.quit = true;
+            s.reply_mode.mute();
+            Reply::ok()
+        })),
         "asking" | "readonly" | "readwrite" => Ready(Reply::ok()),
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, argv)),
         "info" => crate::fanout::info(sh, s, argv),

@@ -127,6 +127,7 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     // handled by the connection layer
     ("hello", session),
     ("quit", session),
+    ("shutdown", session),
     ("monitor", session),
     ("reset", session),
     ("info", session),

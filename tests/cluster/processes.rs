@@ -157,6 +157,19 @@ impl ProcessCluster {
         }
     }
 
+    /// Waits for node `id`'s process to exit by itself; its exit status.
+    pub async fn exited(&mut self, id: NodeId) -> std::process::ExitStatus {
+        let p = self.procs.get_mut(&id).expect("a node of the layout");
+        let child = p.child.as_mut().expect("node is running");
+        let status = wait_until(Duration::from_secs(30), "the process to exit", || {
+            let status = child.try_wait().expect("wait");
+            async move { status }
+        })
+        .await;
+        p.child = None;
+        status
+    }
+
     pub fn running(&self, id: NodeId) -> bool {
         self.procs[&id].child.is_some()
     }
@@ -291,4 +304,53 @@ impl Drop for ProcessCluster {
             self.keep();
         }
     }
+}
+
+/// SHUTDOWN stops a `redraft node` process as SIGTERM does: the connection closes with no
+/// reply (which clients take as success), the process exits 0, and a restart has every
+/// acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_the_node_process_which_restarts_with_its_data() {
+    let mut c = ProcessCluster::standalone(&[]);
+    let ready = |c: &ProcessCluster| {
+        let url = c.url(1);
+        wait_until(Duration::from_secs(30), "the node to serve", move || {
+            let url = url.clone();
+            async move {
+                let mut con = redis::Client::open(url)
+                    .ok()?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .ok()?;
+                // A read answers once the node's group has a leader.
+                let r: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg("k").query_async(&mut con).await;
+                r.ok().map(|v| (con, v))
+            }
+        })
+    };
+    let (mut con, before) = ready(&c).await;
+    assert_eq!(before, None);
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let abort: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("ABORT")
+        .query_async(&mut con)
+        .await;
+    assert_eq!(
+        abort.unwrap_err().detail(),
+        Some("No shutdown in progress.")
+    );
+    let mut raw = crate::raw::Raw::connect(&c.procs[&1].addr).await;
+    raw.send(&crate::raw::encode(&[b"SHUTDOWN", b"NOSAVE"]))
+        .await;
+    assert_eq!(raw.rest().await, b"", "no reply: the connection closes");
+    assert!(c.exited(1).await.success(), "exit status 0");
+    c.spawn(1);
+    let (_, after) = ready(&c).await;
+    assert_eq!(after.as_deref(), Some("v"));
 }

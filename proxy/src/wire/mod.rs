@@ -13,6 +13,7 @@ pub mod pause;
 pub mod reply;
 pub mod reply_mode;
 pub mod request;
+pub mod shutdown;
 pub mod slot;
 pub mod slowlog;
 pub mod table;

@@ -23,6 +23,11 @@ impl ReplyMode {
         self.muted
     }
 
+    /// Drops the reply of the request being run (SHUTDOWN's: it closes the connection).
+    pub fn mute(&mut self) {
+        self.muted = true;
+    }
+
     /// Runs `CLIENT REPLY <arg>`: ON answers +OK; OFF and SKIP answer nothing.
     pub fn set(&mut self, arg: &[u8]) -> Reply {
         match arg.to_ascii_lowercase().as_slice() {

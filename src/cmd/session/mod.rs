@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::node::NodeShared;
 use crate::resp::session::Session;
 use crate::shard::ShardError;
-use redraft_proxy::wire::{command_stats, Reply};
+use redraft_proxy::wire::{command_stats, shutdown, Reply};
 
 pub use config::ConfigTable;
 
@@ -38,6 +38,11 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
             session.quit = true;
             Reply::ok()
         }
+        b"shutdown" => shutdown::command(&argv).unwrap_or_else(|| {
+            session.quit = true;
+            session.reply_mode.mute();
+            Reply::ok()
+        }),
         b"monitor" => {
             session.monitor = true;
             Reply::ok()
