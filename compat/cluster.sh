@@ -53,5 +53,26 @@ done
 grep -qi "error" <<<"$out" && fail "redis-benchmark --cluster reported errors: $out" || ok
 
 if python3 compat/test_cluster.py 7401; then ok; else fail "redis-py RedisCluster (compat/test_cluster.py)"; fi
+
+# redis-cli --cluster import moves a redis-server's keys into redraft: the source's MIGRATE
+# sends each key to its slot's owner as SELECT 0 and RESTORE (the DUMP payload, the TTL).
+src=7488
+redis-server --port $src --save '' --appendonly no --daemonize yes --dir "$work" --logfile "$work/redis.log"
+trap 'redis-cli -p $src shutdown nosave >/dev/null 2>&1 || true; kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do redis-cli -p $src ping >/dev/null 2>&1 && break; sleep 0.05; done
+long=$(printf 'ab%.0s' $(seq 1 200))
+{ for i in $(seq 1 500); do echo "SET imp:$i value-$i"; done
+  echo "SET imp:ttl x EX 1000"; echo "SET imp:int 12345"; echo "SET imp:long $long"; } | redis-cli -p $src >/dev/null
+out=$(redis-cli --cluster import 127.0.0.1:7401 --cluster-from 127.0.0.1:$src --cluster-copy 2>&1) || true
+[ "$(grep -c "Migrating imp:.*OK" <<<"$out")" -eq 503 ] && ok || fail "redis-cli --cluster import: $out"
+got=$(for k in imp:1 imp:250 imp:500 imp:int imp:long; do redis-cli -c -p 7405 get $k; done | tr '\n' ' ')
+[ "$got" == "value-1 value-250 value-500 12345 $long " ] && ok || fail "imported values: $got"
+ttl=$(redis-cli -c -p 7402 ttl imp:ttl)
+[ "$ttl" -gt 900 ] && [ "$ttl" -le 1000 ] && ok || fail "imported TTL: $ttl"
+keys=$(python3 -c "
+import redis
+r = redis.RedisCluster(host='127.0.0.1', port=7401)
+print(sum(1 for _ in r.scan_iter(match='imp:*', count=1000, target_nodes=redis.RedisCluster.PRIMARIES)))")
+[ "$keys" -eq 503 ] && ok || fail "imported keys: $keys of 503"
 echo "cluster compat: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
