@@ -3,8 +3,11 @@
 # redis-server (appendonly no; appendonly yes + appendfsync always) in the same run, with
 # redis-benchmark. Prints req/s and the redraft/redis ratios. Not a test: figures only.
 #
-#   benches/redis_benchmark.sh [-n requests] [-c clients] [-x] [-r rounds] [-p "1 16"]
+#   benches/redis_benchmark.sh [-n requests] [-c clients] [-x] [-g groups] [-r rounds] [-p "1 16"]
 #
+# -x goes through the proxy of `redraft dev`, with three groups unless -g says otherwise
+# (one group is the like-for-like comparison with one redis-server: three groups on two
+# cores add the sharding's cost, each group's entries batching a third of the writes).
 # -p picks the pipeline depths (default both).
 # -r runs every test that many times, the three servers in turn each round, and prints
 # each server's median and the lowest and highest of the rounds' ratios: this 2-core
@@ -18,9 +21,10 @@ cd "$(dirname "$0")/.."
 N=200000
 C=50
 PROXY=""
+NGROUPS=3
 ROUNDS=1
 PIPES="1 16"
-while getopts "n:c:xr:p:" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; x) PROXY=1 ;; r) ROUNDS=$OPTARG ;; p) PIPES=$OPTARG ;; *) exit 2 ;; esac; done
+while getopts "n:c:xg:r:p:" o; do case $o in n) N=$OPTARG ;; c) C=$OPTARG ;; x) PROXY=1 ;; g) NGROUPS=$OPTARG ;; r) ROUNDS=$OPTARG ;; p) PIPES=$OPTARG ;; *) exit 2 ;; esac; done
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
 need redis-benchmark redis-tools
@@ -33,7 +37,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 if [ -n "$PROXY" ]; then
-  "${CARGO_TARGET_DIR:-target}/release/redraft" dev --port 7199 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups "$NGROUPS" --port 7199 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
 else
   "${CARGO_TARGET_DIR:-target}/release/redraft" dev --groups 1 --port 0 --dir "$work/redraft" --base-port 7101 >"$work/dev.log" 2>&1 &
 fi
