@@ -1047,6 +1047,70 @@ async fn pipelined_writers_keep_their_order_while_their_slot_moves() {
     c.stop().await;
 }
 
+/// SAVE, BGSAVE and LASTSAVE: a replica's Raft snapshot is its dump. At a node SAVE
+/// answers once the node's snapshot holds everything it had applied; through the proxy
+/// every group's leader saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_and_bgsave_snapshot_the_replicas() {
+    let (c, proxy) = start().await;
+    let mut con = client(&proxy).await;
+    let pairs: Vec<(String, i64)> = (0..300).map(|i| (format!("s:{i}"), i)).collect();
+    let _: () = con.mset(&pairs).await.unwrap();
+    let leader = c.leader_of(1).await;
+    let mut r = Raw::connect(&c.peers[&leader].client_addr()).await;
+    let metrics = |c: &TestCluster, id| c.node(id).group().raft().metrics().borrow().clone();
+    let index = |l: Option<openraft::LogId<u64>>| l.map_or(0, |l| l.index);
+    let persistence_field = |info: &str, name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let started = r.call("LASTSAVE").await;
+    let started: u64 = started[1..].trim().parse().unwrap();
+    let info = r.call("INFO persistence").await;
+    let changes = persistence_field(&info, "rdb_changes_since_last_save");
+    assert!(changes > 0, "{info}");
+    assert_eq!(persistence_field(&info, "rdb_last_save_time"), started);
+    let applied = index(metrics(&c, leader).last_applied);
+    assert_eq!(r.call("SAVE").await, "+OK\r\n");
+    assert!(index(metrics(&c, leader).snapshot) >= applied);
+    let saved = r.call("LASTSAVE").await;
+    assert!(saved[1..].trim().parse::<u64>().unwrap() >= started);
+    let info = r.call("INFO persistence").await;
+    assert!(persistence_field(&info, "rdb_changes_since_last_save") < changes);
+    assert_eq!(
+        r.call("BGSAVE SCHEDULE").await,
+        "+Background saving started\r\n"
+    );
+    assert_eq!(r.call("BGSAVE NOW").await, "-ERR syntax error\r\n");
+    // Through the proxy: each group's leader saves; LASTSAVE is the oldest of theirs.
+    let mut p = Raw::connect(&proxy.addr.to_string()).await;
+    let leaders = [
+        c.leader_of(1).await,
+        c.leader_of(2).await,
+        c.leader_of(3).await,
+    ];
+    let applied: Vec<u64> = leaders
+        .iter()
+        .map(|id| index(metrics(&c, *id).last_applied))
+        .collect();
+    assert_eq!(p.call("SAVE").await, "+OK\r\n");
+    for (id, applied) in leaders.iter().zip(applied) {
+        assert!(index(metrics(&c, *id).snapshot) >= applied, "node {id}");
+    }
+    assert_eq!(p.call("BGSAVE").await, "+Background saving started\r\n");
+    let lastsave = p.call("LASTSAVE").await;
+    assert!(
+        lastsave[1..].trim().parse::<u64>().unwrap() >= started,
+        "{lastsave}"
+    );
+    proxy.stop();
+    c.stop().await;
+}
+
 /// A read held at its slot's old owner while the slot moves, and a write pipelined behind
 /// it once the proxy has learned the new owner: the write must not reach the new owner
 /// first (it did, sent at once on the new routes, and the read, refused by the old owner

@@ -390,6 +390,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: MEMORY_SUBCOMMANDS,
         ..BASE
     },
+    CommandSpec { name: "save", arity: 1, flags: &["admin", "noscript", "no_async_loading", "no_multi"], group: "server", summary: "Synchronously save the dataset to disk", since: "1.0.0", complexity: "O(N) where N is the total number of keys in all databases", ..BASE },
+    CommandSpec { name: "bgsave", arity: -1, flags: &["admin", "noscript", "no_async_loading"], group: "server", summary: "Asynchronously save the dataset to disk", since: "1.0.0", ..BASE },
+    CommandSpec { name: "lastsave", arity: 1, flags: &["loading", "stale", "fast"], acl: &["admin", "dangerous"], tips: &["nondeterministic_output"], group: "server", summary: "Get the UNIX time stamp of the last successful save to disk", since: "1.0.0", ..BASE },
     CommandSpec { name: "shutdown", arity: -1, flags: &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], group: "server", summary: "Synchronously save the dataset to disk and then shut down the server", since: "1.0.0", complexity: "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)", ..BASE },
     CommandSpec { name: "monitor", arity: 1, flags: &["admin", "noscript", "loading", "stale"], group: "server", summary: "Listen for all requests received by the server in real time", since: "1.0.0", ..BASE },
     CommandSpec { name: "time", arity: 1, flags: &["loading", "stale", "fast"], tips: &["nondeterministic_output"], group: "server", summary: "Return the current server time", since: "2.6.0", ..BASE },

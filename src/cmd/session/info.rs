@@ -81,7 +81,14 @@ fn section(name: &str, node: &NodeShared) -> String {
         ),
         "memory" => info::memory(&mut s),
         "persistence" => {
-            s.push_str("# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n");
+            // The snapshot is the dump (SAVE, LASTSAVE); its changes are log entries.
+            let snapshot = m.snapshot.map_or(0, |l| l.index);
+            let _ = write!(
+                s,
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n",
+                applied.saturating_sub(snapshot),
+                node.group.reader().saved_at(),
+            );
         }
         "stats" => info::stats(&mut s, &node.clients),
         "replication" => {

@@ -1,5 +1,6 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
+//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, SAVE,
+//! BGSAVE, LASTSAVE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
 mod cluster;
@@ -8,6 +9,7 @@ mod config;
 mod hello;
 mod info;
 mod role;
+mod save;
 mod wait;
 
 use std::sync::Arc;
@@ -57,6 +59,9 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"latency" => command_stats::latency(&argv, &node.clients.stats),
         b"slowlog" => node.clients.slowlog.command(&argv),
         b"role" => role::execute(node),
+        b"save" => save::save(node).await,
+        b"bgsave" => save::bgsave(&argv, node).await,
+        b"lastsave" => save::lastsave(node),
         b"cluster" => cluster::execute(&argv, node).await,
         b"wait" => return wait::execute(&argv, node, &session.hangup),
         _ => Reply::err(format!(

@@ -144,6 +144,9 @@ struct Shared {
     current: Mutex<Option<CurrentSnapshot>>,
     /// Size of the current snapshot file (0: none yet), for the snapshot trigger.
     snapshot_bytes: AtomicU64,
+    /// When the current snapshot file was written (unix seconds; the start until there is
+    /// one, as Redis counts its dataset saved at startup): LASTSAVE.
+    saved_at: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -200,8 +203,11 @@ impl Shared {
 
     /// Makes `cur` the current snapshot and deletes the group's other files.
     fn set_current(&self, cur: CurrentSnapshot) -> Result<(), StorageError> {
-        let size = std::fs::metadata(self.dir.join(&cur.file))?.len();
-        self.snapshot_bytes.store(size, Ordering::Relaxed);
+        let md = std::fs::metadata(self.dir.join(&cur.file))?;
+        self.snapshot_bytes.store(md.len(), Ordering::Relaxed);
+        if let Ok(t) = md.modified() {
+            self.saved_at.store(unix_secs(t), Ordering::Relaxed);
+        }
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(cur);
         self.clean_snapshot_files()
     }
@@ -218,6 +224,11 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The newest whole snapshot file of group `gid` in `dir`, if any.
@@ -273,6 +284,7 @@ impl ShardStateMachine {
             snap_lock: tokio::sync::Mutex::new(()),
             current: Mutex::new(None),
             snapshot_bytes: AtomicU64::new(0),
+            saved_at: AtomicU64::new(unix_secs(std::time::SystemTime::now())),
         });
         let mut state = state;
         shared.publish(&mut state);

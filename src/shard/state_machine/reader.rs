@@ -24,6 +24,12 @@ impl ShardReader {
         self.shared.snapshot_bytes.load(Ordering::Relaxed)
     }
 
+    /// When this replica's current snapshot was written (unix seconds; its start before
+    /// the first): LASTSAVE.
+    pub fn saved_at(&self) -> u64 {
+        self.shared.saved_at.load(Ordering::Relaxed)
+    }
+
     /// The group clock (latest entry time applied): reads take the later of it and the
     /// wall clock, so a key that expired under one leader stays expired under the next.
     pub fn clock(&self) -> u64 {
