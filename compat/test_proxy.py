@@ -46,6 +46,10 @@ check(r.get("restored") == blob and 0 < r.pttl("restored") <= 60000, "DUMP and R
 r.restore("restored", 0, r.dump("py:7"), replace=True)
 check(r.get("restored") == b"7" and r.ttl("restored") == -1, "RESTORE REPLACE an integer's payload")
 
+# ACL as a server without ACL configuration shows it, and SAVE/LASTSAVE.
+check(r.acl_whoami() in (b"default", "default") and len(r.acl_genpass()) == 64, "ACL WHOAMI, ACL GENPASS")
+check(r.save() and r.lastsave().year >= 2024, "SAVE, LASTSAVE")
+
 # Multi-key commands across slots, split and merged by the proxy.
 r.mset({f"m:{i}": f"v{i}" for i in range(100)})
 vals = r.mget([f"m:{i}" for i in range(100)] + ["m:none"])

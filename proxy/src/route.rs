@@ -72,6 +72,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched
         n if n.starts_with("client|") => Ready(crate::session::client(s, sh, argv)),
         "info" => crate::fanout::info(sh, s, argv),
         n if n.starts_with("slowlog|") => Ready(sh.clients.slowlog.command(argv)),
+        n if n.starts_with("acl|") => Ready(crate::wire::acl::command(argv)),
         // Forwarded to a node, and the proxy's slow log set as it was there.
         "config|set" => config_set(sh, s, argv),
         n if n.starts_with("latency|") => {

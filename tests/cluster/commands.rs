@@ -22,6 +22,12 @@ const SCRIPT: &[(&str, &str)] = &[
     ("CLIENT SETINFO LIB-NAME redis-py", "+OK\r\n"),
     ("CONFIG GET appendonly", "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"),
     ("CONFIG GET nosuch", "*0\r\n"),
+    ("ACL WHOAMI", "$7\r\ndefault\r\n"),
+    ("ACL DRYRUN default GET k", "+OK\r\n"),
+    ("ACL DRYRUN default nosuch", "-ERR Command 'nosuch' not found\r\n"),
+    ("ACL SAVE", "-ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.\r\n"),
+    ("LASTSAVE", ":*\r\n"),
+    ("BGSAVE", "+Background saving started\r\n"),
     (
         "CONFIG GET maxmemory-policy",
         "*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n",

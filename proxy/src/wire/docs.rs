@@ -6,6 +6,13 @@ use super::table::{CommandDoc, DocArg, ARG};
 
 #[rustfmt::skip]
 pub static DOCS: &[CommandDoc] = &[
+    CommandDoc { name: "acl|cat", history: &[], args: &[DocArg { name: "categoryname", kind: "string", flags: &["optional"], ..ARG }] },
+    CommandDoc { name: "acl|deluser", history: &[], args: &[DocArg { name: "username", kind: "string", flags: &["multiple"], ..ARG }] },
+    CommandDoc { name: "acl|dryrun", history: &[], args: &[DocArg { name: "username", kind: "string", ..ARG }, DocArg { name: "command", kind: "string", ..ARG }, DocArg { name: "arg", kind: "string", flags: &["optional", "multiple"], ..ARG }] },
+    CommandDoc { name: "acl|genpass", history: &[], args: &[DocArg { name: "bits", kind: "integer", flags: &["optional"], ..ARG }] },
+    CommandDoc { name: "acl|getuser", history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and changed the format of key and channel patterns from a list to their rule representation.")], args: &[DocArg { name: "username", kind: "string", ..ARG }] },
+    CommandDoc { name: "acl|log", history: &[], args: &[DocArg { name: "operation", kind: "oneof", flags: &["optional"], args: &[DocArg { name: "count", kind: "integer", ..ARG }, DocArg { name: "reset", kind: "pure-token", token: Some("RESET"), ..ARG }], ..ARG }] },
+    CommandDoc { name: "acl|setuser", history: &[("6.2.0", "Added Pub/Sub channel patterns."), ("7.0.0", "Added selectors and key based permissions.")], args: &[DocArg { name: "username", kind: "string", ..ARG }, DocArg { name: "rule", kind: "string", flags: &["optional", "multiple"], ..ARG }] },
     CommandDoc { name: "append", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }, DocArg { name: "value", kind: "string", ..ARG }] },
     CommandDoc { name: "auth", history: &[("6.0.0", "Added ACL style (username and password).")], args: &[DocArg { name: "username", kind: "string", since: Some("6.0.0"), flags: &["optional"], ..ARG }, DocArg { name: "password", kind: "string", ..ARG }] },
     CommandDoc { name: "bgsave", history: &[("3.2.2", "Added the `SCHEDULE` option.")], args: &[DocArg { name: "schedule", kind: "pure-token", token: Some("SCHEDULE"), since: Some("3.2.2"), flags: &["optional"], ..ARG }] },

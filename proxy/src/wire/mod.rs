@@ -1,5 +1,6 @@
 //! The RESP wire protocol as Redis speaks it.
 
+pub mod acl;
 pub mod clients;
 pub mod command_stats;
 pub mod decode;

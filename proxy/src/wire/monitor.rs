@@ -91,23 +91,25 @@ fn line(at: SystemTime, addr: &str, argv: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Which arguments Redis redacts: AUTH's, and HELLO's after its AUTH.
+/// Which arguments Redis redacts: AUTH's, HELLO's after its AUTH, and ACL SETUSER's (the
+/// user name and every rule, passwords among them).
 pub(crate) fn secrets(argv: &[Bytes]) -> impl Fn(usize) -> bool {
-    let name = argv
-        .first()
-        .map(|n| n.to_ascii_lowercase())
-        .unwrap_or_default();
-    let auth_at = match name.as_slice() {
-        b"auth" => Some(1),
-        b"hello" => argv
-            .iter()
+    let is = |i: usize, word: &[u8]| argv.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word));
+    // (first redacted argument, whether all after it are too, or only it and the next)
+    let redacted = if is(0, b"auth") {
+        Some((1, true))
+    } else if is(0, b"acl") && is(1, b"setuser") {
+        Some((2, true))
+    } else if is(0, b"hello") {
+        argv.iter()
             .position(|a| a.eq_ignore_ascii_case(b"auth"))
-            .map(|i| i + 1),
-        _ => None,
+            .map(|i| (i + 1, false))
+    } else {
+        None
     };
-    move |i| match auth_at {
-        Some(from) if name == b"auth" => i >= from,
-        Some(from) => i == from || i == from + 1,
+    move |i| match redacted {
+        Some((from, true)) => i >= from,
+        Some((from, false)) => i == from || i == from + 1,
         None => false,
     }
 }
@@ -248,6 +250,20 @@ mod tests {
                 b"+5.000000 [0 a:1] \"hello\" \"3\" \"auth\" \"(redacted)\" \"(redacted)\" \"setname\" \"n\"\r\n"
             )
         );
+    }
+
+    #[test]
+    fn passwords_are_redacted_as_redis_redacts_them() {
+        let redacted = |words: &str| -> Vec<usize> {
+            let argv = crate::wire::argv(words);
+            let secret = secrets(&argv);
+            (0..argv.len()).filter(|&i| secret(i)).collect()
+        };
+        assert_eq!(redacted("AUTH u p"), [1, 2]);
+        assert_eq!(redacted("hello 3 auth u p setname n"), [3, 4]);
+        assert_eq!(redacted("ACL SETUSER bob on >pw ~*"), [2, 3, 4, 5]);
+        assert_eq!(redacted("ACL GETUSER bob"), [] as [usize; 0]);
+        assert_eq!(redacted("SET auth x"), [] as [usize; 0]);
     }
 
     #[test]

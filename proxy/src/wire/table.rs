@@ -290,7 +290,7 @@ const CLIENT_SUB: CommandSpec = CommandSpec {
 const CONFIG_SUB: CommandSpec = CommandSpec { flags: &["admin", "noscript", "loading", "stale"], group: "server", ..BASE };
 #[rustfmt::skip]
 const LATENCY_SUB: CommandSpec = CommandSpec { tips: &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"], since: "2.8.13", complexity: "O(1)", ..CONFIG_SUB };
-/// In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+/// In an order redis-server gave (its own varies per process: a randomly seeded dict).
 #[rustfmt::skip]
 const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "latency|help", arity: 2, flags: &["loading", "stale"], tips: &[], summary: "Show helpful text about the different subcommands.", ..LATENCY_SUB },
@@ -303,13 +303,31 @@ const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 #[rustfmt::skip]
 const SLOWLOG_SUB: CommandSpec = CommandSpec { flags: &["admin", "loading", "stale"], group: "server", since: "2.2.12", ..BASE };
-/// In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+/// In an order redis-server gave (its own varies per process: a randomly seeded dict).
 #[rustfmt::skip]
 const SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "slowlog|len", arity: 2, tips: &["request_policy:all_nodes", "response_policy:agg_sum", "nondeterministic_output"], summary: "Get the slow log's length", ..SLOWLOG_SUB },
     CommandSpec { name: "slowlog|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "6.2.0", ..SLOWLOG_SUB },
     CommandSpec { name: "slowlog|get", arity: -2, tips: &["request_policy:all_nodes", "nondeterministic_output"], summary: "Get the slow log's entries", complexity: "O(N) where N is the number of entries returned", ..SLOWLOG_SUB },
     CommandSpec { name: "slowlog|reset", arity: 2, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Clear all entries from the slow log", complexity: "O(N) where N is the number of entries in the slowlog", ..SLOWLOG_SUB },
+];
+#[rustfmt::skip]
+const ACL_SUB: CommandSpec = CommandSpec { flags: &["admin", "noscript", "loading", "stale"], group: "server", since: "6.0.0", ..BASE };
+#[rustfmt::skip]
+const ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "acl|deluser", arity: -3, summary: "Remove the specified ACL users and the associated rules", complexity: "O(1) amortized time considering the typical user.", ..ACL_SUB },
+    CommandSpec { name: "acl|genpass", arity: -2, flags: &["noscript", "loading", "stale"], summary: "Generate a pseudorandom secure password to use for ACL users", ..ACL_SUB },
+    CommandSpec { name: "acl|list", arity: 2, summary: "List the current ACL rules in ACL config file format", complexity: "O(N). Where N is the number of configured users.", ..ACL_SUB },
+    CommandSpec { name: "acl|log", arity: -2, summary: "List latest events denied because of ACLs in place", complexity: "O(N) with N being the number of entries shown.", ..ACL_SUB },
+    CommandSpec { name: "acl|setuser", arity: -3, summary: "Modify or create the rules for a specific ACL user", complexity: "O(N). Where N is the number of rules provided.", ..ACL_SUB },
+    CommandSpec { name: "acl|save", arity: 2, summary: "Save the current ACL rules in the configured ACL file", complexity: "O(N). Where N is the number of configured users.", ..ACL_SUB },
+    CommandSpec { name: "acl|dryrun", arity: -4, summary: "Returns whether the user can execute the given command without executing the command.", since: "7.0.0", complexity: "O(1).", ..ACL_SUB },
+    CommandSpec { name: "acl|whoami", arity: 2, flags: &["noscript", "loading", "stale"], summary: "Return the name of the user associated to the current connection", ..ACL_SUB },
+    CommandSpec { name: "acl|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", ..ACL_SUB },
+    CommandSpec { name: "acl|load", arity: 2, summary: "Reload the ACLs from the configured ACL file", complexity: "O(N). Where N is the number of configured users.", ..ACL_SUB },
+    CommandSpec { name: "acl|users", arity: 2, summary: "List the username of all the configured ACL rules", complexity: "O(N). Where N is the number of configured users.", ..ACL_SUB },
+    CommandSpec { name: "acl|getuser", arity: 3, summary: "Get the rules for a specific ACL user", complexity: "O(N). Where N is the number of password, command and pattern rules that the user has.", ..ACL_SUB },
+    CommandSpec { name: "acl|cat", arity: -2, flags: &["noscript", "loading", "stale"], summary: "List the ACL categories or the commands inside a category", complexity: "O(1) since the categories and commands are a fixed set.", ..ACL_SUB },
 ];
 #[rustfmt::skip]
 const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl: &["connection"], group: "server", ..BASE };
@@ -435,6 +453,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "acl",
+        arity: -2,
+        group: "server",
+        summary: "A container for Access List Control commands ",
+        since: "6.0.0",
+        complexity: "Depends on subcommand.",
+        subcommands: ACL_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
         name: "slowlog",
         arity: -2,
         group: "server",
@@ -468,6 +496,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         since: "2.4.0",
         complexity: "Depends on subcommand.",
         subcommands: CLIENT_SUBCOMMANDS,
+        // Its subcommands are in @connection, the container is not.
+        acl: &[],
         ..CONN
     },
     CommandSpec { name: "reset", arity: 1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Reset the connection", since: "6.2.0", ..CONN },
@@ -547,7 +577,7 @@ const OBJECT_KEY: CommandSpec = CommandSpec { arity: 3, flags: &["readonly"], ac
 
 #[rustfmt::skip]
 const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
-    // In redis-server's order, so COMMAND INFO and DOCS list them as it does.
+    // In an order redis-server gave (its own varies per process: a randomly seeded dict).
     CommandSpec { name: "object|idletime", summary: "Get the time since a Redis object was last accessed", since: "2.2.3", ..OBJECT_KEY },
     CommandSpec { name: "object|refcount", summary: "Get the number of references to the value of the key", since: "2.2.3", ..OBJECT_KEY },
     CommandSpec { name: "object|freq", summary: "Get the logarithmic access frequency counter of a Redis object", since: "4.0.0", ..OBJECT_KEY },

@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ROLE, SAVE,
+//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ACL, ROLE, SAVE,
 //! BGSAVE, LASTSAVE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::node::NodeShared;
 use crate::resp::session::Session;
 use crate::shard::ShardError;
-use redraft_proxy::wire::{command_stats, shutdown, Reply};
+use redraft_proxy::wire::{acl, command_stats, shutdown, Reply};
 
 pub use config::ConfigTable;
 
@@ -58,6 +58,7 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"info" => info::execute(&argv, node),
         b"latency" => command_stats::latency(&argv, &node.clients.stats),
         b"slowlog" => node.clients.slowlog.command(&argv),
+        b"acl" => acl::command(&argv),
         b"role" => role::execute(node),
         b"save" => save::save(node).await,
         b"bgsave" => save::bgsave(&argv, node).await,
