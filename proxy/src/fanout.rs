@@ -1,7 +1,7 @@
 //! Keyless commands over the whole keyspace, answered as one Redis would: DBSIZE sums,
-//! KEYS merges, RANDOMKEY picks from whichever groups have keys, FLUSHALL/FLUSHDB/SAVE/
-//! BGSAVE succeed only if every group did (each group's leader saves its replica), LASTSAVE
-//! is the oldest leader's, and SCAN walks the groups in slot order.
+//! KEYS merges, RANDOMKEY picks from whichever groups have keys, FLUSHALL/FLUSHDB/BGSAVE
+//! succeed only if every group did (each group's leader saves its replica; SAVE: `save`),
+//! LASTSAVE is the oldest leader's, and SCAN walks the groups in slot order.
 //!
 //! Each group is reached through a slot it owns (the first of a run), so a leader change
 //! on the way is followed like any MOVED. Results taken while slots move can count a key
@@ -112,7 +112,7 @@ fn aggregate(name: &str, replies: Vec<Reply>) -> Reply {
             .min()
             .map_or(Reply::Null, Reply::Int),
         "bgsave" => Reply::status("Background saving started"),
-        // flushall, flushdb, save: every group said OK.
+        // flushall, flushdb: every group said OK.
         _ => Reply::ok(),
     }
 }

@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod forward;
 pub mod requeue;
 pub mod route;
+pub mod save;
 pub mod session;
 pub mod topology;
 pub mod wait;

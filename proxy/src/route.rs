@@ -83,8 +83,10 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched
             sh.clients.reset_stats();
             Ready(Reply::ok())
         }
-        "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" | "save" | "bgsave"
-        | "lastsave" => crate::fanout::fan_out(sh, s, spec.name, argv.to_vec()),
+        "save" => crate::save::save(sh, s),
+        "dbsize" | "keys" | "randomkey" | "flushall" | "flushdb" | "bgsave" | "lastsave" => {
+            crate::fanout::fan_out(sh, s, spec.name, argv.to_vec())
+        }
         "scan" => crate::fanout::scan(sh, s, argv.to_vec()),
         "wait" => crate::wait::wait(sh, s, argv),
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
