@@ -23,6 +23,13 @@ const SCRIPT: &[(&str, &str)] = &[
     ("CONFIG GET appendonly", "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"),
     ("CONFIG GET nosuch", "*0\r\n"),
     ("ACL WHOAMI", "$7\r\ndefault\r\n"),
+    ("CONFIG REWRITE", "-ERR The server is running without a config file\r\n"),
+    (
+        "REPLICAOF NO ONE",
+        "-ERR REPLICAOF is not supported: a redraft group's replicas are the members of its Raft group\r\n",
+    ),
+    ("MEMORY PURGE", "+OK\r\n"),
+    ("MEMORY MALLOC-STATS", "$45\r\nStats not supported for the current allocator\r\n"),
     ("ACL DRYRUN default GET k", "+OK\r\n"),
     ("ACL DRYRUN default nosuch", "-ERR Command 'nosuch' not found\r\n"),
     ("ACL SAVE", "-ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.\r\n"),

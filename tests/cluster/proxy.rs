@@ -122,6 +122,16 @@ async fn every_command_family_through_the_proxy() {
         .await;
     assert_eq!(apart.unwrap_err().code(), Some("CROSSSLOT"));
     let _: () = con.del(&["{lcs}a", "{lcs}b"]).await.unwrap();
+    // Cluster nodes answer REPLICAOF as Redis Cluster's do.
+    let replicaof: redis::RedisResult<()> = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut con)
+        .await;
+    assert_eq!(
+        replicaof.unwrap_err().detail(),
+        Some("REPLICAOF not allowed in cluster mode.")
+    );
     // DUMP and RESTORE carry a value in Redis's serialized form, with a new TTL.
     let _: () = con.set("dump:a", "x".repeat(300)).await.unwrap();
     let payload: Vec<u8> = redis::cmd("DUMP")

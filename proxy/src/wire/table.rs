@@ -408,6 +408,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         subcommands: MEMORY_SUBCOMMANDS,
         ..BASE
     },
+    CommandSpec { name: "replicaof", arity: 3, flags: &["admin", "noscript", "stale", "no_async_loading"], group: "server", summary: "Make the server a replica of another instance, or promote it as master.", since: "5.0.0", ..BASE },
+    CommandSpec { name: "slaveof", arity: 3, flags: &["admin", "noscript", "stale", "no_async_loading"], group: "server", summary: "Make the server a replica of another instance, or promote it as master.", since: "1.0.0", doc_flags: &["deprecated"], deprecated_since: Some("5.0.0"), replaced_by: Some("`REPLICAOF`"), ..BASE },
     CommandSpec { name: "save", arity: 1, flags: &["admin", "noscript", "no_async_loading", "no_multi"], group: "server", summary: "Synchronously save the dataset to disk", since: "1.0.0", complexity: "O(N) where N is the total number of keys in all databases", ..BASE },
     CommandSpec { name: "bgsave", arity: -1, flags: &["admin", "noscript", "no_async_loading"], group: "server", summary: "Asynchronously save the dataset to disk", since: "1.0.0", ..BASE },
     CommandSpec { name: "lastsave", arity: 1, flags: &["loading", "stale", "fast"], acl: &["admin", "dangerous"], tips: &["nondeterministic_output"], group: "server", summary: "Get the UNIX time stamp of the last successful save to disk", since: "1.0.0", ..BASE },
@@ -448,6 +450,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             CommandSpec { name: "config|get", arity: -3, summary: "Get the values of configuration parameters", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
             CommandSpec { name: "config|set", arity: -4, tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], summary: "Set configuration parameters to the given values", since: "2.0.0", complexity: "O(N) when N is the number of configuration parameters provided", ..CONFIG_SUB },
             CommandSpec { name: "config|resetstat", arity: 2, summary: "Reset the stats returned by INFO", since: "2.0.0", ..CONFIG_SUB },
+            CommandSpec { name: "config|rewrite", arity: 2, summary: "Rewrite the configuration file with the in memory configuration", since: "2.8.0", ..CONFIG_SUB },
             CommandSpec { name: "config|help", arity: 2, flags: &["loading", "stale"], summary: "Show helpful text about the different subcommands", since: "5.0.0", ..CONFIG_SUB },
         ],
         ..BASE
@@ -588,6 +591,9 @@ const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 const MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "memory|usage", arity: -3, flags: &["readonly"], first_key: 2, last_key: 2, step: 1, key_specs: KEY2_RO, group: "server", summary: "Estimate the memory usage of a key", since: "4.0.0", complexity: "O(N) where N is the number of samples.", ..BASE },
+    CommandSpec { name: "memory|doctor", arity: 2, tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], group: "server", summary: "Outputs memory problems report", since: "4.0.0", ..BASE },
+    CommandSpec { name: "memory|purge", arity: 2, tips: &["request_policy:all_shards", "response_policy:all_succeeded"], group: "server", summary: "Ask the allocator to release memory", since: "4.0.0", complexity: "Depends on how much memory is allocated, could be slow", ..BASE },
+    CommandSpec { name: "memory|malloc-stats", arity: 2, tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"], group: "server", summary: "Show allocator internal stats", since: "4.0.0", complexity: "Depends on how much memory is allocated, could be slow", ..BASE },
     CommandSpec { name: "memory|help", arity: 2, flags: &["loading", "stale"], group: "server", summary: "Show helpful text about the different subcommands", since: "4.0.0", ..BASE },
 ];
 

@@ -1,4 +1,4 @@
-//! MEMORY USAGE key [SAMPLES count] | MEMORY HELP.
+//! MEMORY USAGE key [SAMPLES count] | DOCTOR | MALLOC-STATS | PURGE | HELP.
 
 use bytes::Bytes;
 
@@ -35,6 +35,12 @@ pub fn parse_help(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     Ok(Command::Reply(Reply::Array(
         [
             "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DOCTOR",
+            "    Return memory problems reports.",
+            "MALLOC-STATS",
+            "    Return internal statistics report from the memory allocator.",
+            "PURGE",
+            "    Attempt to purge dirty pages for reclamation by the allocator.",
             "USAGE <key> [SAMPLES <count>]",
             "    Return memory in bytes used by <key> and its value. Nested values are",
             "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -45,6 +51,28 @@ pub fn parse_help(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
         .map(|&l| Reply::status(l))
         .collect(),
     )))
+}
+
+/// `MEMORY DOCTOR`: Redis's report when it finds nothing to say. Its detectors look at
+/// jemalloc's fragmentation and at replica and client buffers, none of which apply here.
+pub fn parse_doctor(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
+    Ok(Command::Reply(Reply::Verbatim(Bytes::from_static(
+        b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n",
+    ))))
+}
+
+/// `MEMORY MALLOC-STATS`: what Redis answers when built without jemalloc (redraft runs on
+/// mimalloc).
+pub fn parse_malloc_stats(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
+    Ok(Command::Reply(Reply::Verbatim(Bytes::from_static(
+        b"Stats not supported for the current allocator",
+    ))))
+}
+
+/// `MEMORY PURGE`: `+OK`, as Redis without jemalloc (mimalloc returns freed memory to the
+/// system by itself).
+pub fn parse_purge(_argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
+    Ok(Command::Reply(Reply::ok()))
 }
 
 impl MemoryUsage {

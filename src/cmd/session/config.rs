@@ -93,9 +93,13 @@ pub fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
             "HELP",
-            "    Print this help.",
+            "    Prints this help.",
         ]),
+        // Settings come from the command line; CONFIG SET lasts until the process ends.
+        b"rewrite" => Reply::err("ERR The server is running without a config file"),
         // cmd::parse answered unknown subcommands already.
         _ => super::unknown_subcommand("CONFIG", &argv[1]),
     }

@@ -1,5 +1,5 @@
 //! Commands that need the connection or the node rather than the keyspace:
-//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ACL, ROLE, SAVE,
+//! HELLO, QUIT, RESET, SHUTDOWN, MONITOR, CLIENT, CONFIG, INFO, LATENCY, SLOWLOG, ACL, ROLE, REPLICAOF, SAVE,
 //! BGSAVE, LASTSAVE, CLUSTER, WAIT. `cmd::parse` has checked their arity already.
 
 mod client;
@@ -60,6 +60,13 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"slowlog" => node.clients.slowlog.command(&argv),
         b"acl" => acl::command(&argv),
         b"role" => role::execute(node),
+        // A group's replicas are its Raft members: CLUSTER JOIN/LEAVE change them.
+        b"replicaof" | b"slaveof" if node.config.cluster_mode() => {
+            Reply::err("ERR REPLICAOF not allowed in cluster mode.")
+        }
+        b"replicaof" | b"slaveof" => Reply::err(
+            "ERR REPLICAOF is not supported: a redraft group's replicas are the members of its Raft group",
+        ),
         b"save" => save::save(node).await,
         b"bgsave" => save::bgsave(&argv, node).await,
         b"lastsave" => save::lastsave(node),
