@@ -34,7 +34,7 @@ const HELP: &[&str] = &[
     "FAILOVER",
     "    Move the leadership of this node's group to this node.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 pub async fn execute(argv: &[Bytes], node: &Arc<NodeShared>) -> Reply {
