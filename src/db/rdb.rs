@@ -53,8 +53,12 @@ pub fn dump(value: &[u8]) -> Vec<u8> {
 /// `body` with the footer DUMP writes (the RDB version and the checksum), as a payload
 /// whose value RESTORE will then parse: for tests and fuzzing.
 pub fn with_footer(body: &[u8]) -> Vec<u8> {
+    with_footer_of(body, RDB_VERSION)
+}
+
+fn with_footer_of(body: &[u8], version: u16) -> Vec<u8> {
     let mut p = body.to_vec();
-    p.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    p.extend_from_slice(&version.to_le_bytes());
     let crc = CRC64.checksum(&p);
     p.extend_from_slice(&crc.to_le_bytes());
     p
@@ -234,18 +238,21 @@ mod tests {
         assert_eq!(restore(lzf).unwrap(), "ab".repeat(30));
     }
 
+    /// A small deterministic generator for test data.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     #[test]
     fn round_trips() {
         let long = "x".repeat(20_000);
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let random: Vec<u8> = (0..5000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut rnd = xorshift(0x9E37_79B9_7F4A_7C15);
+        let random: Vec<u8> = (0..5000).map(|_| rnd() as u8).collect();
         let cases: Vec<&[u8]> = vec![
             b"",
             b"0",
@@ -304,27 +311,12 @@ mod tests {
         }
     }
 
-    /// Re-checksums a changed payload, as a valid but ill-formed one would come.
-    fn signed(body: &[u8], version: u16) -> Vec<u8> {
-        let mut p = body.to_vec();
-        p.extend_from_slice(&version.to_le_bytes());
-        let crc = CRC64.checksum(&p);
-        p.extend_from_slice(&crc.to_le_bytes());
-        p
-    }
-
     /// Valid payloads with bytes changed, dropped and added, re-checksummed so that the
     /// parser sees them: each is a string or an error, never a panic, and never a string
     /// longer than LZF can expand its input to.
     #[test]
     fn mutated_payloads_never_panic() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x2545_F491_4F6C_DD1D);
         let seeds: Vec<Vec<u8>> = [
             &b"hello"[..],
             b"12345",
@@ -363,10 +355,13 @@ mod tests {
         flipped[2] ^= 1;
         assert_eq!(restore(&flipped), Err(VersionOrChecksum));
         assert_eq!(
-            restore(&signed(b"\x00\x05hello", 13)),
+            restore(&with_footer_of(b"\x00\x05hello", 13)),
             Err(VersionOrChecksum)
         );
-        assert_eq!(restore(&signed(b"\x00\x05hello", 12)).unwrap(), "hello");
+        assert_eq!(
+            restore(&with_footer_of(b"\x00\x05hello", 12)).unwrap(),
+            "hello"
+        );
         for body in [
             &b""[..],
             b"\x00",
@@ -382,11 +377,24 @@ mod tests {
             b"\x00\xc3\x02\x05\x01ab",
             b"\x00\xc3\x03\x3f\xff\xff\xff\x02ab\xe0\xff\x01",
         ] {
-            assert_eq!(restore(&signed(body, 10)), Err(BadFormat), "{body:?}");
+            assert_eq!(
+                restore(&with_footer_of(body, 10)),
+                Err(BadFormat),
+                "{body:?}"
+            );
         }
-        assert_eq!(restore(&signed(b"\x04\x00", 10)), Err(Unsupported("hash")));
-        assert_eq!(restore(&signed(b"\x0e\x00", 10)), Err(Unsupported("list")));
+        assert_eq!(
+            restore(&with_footer_of(b"\x04\x00", 10)),
+            Err(Unsupported("hash"))
+        );
+        assert_eq!(
+            restore(&with_footer_of(b"\x0e\x00", 10)),
+            Err(Unsupported("list"))
+        );
         // Trailing bytes after the value are ignored, as Redis ignores them.
-        assert_eq!(restore(&signed(b"\x00\x02hixyz", 10)).unwrap(), "hi");
+        assert_eq!(
+            restore(&with_footer_of(b"\x00\x02hixyz", 10)).unwrap(),
+            "hi"
+        );
     }
 }

@@ -80,7 +80,7 @@ pub fn command(argv: &[Bytes]) -> Reply {
         )),
         b"dryrun" => match resolve(&argv[3..]) {
             Ok(_) => Reply::ok(),
-            Err(e) if e.is_error() && error_text(&e).starts_with("ERR unknown ") => Reply::err(
+            Err(Reply::Error(e)) if e.starts_with("ERR unknown ") => Reply::err(
                 format!("ERR Command '{}' not found", String::from_utf8_lossy(&argv[3])),
             ),
             Err(e) => e,
@@ -95,13 +95,6 @@ pub fn command(argv: &[Bytes]) -> Reply {
         ),
         b"load" | b"save" => Reply::err(NO_ACL_FILE),
         _ => Reply::Array(HELP.iter().map(|&l| Reply::status(l)).collect()),
-    }
-}
-
-fn error_text(r: &Reply) -> &str {
-    match r {
-        Reply::Error(e) => e,
-        _ => "",
     }
 }
 
