@@ -10,6 +10,7 @@ pub mod args;
 pub mod keyspace;
 pub mod server;
 pub mod string;
+pub mod transaction;
 pub use redraft_proxy::wire::table;
 
 use std::collections::HashMap;
@@ -220,7 +221,14 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("cluster|saveconfig", session),
     ("cluster|bumpepoch", session),
     ("cluster|set-config-epoch", session),
+    // MULTI and the rest: the connection's transaction state (`transaction::step`).
+    ("multi", session),
+    ("exec", session),
+    ("discard", session),
+    ("watch", session),
+    ("unwatch", session),
     ("once", parse_once),
+    ("txn", transaction::parse_txn),
 ];
 
 /// `ONCE <client-id> <seq>[:<acked>[:<after>]] <command> [arg ...]`: a data command
@@ -319,6 +327,9 @@ pub fn command_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
     };
     if spec.name == "once" {
         return command_slot(&argv[3..]);
+    }
+    if spec.name == "txn" {
+        return transaction::txn_slot(argv);
     }
     let mut slot = None;
     for i in key_indices(spec, argv.len()) {
@@ -466,6 +477,8 @@ pub enum WriteCmd {
     },
     // New variants go last: the variant's index is its tag in logs already written.
     Restore(keyspace::restore::Restore),
+    /// MULTI … EXEC (or the proxy's TXN): its commands applied together.
+    Exec(transaction::Exec),
 }
 
 impl WriteCmd {
@@ -485,6 +498,7 @@ impl WriteCmd {
             WriteCmd::Rename(c) => c.apply(db, now_ms),
             WriteCmd::Copy(c) => c.apply(db, now_ms),
             WriteCmd::Restore(c) => c.apply(db, now_ms),
+            WriteCmd::Exec(c) => c.apply(db, now_ms),
             WriteCmd::Flush(c) => c.apply(db, now_ms),
             WriteCmd::DeleteExpired(keys) => {
                 let mut n = 0;
@@ -510,6 +524,7 @@ impl WriteCmd {
         match self {
             WriteCmd::Once { cmd, .. } => cmd.slot(),
             WriteCmd::Refused { slot, .. } => *slot,
+            WriteCmd::Exec(c) => c.slot,
             _ => self.first_key().map(redraft_proxy::wire::key_slot),
         }
     }
@@ -534,7 +549,10 @@ impl WriteCmd {
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
             WriteCmd::Once { cmd, .. } => cmd.first_key(),
-            WriteCmd::Cluster(_) | WriteCmd::ForgetDedup(_) | WriteCmd::Refused { .. } => None,
+            WriteCmd::Cluster(_)
+            | WriteCmd::ForgetDedup(_)
+            | WriteCmd::Refused { .. }
+            | WriteCmd::Exec(_) => None,
         }
     }
 }

@@ -26,6 +26,7 @@ use super::output_limit::WriteFailure;
 use super::route;
 use super::session::{ClientGuard, Session};
 use crate::cmd::session::Answer;
+use crate::cmd::transaction::{self, Step};
 use crate::cmd::{self, Command, ReadCmd};
 use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
@@ -98,6 +99,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         monitor: false,
         reply_mode: Default::default(),
         hangup: Default::default(),
+        multi: None,
     };
     let mut parser = RequestParser::new(Limits {
         max_multibulk_len: 1024 * 1024,
@@ -345,16 +347,26 @@ async fn run_batch(
         let muted = session.reply_mode.muted();
         let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
-        // A cluster node serves keys of one slot per command, and only slots it owns.
-        let key_slot_of = match cluster_mode.then(|| cmd::command_slot(argv)) {
-            Some(Err(crossslot)) => {
-                push(&mut replies.slots, Slot::Ready(crossslot));
+        let step = transaction::step(&mut session.multi, argv, now_ms(), cluster_mode, |s| {
+            route::refusal(node, s)
+        });
+        let (command, key_slot_of) = match step {
+            Step::Reply(r) => {
+                push(&mut replies.slots, Slot::Ready(r));
                 continue;
             }
-            Some(Ok(s)) => s,
-            None => None,
+            Step::Run(command, slot) => (command, slot.filter(|_| cluster_mode)),
+            // A cluster node serves keys of one slot per command, and only slots it owns.
+            Step::Pass => match cluster_mode.then(|| cmd::command_slot(argv)) {
+                Some(Err(crossslot)) => {
+                    push(&mut replies.slots, Slot::Ready(crossslot));
+                    continue;
+                }
+                Some(Ok(s)) => (cmd::parse(argv, now_ms()), s),
+                None => (cmd::parse(argv, now_ms()), None),
+            },
         };
-        match cmd::parse(argv, now_ms()) {
+        match command {
             Command::Reply(r) => push(&mut replies.slots, Slot::Ready(r)),
             Command::Read(r) => {
                 if node.config.gid == 0 {

@@ -10,6 +10,7 @@ use super::request::ClusterOp;
 use super::state_machine::State;
 use crate::cluster::slots::{Access, Served, SlotTable};
 use crate::cluster::ControllerState;
+use crate::cmd::transaction::{self, Item};
 use crate::cmd::WriteCmd;
 use crate::db::keys::PREFIX_LEN;
 use crate::db::keyspace::{RowKey, SlotBuild};
@@ -193,6 +194,18 @@ fn apply_checked(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64, slot_checke
                 }
             }
             WriteCmd::DeleteExpired(served).apply(&mut ov.db, now)
+        }
+        WriteCmd::Exec(x) => {
+            if let Some(r) = x.slot.filter(|_| !slot_checked).and_then(|s| ov.refusal(s)) {
+                return r;
+            }
+            // Each write as on its own (a keyless FLUSHALL's checks too), its slot checked.
+            let replies = x.items.iter().map(|item| match item {
+                Item::Write(w) => apply_checked(ov, gid, w, now, true),
+                Item::Read(argv) => transaction::read(argv, &ov.db, now),
+                Item::Reply(r) => r.clone(),
+            });
+            Reply::Array(replies.collect())
         }
         WriteCmd::Flush(_) if ov.cluster().slots.as_ref().is_some_and(|t| !t.settled()) => {
             Reply::err("TRYAGAIN Slots are being migrated, try FLUSHALL again later")

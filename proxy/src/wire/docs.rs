@@ -111,4 +111,5 @@ pub static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "type", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), ..ARG }] },
     CommandDoc { name: "unlink", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), flags: &["multiple"], ..ARG }] },
     CommandDoc { name: "wait", history: &[], args: &[DocArg { name: "numreplicas", kind: "integer", ..ARG }, DocArg { name: "timeout", kind: "integer", ..ARG }] },
+    CommandDoc { name: "watch", history: &[], args: &[DocArg { name: "key", kind: "key", key_spec_index: Some(0), flags: &["multiple"], ..ARG }] },
 ];

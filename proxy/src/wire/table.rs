@@ -268,6 +268,8 @@ const KS1: CommandSpec = CommandSpec {
 /// A connection command without keys.
 #[rustfmt::skip]
 const CONN: CommandSpec = CommandSpec { acl: &["connection"], group: "connection", ..BASE };
+#[rustfmt::skip]
+const TXN: CommandSpec = CommandSpec { acl: &["transaction"], group: "transactions", ..BASE };
 
 #[rustfmt::skip]
 const EXPIRE_RW: CommandSpec = CommandSpec { flags: &["write", "fast"], key_specs: KEY1_RW_UPDATE_NOACCESS, ..KS1 };
@@ -503,6 +505,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         acl: &[],
         ..CONN
     },
+    // ---- transactions ----
+    CommandSpec { name: "multi", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], summary: "Mark the start of a transaction block", since: "1.2.0", ..TXN },
+    CommandSpec { name: "exec", arity: 1, flags: &["noscript", "loading", "stale", "skip_slowlog"], summary: "Execute all commands issued after MULTI", since: "1.2.0", complexity: "Depends on commands in the transaction", ..TXN },
+    CommandSpec { name: "discard", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], summary: "Discard all commands issued after MULTI", since: "2.0.0", complexity: "O(N), when N is the number of queued commands", ..TXN },
+    CommandSpec { name: "watch", arity: -2, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], first_key: 1, last_key: -1, step: 1, key_specs: KEYS_RO_NOACCESS, summary: "Watch the given keys to determine execution of the MULTI/EXEC block", since: "2.2.0", complexity: "O(1) for every key.", ..TXN },
+    CommandSpec { name: "unwatch", arity: 1, flags: &["noscript", "loading", "stale", "fast", "allow_busy"], summary: "Forget about all watched keys", since: "2.2.0", ..TXN },
     CommandSpec { name: "reset", arity: 1, flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], summary: "Reset the connection", since: "6.2.0", ..CONN },
     CommandSpec { name: "wait", arity: 3, flags: &["noscript"], tips: &["request_policy:all_shards", "response_policy:agg_min"], group: "generic", summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection", since: "3.0.0", ..CONN },
     CommandSpec { name: "asking", arity: 1, flags: &["fast"], group: "cluster", summary: "Sent by cluster clients after an -ASK redirect", since: "3.0.0", ..CONN },
@@ -519,6 +527,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     // redraft's own: `ONCE <client-id> <seq> <command> [arg ...]` runs a write exactly once.
+    // redraft's own: the proxy sends a client's MULTI … EXEC as one TXN.
+    CommandSpec { name: "txn", arity: -3, flags: &["write", "movablekeys"], group: "transactions", summary: "Run commands as one transaction: TXN <argc> <arg> ... [<argc> <arg> ...]", since: "redraft 0.1", ..BASE },
     CommandSpec { name: "once", arity: -4, flags: &["write", "movablekeys"], group: "generic", summary: "Run a write command at most once per (client id, sequence number), replying to a retry with the first reply", since: "redraft 0.1", ..BASE },
 ];
 
