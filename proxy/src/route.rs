@@ -36,6 +36,9 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 /// Routes one request. Runs synchronously up to the point where its requests are sent,
 /// so a client's requests leave in the order it sent them.
 pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched {
+    if let Some(d) = crate::multi::intercept(sh, s, argv) {
+        return d;
+    }
     let spec = match resolve(argv) {
         Ok(spec) => spec,
         Err(e) => {
@@ -138,7 +141,10 @@ fn spec_of(argv: &[Bytes]) -> Option<&'static CommandSpec> {
 }
 
 /// The one slot of a command's keys; CROSSSLOT if they differ.
-fn slot_of(spec: Option<&'static CommandSpec>, argv: &[Bytes]) -> Result<Option<u16>, Reply> {
+pub(crate) fn slot_of(
+    spec: Option<&'static CommandSpec>,
+    argv: &[Bytes],
+) -> Result<Option<u16>, Reply> {
     let Some(spec) = spec else { return Ok(None) };
     let mut slot = None;
     for i in key_indices(spec, argv.len()) {
@@ -198,7 +204,7 @@ fn config_set(sh: &Arc<Shared>, s: &Session, argv: &[Bytes]) -> Dispatched {
 }
 
 /// Sends a write stamped for exactly-once retries to the owner of `slot`.
-fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
+pub(crate) fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
     let stamp = s.stamp(slot);
     let conn = (s.proto, s.lane);
     sh.backends

@@ -37,6 +37,8 @@ pub struct Session {
     pub last_cmd: Option<&'static str>,
     /// CLIENT REPLY's state.
     pub reply_mode: ReplyMode,
+    /// The commands queued since MULTI.
+    pub multi: Option<crate::multi::Queue>,
 }
 
 impl Session {
@@ -56,6 +58,7 @@ impl Session {
             monitor: false,
             last_cmd: None,
             reply_mode: ReplyMode::default(),
+            multi: None,
         }
     }
 
@@ -185,6 +188,7 @@ pub fn reset(s: &mut Session) -> Reply {
     s.proto = Protocol::Resp2;
     s.reply_mode = ReplyMode::default();
     s.monitor = false;
+    s.multi = None;
     s.me.update(|c| c.name = Bytes::new());
     Reply::status("RESET")
 }

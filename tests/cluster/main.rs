@@ -20,3 +20,4 @@ mod protocol;
 mod proxy;
 mod recovery;
 mod sharding;
+mod transactions;

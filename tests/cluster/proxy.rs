@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use crate::fixture::{wait_until, TestCluster};
 use crate::raw::{encode, Raw};
 
-async fn start() -> (TestCluster, Proxy) {
+pub(crate) async fn start() -> (TestCluster, Proxy) {
     let c = TestCluster::sharded(3, 3, |_| {}).await;
     c.join_all().await;
     let proxy = start_proxy(&c, Duration::from_secs(10)).await;
@@ -42,7 +42,7 @@ pub async fn start_proxy(c: &TestCluster, retry_window: Duration) -> Proxy {
     proxy
 }
 
-async fn client(proxy: &Proxy) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn client(proxy: &Proxy) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(format!("redis://{}/", proxy.addr)).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     con.set_response_timeout(Duration::from_secs(30));
@@ -50,7 +50,7 @@ async fn client(proxy: &Proxy) -> redis::aio::MultiplexedConnection {
 }
 
 /// redis-rs names the error kind rather than printing Redis's code word.
-fn is_crossslot(e: redis::RedisError) -> bool {
+pub(crate) fn is_crossslot(e: redis::RedisError) -> bool {
     format!("{e:?} {e}").to_lowercase().contains("crossslot")
 }
 
