@@ -32,6 +32,13 @@ for i in range(200):
     p.append(f"log:{i}", b"\x00\xffbin")
 res = p.execute()
 check(res[0::2] == [1] * 200 and res[1::2] == [5] * 200, "pipeline of 400 commands across slots")
+
+# A transaction (MULTI/EXEC) at the node that owns its slot: runs whole, in one log entry.
+p = rc.pipeline(transaction=True)
+p.set("{tx}a", 1).incr("{tx}a").set("{tx}b", "x").get("{tx}a")
+res = p.execute()
+ok = res[1] == 2 and res[3] == b"2" and all(r in (True, b"OK") for r in res[0::2])
+check(ok, f"MULTI/EXEC pipeline at the node: {res}")
 check(rc.get("log:7") == b"\x00\xffbin", "binary values")
 
 rc.mset({"{user}:a": "1", "{user}:b": "2"})

@@ -33,6 +33,22 @@ out = p.execute()
 ok = all(int(out[2 * i]) == int(out[2 * i + 1]) == i // 10 + 1 for i in range(500))
 check(ok, "a 1000-command pipeline replies in order")
 
+# redis-py's default pipeline is a transaction (MULTI/EXEC): keys of one slot (hash tags).
+p = r.pipeline()
+p.set("{acct}:a", 100).decrby("{acct}:a", 30).incrby("{acct}:b", 30).get("{acct}:a")
+check(p.execute() == [True, 70, 30, b"70"], "MULTI/EXEC pipeline (redis-py's default)")
+p = r.pipeline()
+p.set("{acct}:s", "x").incr("{acct}:s").append("{acct}:s", "y")
+out = p.execute(raise_on_error=False)
+ok = isinstance(out[1], redis.ResponseError) and r.get("{acct}:s") == b"xy"
+check(ok, "a failing command in a transaction rolls nothing back")
+try:
+    r.pipeline().set("tx:one", 1).set("tx:two", 2).execute()
+    check(False, "a transaction over two slots is refused")
+except redis.ResponseError as e:
+    ok = "same slot" in str(e) and r.exists("tx:one", "tx:two") == 0
+    check(ok, f"a transaction over two slots is refused, nothing applied: {e}")
+
 # Binary keys and values, NUL bytes included.
 blob = bytes(range(256)) * 40
 r.set(b"bin\x00key\xff", blob)
