@@ -121,7 +121,7 @@ fn parse(b: &mut Bytes) -> Result<Reply, DecodeError> {
         b'*' | b'~' | b'>' => {
             let n = int(&text)?;
             if n < 0 {
-                return Ok(Reply::Null);
+                return Ok(Reply::NullArray);
             }
             let items = (0..n).map(|_| parse(b)).collect::<Result<Vec<_>, _>>()?;
             if tag == b'~' {

@@ -32,6 +32,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A bulk string in RESP2, `=len\r\ntxt:...` in RESP3.
     Verbatim(Bytes),
+    // New variants go last: replies are kept in logs and snapshots (exactly-once entries).
+    /// `*-1` in RESP2 (EXEC of a transaction whose watched keys changed), `_` in RESP3.
+    NullArray,
 }
 
 impl Reply {
@@ -107,6 +110,10 @@ impl Reply {
             Reply::Bulk(b) => put_bulk(out, b),
             Reply::Null => out.extend_from_slice(match proto {
                 Protocol::Resp2 => b"$-1\r\n",
+                Protocol::Resp3 => b"_\r\n",
+            }),
+            Reply::NullArray => out.extend_from_slice(match proto {
+                Protocol::Resp2 => b"*-1\r\n",
                 Protocol::Resp3 => b"_\r\n",
             }),
             Reply::Array(items) => {
