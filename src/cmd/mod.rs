@@ -226,7 +226,9 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("exec", session),
     ("discard", session),
     ("watch", session),
-    ("unwatch", session),
+    // Outside MULTI the connection answers it; queued, it has nothing left to do.
+    ("unwatch", server::ping::parse_ok),
+    ("txnwatch", transaction::parse_txnwatch),
     ("once", parse_once),
     ("txn", transaction::parse_txn),
 ];
@@ -380,6 +382,7 @@ pub enum ReadCmd {
     MemoryUsage(keyspace::memory::MemoryUsage),
     Object(keyspace::object::Object),
     Dump(keyspace::dump::Dump),
+    TxnWatch(transaction::TxnWatch),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -408,6 +411,7 @@ impl ReadCmd {
             ReadCmd::MemoryUsage(c) => c.execute(db, now_ms),
             ReadCmd::Object(c) => c.execute(db, now_ms),
             ReadCmd::Dump(c) => c.execute(db, now_ms),
+            ReadCmd::TxnWatch(c) => c.execute(db, now_ms),
         }
     }
 
@@ -425,6 +429,7 @@ impl ReadCmd {
             ReadCmd::MemoryUsage(c) => Some(&c.key),
             ReadCmd::Object(c) => Some(&c.key),
             ReadCmd::Dump(c) => Some(&c.key),
+            ReadCmd::TxnWatch(c) => c.keys.first().map(|k| &k[..]),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }

@@ -1,21 +1,30 @@
-//! MULTI, EXEC, DISCARD: a connection queues commands after MULTI, and EXEC runs them as
-//! one logged command ([`Exec`]), applied whole within one log entry, so nothing else runs
-//! between them on any replica. As in Redis, there is no rollback: a command that fails
-//! at run time answers its error in EXEC's array and the others still run; a command
-//! refused when queued (unknown, wrong arity, a slot served elsewhere, a command only the
-//! connection can run) discards the whole transaction at EXEC with `EXECABORT`.
+//! MULTI, EXEC, DISCARD, WATCH: a connection queues commands after MULTI, and EXEC runs
+//! them as one logged command ([`Exec`]), applied whole within one log entry, so nothing
+//! else runs between them on any replica. As in Redis, there is no rollback: a command
+//! that fails at run time answers its error in EXEC's array and the others still run; a
+//! command refused when queued (unknown, wrong arity, a slot served elsewhere, a command
+//! only the connection can run) discards the whole transaction at EXEC with `EXECABORT`.
 //!
-//! As in Redis Cluster, every key of a transaction must hash to one slot (hash tags).
-//! Reads in a transaction run inside the entry too, seeing the writes before them.
+//! As in Redis Cluster, every key of a transaction, watched keys included, must hash to
+//! one slot (hash tags). Reads in a transaction run inside the entry too, seeing the
+//! writes before them.
 //!
-//! The proxy sends a client's transaction as `TXN <argc> <arg> ... [<argc> <arg> ...]`
-//! (stamped with `ONCE` like any write), which a node checks and runs as EXEC would.
+//! WATCH reads a fingerprint of each key's value and expiry (after a read barrier), and
+//! EXEC carries them: at apply, if any watched key no longer has its fingerprint, nothing
+//! runs and EXEC answers a null array, as Redis does when a watched key was touched. One
+//! difference, on purpose: a key rewritten with the very value and expiry it had is not a
+//! change here (Redis aborts on any write), since what the transaction was computed from
+//! still holds.
+//!
+//! The proxy sends a client's transaction as `TXN [WATCH <n> <key> <fingerprint> ...]
+//! <argc> <arg> ... [<argc> <arg> ...]` (stamped with `ONCE` like any write), which a node
+//! checks and runs as EXEC would, and reads fingerprints with `TXNWATCH <key> ...`.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{args, command_slot, parse, Command, WriteCmd};
-use crate::db::{DbRead, DbWrite};
+use crate::db::{DbRead, DbWrite, Value};
 use redraft_proxy::wire::table::resolve;
 use redraft_proxy::wire::Reply;
 
@@ -26,6 +35,8 @@ use redraft_proxy::wire::Reply;
 pub struct Exec {
     /// The one slot of the transaction's keys (None: keyless).
     pub slot: Option<u16>,
+    /// Watched keys and their fingerprints at WATCH time.
+    pub watch: Vec<(Bytes, Bytes)>,
     pub items: Vec<Item>,
 }
 
@@ -40,6 +51,9 @@ impl Exec {
     /// Runs the transaction on a keyspace with no cluster around it (the group's apply
     /// runs each write with its cluster checks instead).
     pub fn apply(&self, db: &mut dyn DbWrite, now_ms: u64) -> Reply {
+        if self.watched_changed(db, now_ms) {
+            return Reply::NullArray;
+        }
         Reply::Array(
             self.items
                 .iter()
@@ -51,6 +65,25 @@ impl Exec {
                 .collect(),
         )
     }
+
+    /// Whether a watched key's value or expiry changed since WATCH (or it expired).
+    pub fn watched_changed(&self, db: &dyn DbRead, now_ms: u64) -> bool {
+        self.watch
+            .iter()
+            .any(|(k, fp)| fingerprint(db.get(k, now_ms).as_ref()) != *fp)
+    }
+}
+
+/// What WATCH remembers of a key: empty when it is missing (or expired), else a 128-bit
+/// hash of its expiry and value, the same on every replica and release (XXH3 is a fixed
+/// algorithm).
+pub fn fingerprint(v: Option<&Value>) -> Bytes {
+    let Some(v) = v else { return Bytes::new() };
+    let crate::db::Data::Str(data) = &v.data;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&v.expire_at.map_or(u64::MAX, |t| t).to_le_bytes());
+    h.update(data);
+    Bytes::copy_from_slice(&h.digest128().to_le_bytes())
 }
 
 /// Runs a transaction's read at apply, against the entry's state so far.
@@ -62,9 +95,45 @@ pub fn read(argv: &[Bytes], db: &dyn DbRead, now_ms: u64) -> Reply {
     }
 }
 
+/// `TXNWATCH <key> ...`: the keys' fingerprints, for the proxy's WATCH.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxnWatch {
+    pub keys: Vec<Bytes>,
+}
+
+impl TxnWatch {
+    pub fn execute(&self, db: &dyn DbRead, now_ms: u64) -> Reply {
+        let fps = self
+            .keys
+            .iter()
+            .map(|k| fingerprint(db.get(k, now_ms).as_ref()));
+        Reply::Array(fps.map(Reply::Bulk).collect())
+    }
+}
+
+pub fn parse_txnwatch(argv: &[Bytes], _now_ms: u64) -> args::ParseResult<Command> {
+    Ok(Command::Read(super::ReadCmd::TxnWatch(TxnWatch {
+        keys: argv[1..].to_vec(),
+    })))
+}
+
+/// A connection's transaction state: what it watches, and its queue once in MULTI.
+#[derive(Debug, Default)]
+pub struct Tx {
+    queue: Option<Queue>,
+    watched: Vec<(Bytes, Bytes)>,
+}
+
+impl Tx {
+    /// Records a watched key's fingerprint (WATCH, once its read ran).
+    pub fn watch(&mut self, key: Bytes, fingerprint: Bytes) {
+        self.watched.push((key, fingerprint));
+    }
+}
+
 /// The commands a connection queued since MULTI.
 #[derive(Debug, Default)]
-pub struct Queue {
+struct Queue {
     argvs: Vec<Vec<Bytes>>,
     /// A command was refused when queued: EXEC discards the transaction.
     failed: bool,
@@ -76,18 +145,22 @@ pub enum Step {
     Reply(Reply),
     /// EXEC: the transaction to run, and its slot.
     Run(Command, Option<u16>),
+    /// WATCH: read these keys' fingerprints (after the connection's earlier writes), then
+    /// [`Tx::watch`] each and answer OK.
+    Watch(Vec<Bytes>),
     /// Not a transaction's business: the request runs as usual.
     Pass,
 }
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 const NOT_ALLOWED: &str = "ERR Command not allowed inside a transaction";
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// MULTI/EXEC/DISCARD/WATCH/UNWATCH, and queueing while in MULTI. `refusal` says whether
 /// this node must refuse a slot (MOVED, TRYAGAIN …): a queued command on such a slot fails
-/// the transaction, as in Redis Cluster.
+/// the transaction, as in Redis Cluster, and WATCH of such a key answers the refusal.
 pub fn step(
-    multi: &mut Option<Queue>,
+    tx: &mut Tx,
     argv: &[Bytes],
     now_ms: u64,
     cluster_mode: bool,
@@ -98,20 +171,23 @@ pub fn step(
         .map(|n| n.to_ascii_lowercase())
         .unwrap_or_default();
     let name = name.as_slice();
-    let Some(queue) = multi.as_mut() else {
+    let Some(queue) = tx.queue.as_mut() else {
         return match name {
             b"multi" | b"exec" | b"discard" | b"watch" | b"unwatch" => match resolve(argv) {
                 Err(e) => Step::Reply(e),
-                Ok(_) => Step::Reply(match name {
+                Ok(_) => match name {
                     b"multi" => {
-                        *multi = Some(Queue::default());
-                        Reply::ok()
+                        tx.queue = Some(Queue::default());
+                        Step::Reply(Reply::ok())
                     }
-                    b"exec" => Reply::err("ERR EXEC without MULTI"),
-                    b"discard" => Reply::err("ERR DISCARD without MULTI"),
-                    b"watch" => Reply::err(WATCH_UNSUPPORTED),
-                    _ => Reply::ok(),
-                }),
+                    b"exec" => Step::Reply(Reply::err("ERR EXEC without MULTI")),
+                    b"discard" => Step::Reply(Reply::err("ERR DISCARD without MULTI")),
+                    b"watch" => watch(tx, argv, cluster_mode, refusal),
+                    _ => {
+                        tx.watched.clear();
+                        Step::Reply(Reply::ok())
+                    }
+                },
             },
             _ => Step::Pass,
         };
@@ -122,17 +198,18 @@ pub fn step(
     }
     match name {
         b"exec" => {
-            let queue = multi.take().unwrap_or_default();
+            let queue = tx.queue.take().unwrap_or_default();
+            let watched = std::mem::take(&mut tx.watched);
             if queue.failed {
                 return Step::Reply(Reply::err(EXECABORT));
             }
-            match build(queue.argvs, now_ms, cluster_mode) {
+            match build(queue.argvs, watched, now_ms, cluster_mode) {
                 Ok((cmd, slot)) => Step::Run(cmd, slot),
                 Err(e) => Step::Reply(e),
             }
         }
         b"discard" => {
-            *multi = None;
+            *tx = Tx::default();
             Step::Reply(Reply::ok())
         }
         b"multi" => Step::Reply(Reply::err("ERR MULTI calls can not be nested")),
@@ -161,10 +238,28 @@ pub fn step(
     }
 }
 
-/// redraft does not implement WATCH yet: a transaction that needs it must not run as if
-/// it had watched.
-const WATCH_UNSUPPORTED: &str =
-    "ERR WATCH is not supported by redraft: a transaction runs whole, but cannot be made conditional on keys";
+/// WATCH outside MULTI: in cluster mode its keys, and those watched before, need one slot
+/// that this node serves.
+fn watch(
+    tx: &Tx,
+    argv: &[Bytes],
+    cluster_mode: bool,
+    refusal: impl Fn(u16) -> Option<Reply>,
+) -> Step {
+    if cluster_mode {
+        let mut keys = tx.watched.iter().map(|(k, _)| k).chain(&argv[1..]);
+        let first = keys.next().map(|k| redraft_proxy::wire::key_slot(k));
+        if let Some(slot) = first {
+            if keys.any(|k| redraft_proxy::wire::key_slot(k) != slot) {
+                return Step::Reply(Reply::err(CROSSSLOT));
+            }
+            if let Some(r) = refusal(slot) {
+                return Step::Reply(r);
+            }
+        }
+    }
+    Step::Watch(argv[1..].to_vec())
+}
 
 /// Whether a command may be queued: known, of the right arity, a data command or one that
 /// needs no connection, and (in cluster mode) of one slot.
@@ -172,7 +267,7 @@ fn queueable(argv: &[Bytes], now_ms: u64, cluster_mode: bool) -> Result<(), Repl
     let spec = resolve(argv)?;
     if matches!(
         spec.name,
-        "once" | "txn" | "multi" | "exec" | "discard" | "watch" | "unwatch"
+        "once" | "txn" | "txnwatch" | "multi" | "exec" | "discard" | "watch"
     ) {
         return Err(Reply::err(NOT_ALLOWED));
     }
@@ -186,14 +281,23 @@ fn queueable(argv: &[Bytes], now_ms: u64, cluster_mode: bool) -> Result<(), Repl
     }
 }
 
-/// EXEC: the queued commands as one command. A transaction with keys, or with anything to
-/// run against the keyspace, is one logged write; one of replies only is answered now.
+/// EXEC: the queued commands as one command. A transaction with keys, watched ones
+/// included, or with anything to run against the keyspace, is one logged write; one of
+/// replies only is answered now.
 pub fn build(
     argvs: Vec<Vec<Bytes>>,
+    watch: Vec<(Bytes, Bytes)>,
     now_ms: u64,
     one_slot: bool,
 ) -> Result<(Command, Option<u16>), Reply> {
-    let slot = common_slot(&argvs, one_slot)?;
+    let watched: Vec<Bytes> = watch.iter().map(|(k, _)| k.clone()).collect();
+    let mut slot = common_slot(&argvs, one_slot)?;
+    if let Some(w) = watched.first().map(|k| redraft_proxy::wire::key_slot(k)) {
+        if one_slot && slot.is_some_and(|s| s != w) {
+            return Err(Reply::err(CROSSSLOT));
+        }
+        slot = slot.or(Some(w));
+    }
     let mut items = Vec::with_capacity(argvs.len());
     let mut keyspace = slot.is_some();
     for argv in argvs {
@@ -210,9 +314,9 @@ pub fn build(
             Command::Session(_) => Item::Reply(Reply::err(NOT_ALLOWED)),
         });
     }
-    let exec = Exec { slot, items };
+    let exec = Exec { slot, watch, items };
     if !keyspace {
-        // Nothing reads or writes the keyspace: every item is its reply already.
+        // Nothing reads, writes or watches the keyspace: every item is its reply already.
         let replies = exec.items.into_iter().filter_map(|i| match i {
             Item::Reply(r) => Some(r),
             _ => None,
@@ -229,9 +333,7 @@ fn common_slot(argvs: &[Vec<Bytes>], one_slot: bool) -> Result<Option<u16>, Repl
     for argv in argvs {
         match command_slot(argv)? {
             Some(s) if one_slot && slot.is_some_and(|prev| prev != s) => {
-                return Err(Reply::err(
-                    "CROSSSLOT Keys in request don't hash to the same slot",
-                ))
+                return Err(Reply::err(CROSSSLOT))
             }
             Some(s) => slot = slot.or(Some(s)),
             None => {}
@@ -240,34 +342,58 @@ fn common_slot(argvs: &[Vec<Bytes>], one_slot: bool) -> Result<Option<u16>, Repl
     Ok(slot)
 }
 
-/// `TXN <argc> <arg> ... [<argc> <arg> ...]`: a transaction the proxy queued, checked as a
-/// node checks each queued command (any refusal refuses the whole, nothing runs).
+/// `TXN [WATCH <n> <key> <fingerprint> ...] <argc> <arg> ... [<argc> <arg> ...]`: a
+/// transaction the proxy queued, checked as a node checks each queued command (any
+/// refusal refuses the whole, nothing runs).
 pub fn parse_txn(argv: &[Bytes], now_ms: u64) -> args::ParseResult<Command> {
-    let argvs = split_txn(argv)?;
+    let (watch, argvs) = split_txn(argv)?;
     for a in &argvs {
         queueable(a, now_ms, true)?;
     }
-    Ok(build(argvs, now_ms, true)?.0)
+    Ok(build(argvs, watch, now_ms, true)?.0)
 }
 
-/// TXN's commands.
-pub fn split_txn(argv: &[Bytes]) -> Result<Vec<Vec<Bytes>>, Reply> {
-    let mut out = Vec::new();
+/// TXN's watched keys with their fingerprints, and its commands.
+#[allow(clippy::type_complexity)]
+pub fn split_txn(argv: &[Bytes]) -> Result<(Vec<(Bytes, Bytes)>, Vec<Vec<Bytes>>), Reply> {
+    let range = || Reply::err("ERR TXN argument count out of range");
     let mut rest = &argv[1..];
+    let mut watch = Vec::new();
+    if rest
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"watch"))
+    {
+        let n = rest.get(1).ok_or_else(range)?;
+        let n = usize::try_from(args::parse_i64(n)?).map_err(|_| range())?;
+        let pairs = rest.get(2..2 + 2 * n).ok_or_else(range)?;
+        watch = pairs
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        rest = &rest[2 + 2 * n..];
+    }
+    let mut out = Vec::new();
     while let Some((n, tail)) = rest.split_first() {
         let n = usize::try_from(args::parse_i64(n)?)
             .ok()
             .filter(|&n| n >= 1 && n <= tail.len())
-            .ok_or_else(|| Reply::err("ERR TXN argument count out of range"))?;
+            .ok_or_else(range)?;
         out.push(tail[..n].to_vec());
         rest = &tail[n..];
     }
-    Ok(out)
+    Ok((watch, out))
 }
 
 /// TXN's slot: the one of all its commands' keys.
 pub fn txn_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
-    common_slot(&split_txn(argv)?, true)
+    let (watch, mut all) = split_txn(argv)?;
+    // A watched key counts as a key of the transaction.
+    all.extend(
+        watch
+            .into_iter()
+            .map(|(k, _)| vec![Bytes::from_static(b"EXISTS"), k]),
+    );
+    common_slot(&all, true)
 }
 
 #[cfg(test)]
@@ -276,12 +402,12 @@ mod tests {
     use crate::cmd::testutil::*;
     use crate::db::keyspace::Keyspace;
 
-    fn steps(multi: &mut Option<Queue>, cluster: bool, lines: &[&str]) -> Vec<Reply> {
+    fn steps(tx: &mut Tx, cluster: bool, lines: &[&str]) -> Vec<Reply> {
         lines
             .iter()
             .map(|l| {
                 let a = argv(&l.split(' ').collect::<Vec<_>>());
-                match step(multi, &a, NOW, cluster, |s| {
+                match step(tx, &a, NOW, cluster, |s| {
                     (s == redraft_proxy::wire::key_slot(b"elsewhere"))
                         .then(|| Reply::err(format!("MOVED {s} 127.0.0.1:1")))
                 }) {
@@ -289,6 +415,12 @@ mod tests {
                     Step::Run(Command::Reply(r), _) => r,
                     Step::Run(Command::Write(w), _) => w.apply(&mut db_with(&[("n", "41")]), NOW),
                     Step::Run(..) => panic!("{l}: EXEC gave neither a reply nor a write"),
+                    Step::Watch(keys) => {
+                        for k in keys {
+                            tx.watch(k, Bytes::new());
+                        }
+                        Reply::status("WATCHING")
+                    }
                     Step::Pass => Reply::status("PASS"),
                 }
             })
@@ -301,7 +433,7 @@ mod tests {
 
     #[test]
     fn the_connection_state_follows_redis() {
-        let mut m = None;
+        let mut m = Tx::default();
         let got = steps(
             &mut m,
             false,
@@ -343,7 +475,7 @@ mod tests {
                 ]),
             ]
         );
-        assert!(m.is_none(), "EXEC ends the transaction");
+        assert!(m.queue.is_none(), "EXEC ends the transaction");
     }
 
     #[test]
@@ -357,20 +489,20 @@ mod tests {
             "MGET a b",
             "GET elsewhere",
         ] {
-            let mut m = None;
+            let mut m = Tx::default();
             let got = steps(&mut m, true, &["MULTI", "INCR n", bad, "EXEC"]);
             assert!(got[2].is_error(), "{bad}: {:?}", got[2]);
             assert_eq!(got[3], abort, "{bad}");
         }
         // QUIT and RESET are the connection's: they pass.
-        let mut m = None;
+        let mut m = Tx::default();
         let got = steps(&mut m, false, &["MULTI", "RESET", "QUIT"]);
         assert_eq!(got[1..], [Reply::status("PASS"), Reply::status("PASS")]);
     }
 
     #[test]
     fn discard_drops_the_queue_and_an_empty_exec_answers_an_empty_array() {
-        let mut m = None;
+        let mut m = Tx::default();
         let got = steps(
             &mut m,
             false,
@@ -387,12 +519,25 @@ mod tests {
     fn a_transaction_needs_one_slot_in_a_cluster() {
         let two = vec![argv(&["SET", "{a}1", "x"]), argv(&["SET", "{b}1", "y"])];
         let crossslot = Reply::err("CROSSSLOT Keys in request don't hash to the same slot");
-        assert_eq!(build(two.clone(), NOW, true).err(), Some(crossslot.clone()));
-        let (cmd, slot) = build(two, NOW, false).expect("a standalone node takes any keys");
+        assert_eq!(
+            build(two.clone(), vec![], NOW, true).err(),
+            Some(crossslot.clone())
+        );
+        let (cmd, slot) = build(two, vec![], NOW, false).expect("a standalone node takes any keys");
         assert!(matches!(cmd, Command::Write(_)));
         assert_eq!(slot, Some(redraft_proxy::wire::key_slot(b"a")));
         let txn = argv(&["TXN", "3", "SET", "{a}1", "x", "2", "GET", "{b}1"]);
-        assert_eq!(txn_slot(&txn).err(), Some(crossslot));
+        assert_eq!(txn_slot(&txn).err(), Some(crossslot.clone()));
+        // A watched key is one of the transaction's.
+        let txn = argv(&["TXN", "WATCH", "1", "{b}1", "", "3", "SET", "{a}1", "x"]);
+        assert_eq!(txn_slot(&txn).err(), Some(crossslot.clone()));
+        let watch = vec![(Bytes::from_static(b"{b}2"), Bytes::new())];
+        let one = vec![argv(&["SET", "{a}1", "x"])];
+        assert_eq!(build(one, watch.clone(), NOW, true).err(), Some(crossslot));
+        // Watching alone makes a transaction of the watched slot, run through the log.
+        let (cmd, slot) = build(vec![argv(&["PING"])], watch, NOW, true).unwrap();
+        assert!(matches!(cmd, Command::Write(_)));
+        assert_eq!(slot, Some(redraft_proxy::wire::key_slot(b"b")));
     }
 
     #[test]
@@ -439,9 +584,102 @@ mod tests {
             ),
             (&["TXN", "2", "INFO", "x"], NOT_ALLOWED),
             (&["TXN", "1", "MULTI"], NOT_ALLOWED),
+            (&["TXN", "2", "WATCH", "k"], NOT_ALLOWED),
+            (
+                &["TXN", "WATCH", "3", "k", "", "1", "PING"],
+                "ERR TXN argument count out of range",
+            ),
+            (
+                &["TXN", "WATCH", "-1", "1", "PING"],
+                "ERR TXN argument count out of range",
+            ),
         ] {
             assert_eq!(run(&mut db, args), Reply::err(want), "{args:?}");
         }
         assert_eq!(db.key_count(), 0);
+    }
+
+    #[test]
+    fn a_watched_key_that_changed_aborts_with_a_null_array() {
+        let mut db = db_with(&[("k", "v")]);
+        let fp = |db: &Keyspace| fingerprint(db.get(b"k", NOW).as_ref());
+        let watched = fp(&db);
+        assert_eq!(watched.len(), 16);
+        // The fingerprint is binary: build the argv by hand.
+        let run_txn = |db: &mut Keyspace, fp: &Bytes| {
+            let mut a = argv(&["TXN", "WATCH", "1", "k"]);
+            a.push(fp.clone());
+            a.extend(argv(&["3", "SET", "k", "mine"]));
+            match parse(&a, NOW) {
+                Command::Write(w) => w.apply(db, NOW),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Unchanged (rewritten with the same value counts as unchanged): it runs.
+        run(&mut db, &["SET", "k", "v"]);
+        assert_eq!(run_txn(&mut db, &watched), Reply::Array(vec![Reply::ok()]));
+        // Changed since: nothing runs.
+        let watched = fp(&db);
+        run(&mut db, &["APPEND", "k", "!"]);
+        assert_eq!(run_txn(&mut db, &watched), Reply::NullArray);
+        assert_eq!(run(&mut db, &["GET", "k"]), bulk("mine!"));
+        // A new expiry is a change; so is expiring.
+        let watched = fp(&db);
+        run(&mut db, &["PEXPIRE", "k", "100"]);
+        assert_eq!(run_txn(&mut db, &watched), Reply::NullArray);
+        let watched = fp(&db);
+        assert_eq!(run_txn(&mut db, &watched), Reply::Array(vec![Reply::ok()]));
+        run(&mut db, &["PEXPIRE", "k", "100"]);
+        let watched = fp(&db);
+        let later = NOW + 200;
+        let mut a = argv(&["TXN", "WATCH", "1", "k"]);
+        a.push(watched);
+        a.extend(argv(&["1", "PING"]));
+        let Command::Write(w) = parse(&a, later) else {
+            panic!("a watching TXN is a write")
+        };
+        assert_eq!(w.apply(&mut db, later), Reply::NullArray);
+        // A missing key watched stays missing: it runs.
+        let watched = fingerprint(None);
+        let mut a = argv(&["TXN", "WATCH", "1", "nokey"]);
+        a.push(watched);
+        a.extend(argv(&["1", "PING"]));
+        let Command::Write(w) = parse(&a, NOW) else {
+            panic!("a watching TXN is a write")
+        };
+        assert_eq!(
+            w.apply(&mut db, NOW),
+            Reply::Array(vec![Reply::status("PONG")])
+        );
+    }
+
+    #[test]
+    fn watch_needs_one_slot_and_unwatch_exec_and_discard_forget() {
+        let mut m = Tx::default();
+        let got = steps(
+            &mut m,
+            true,
+            &[
+                "WATCH {a}1 {a}2",
+                "WATCH {a}3",
+                "WATCH {b}1",
+                "WATCH elsewhere",
+            ],
+        );
+        assert_eq!(got[0], Reply::status("WATCHING"));
+        assert_eq!(got[1], Reply::status("WATCHING"));
+        assert_eq!(got[2], Reply::err(CROSSSLOT));
+        assert_eq!(m.watched.len(), 3);
+        steps(&mut m, true, &["UNWATCH"]);
+        assert!(m.watched.is_empty());
+        let got = steps(&mut m, true, &["WATCH elsewhere"]);
+        assert!(
+            matches!(&got[0], Reply::Error(e) if e.starts_with("MOVED")),
+            "{got:?}"
+        );
+        for end in ["EXEC", "DISCARD"] {
+            steps(&mut m, true, &["WATCH {a}1", "MULTI", "UNWATCH", end]);
+            assert!(m.watched.is_empty(), "{end}");
+        }
     }
 }

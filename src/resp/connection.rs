@@ -28,6 +28,7 @@ use super::session::{ClientGuard, Session};
 use crate::cmd::session::Answer;
 use crate::cmd::transaction::{self, Step};
 use crate::cmd::{self, Command, ReadCmd};
+use crate::db::DbRead;
 use crate::node::NodeShared;
 use crate::shard::state_machine::ReadView;
 use crate::shard::{now_ms, ShardError};
@@ -99,7 +100,7 @@ pub async fn serve(mut stream: TcpStream, node: Arc<NodeShared>, client: ClientG
         monitor: false,
         reply_mode: Default::default(),
         hangup: Default::default(),
-        multi: None,
+        tx: Default::default(),
     };
     let mut parser = RequestParser::new(Limits {
         max_multibulk_len: 1024 * 1024,
@@ -347,7 +348,7 @@ async fn run_batch(
         let muted = session.reply_mode.muted();
         let push = |slots: &mut Vec<Slot>, s: Slot| slots.push(if muted { s.muted() } else { s });
         let size: usize = argv.iter().map(|a| a.len() + 8).sum();
-        let step = transaction::step(&mut session.multi, argv, now_ms(), cluster_mode, |s| {
+        let step = transaction::step(&mut session.tx, argv, now_ms(), cluster_mode, |s| {
             route::refusal(node, s)
         });
         let (command, key_slot_of) = match step {
@@ -356,6 +357,16 @@ async fn run_batch(
                 continue;
             }
             Step::Run(command, slot) => (command, slot.filter(|_| cluster_mode)),
+            Step::Watch(keys) => {
+                // As a session command: after this connection's earlier writes.
+                run_reads(&mut reads, &mut replies.slots, node).await;
+                settle_all(inflight, out).await;
+                settle(&mut replies.slots).await;
+                pending_writes = false;
+                let r = watch(node, session, keys, cluster_mode).await;
+                push(&mut replies.slots, Slot::Ready(r));
+                continue;
+            }
             // A cluster node serves keys of one slot per command, and only slots it owns.
             Step::Pass => match cluster_mode.then(|| cmd::command_slot(argv)) {
                 Some(Err(crossslot)) => {
@@ -487,6 +498,36 @@ fn reply_of(outcome: Option<Result<Reply, ShardError>>, slot: u16) -> Reply {
         Some(Ok(r)) => r,
         Some(Err(e)) => e.to_reply(slot),
         None => ShardError::Fatal("group stopped".into()).to_reply(slot),
+    }
+}
+
+/// WATCH: each key's fingerprint, read behind a read barrier (refused as a read of its
+/// slot would be).
+async fn watch(
+    node: &Arc<NodeShared>,
+    session: &mut Session,
+    keys: Vec<Bytes>,
+    cluster_mode: bool,
+) -> Reply {
+    let slot = keys.first().map(|k| key_slot(k)).unwrap_or(0);
+    match node.group.read().await {
+        Ok(reader) => {
+            let now = now_ms().max(reader.clock());
+            let view = reader.view();
+            let meta = view.cluster();
+            if let Some(r) = cluster_mode
+                .then(|| route::refusal_at(node, &meta, slot))
+                .flatten()
+            {
+                return r;
+            }
+            for k in keys {
+                let fp = transaction::fingerprint(view.get(&k, now).as_ref());
+                session.tx.watch(k, fp);
+            }
+            Reply::ok()
+        }
+        Err(e) => e.to_reply(slot),
     }
 }
 

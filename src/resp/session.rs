@@ -21,8 +21,8 @@ pub struct Session {
     pub reply_mode: ReplyMode,
     /// Thrown once the client stops sending: a pending WAIT answers at once.
     pub hangup: Arc<KillSwitch>,
-    /// The commands queued since MULTI.
-    pub multi: Option<crate::cmd::transaction::Queue>,
+    /// WATCHed keys and the commands queued since MULTI.
+    pub tx: crate::cmd::transaction::Tx,
 }
 
 impl Session {
@@ -36,7 +36,7 @@ impl Session {
         self.proto = Protocol::Resp2;
         self.reply_mode = ReplyMode::default();
         self.monitor = false;
-        self.multi = None;
+        self.tx = Default::default();
         self.client.state.update(|i| i.name = bytes::Bytes::new());
     }
 }

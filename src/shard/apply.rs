@@ -199,6 +199,9 @@ fn apply_checked(ov: &mut State, gid: Gid, cmd: &WriteCmd, now: u64, slot_checke
             if let Some(r) = x.slot.filter(|_| !slot_checked).and_then(|s| ov.refusal(s)) {
                 return r;
             }
+            if x.watched_changed(&ov.db, now) {
+                return Reply::NullArray;
+            }
             // Each write as on its own (a keyless FLUSHALL's checks too), its slot checked.
             let replies = x.items.iter().map(|item| match item {
                 Item::Write(w) => apply_checked(ov, gid, w, now, true),

@@ -529,6 +529,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // redraft's own: `ONCE <client-id> <seq> <command> [arg ...]` runs a write exactly once.
     // redraft's own: the proxy sends a client's MULTI … EXEC as one TXN.
     CommandSpec { name: "txn", arity: -3, flags: &["write", "movablekeys"], group: "transactions", summary: "Run commands as one transaction: TXN <argc> <arg> ... [<argc> <arg> ...]", since: "redraft 0.1", ..BASE },
+    CommandSpec { name: "txnwatch", arity: -2, flags: &["readonly", "fast"], first_key: 1, last_key: -1, step: 1, key_specs: KEYS_RO_NOACCESS, group: "transactions", summary: "Fingerprints of keys' values, which TXN WATCH compares at apply (the proxy's WATCH)", since: "redraft 0.1", ..BASE },
     CommandSpec { name: "once", arity: -4, flags: &["write", "movablekeys"], group: "generic", summary: "Run a write command at most once per (client id, sequence number), replying to a retry with the first reply", since: "redraft 0.1", ..BASE },
 ];
 
