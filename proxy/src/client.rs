@@ -270,6 +270,13 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                         }
                         session.routes.refresh(&sh.backends);
                     }
+                    if crate::multi::waits_for_watch(&session, &argv)
+                        && inflight.iter().any(|f| !matches!(f.0, Flight::Ready(_)))
+                    {
+                        // EXEC sends the fingerprints its WATCHes are reading.
+                        held = Some(argv);
+                        break;
+                    }
                     if orders_all(&argv) {
                         if !inflight.is_empty() {
                             held = Some(argv);

@@ -213,7 +213,7 @@ pub(crate) fn start_write(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes
 
 /// Sends a read to the owner of `slot`; one behind a write of this client to the slot
 /// still unanswered is stamped to see it.
-fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
+pub(crate) fn start_read(sh: &Shared, s: &mut Session, slot: u16, argv: &[Bytes]) -> Call {
     let conn = (s.proto, s.lane);
     match s.read_stamp(slot) {
         Some(stamp) => {

@@ -39,6 +39,8 @@ pub struct Session {
     pub reply_mode: ReplyMode,
     /// The commands queued since MULTI.
     pub multi: Option<crate::multi::Queue>,
+    /// What WATCH watches.
+    pub watched: Arc<Mutex<crate::multi::Watched>>,
 }
 
 impl Session {
@@ -59,6 +61,7 @@ impl Session {
             last_cmd: None,
             reply_mode: ReplyMode::default(),
             multi: None,
+            watched: Default::default(),
         }
     }
 
@@ -189,6 +192,7 @@ pub fn reset(s: &mut Session) -> Reply {
     s.reply_mode = ReplyMode::default();
     s.monitor = false;
     s.multi = None;
+    crate::multi::unwatch(s);
     s.me.update(|c| c.name = Bytes::new());
     Reply::status("RESET")
 }

@@ -219,3 +219,108 @@ async fn a_transaction_retried_across_a_leader_kill_applies_once() {
     proxy.stop();
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_makes_exec_abort_when_a_watched_key_changed() {
+    let (c, proxy) = start().await;
+    // Optimistic increments, retried until EXEC runs: none may be lost.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut con = client(&proxy).await;
+        tasks.push(tokio::spawn(async move {
+            let mut aborted = 0;
+            for _ in 0..25 {
+                loop {
+                    let _: () = redis::cmd("WATCH")
+                        .arg("{cnt}")
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    let v: Option<i64> = con.get("{cnt}").await.unwrap();
+                    let r: Option<((),)> = redis::pipe()
+                        .atomic()
+                        .set("{cnt}", v.unwrap_or(0) + 1)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    if r.is_some() {
+                        break;
+                    }
+                    aborted += 1;
+                }
+            }
+            aborted
+        }));
+    }
+    let mut aborted = 0;
+    for t in tasks {
+        aborted += t.await.unwrap();
+    }
+    let mut con = client(&proxy).await;
+    let n: i64 = con.get("{cnt}").await.unwrap();
+    assert_eq!(
+        n, 100,
+        "every increment applied once ({aborted} EXECs aborted)"
+    );
+
+    // Byte for byte, through the proxy and at the node that owns the slot.
+    let at_proxy = Raw::connect(&proxy.addr.to_string()).await;
+    let at_node = owner_of(&c, "{wk}").await;
+    let mut other = Raw::connect(&proxy.addr.to_string()).await;
+    for (mut raw, key) in [(at_proxy, "{wk}p"), (at_node, "{wk}n")] {
+        let calls = [
+            (format!("WATCH {key} {key}2"), "+OK\r\n"),
+            ("MULTI".to_string(), "+OK\r\n"),
+            (format!("SET {key} mine"), "+QUEUED\r\n"),
+        ];
+        for (line, want) in &calls {
+            assert_eq!(raw.call(line).await, *want, "{line}");
+        }
+        // Another client writes a watched key: EXEC runs nothing, answers a null array.
+        assert_eq!(other.call(&format!("SET {key}2 theirs")).await, "+OK\r\n");
+        assert_eq!(raw.call("EXEC").await, "*-1\r\n");
+        assert_eq!(raw.call(&format!("GET {key}")).await, "$-1\r\n");
+        // EXEC forgot the watch: the next transaction runs.
+        let calls = [
+            ("MULTI".to_string(), "+OK\r\n"),
+            (format!("SET {key} mine"), "+QUEUED\r\n"),
+            ("EXEC".into(), "*1\r\n+OK\r\n"),
+            // UNWATCH forgets it too; its own write before MULTI counts as a change.
+            (format!("WATCH {key}"), "+OK\r\n"),
+            ("UNWATCH".into(), "+OK\r\n"),
+            (format!("SET {key} again"), "+OK\r\n"),
+            ("MULTI".into(), "+OK\r\n"),
+            ("EXEC".into(), "*0\r\n"),
+            (format!("WATCH {key}"), "+OK\r\n"),
+            (format!("SET {key} changed"), "+OK\r\n"),
+            ("MULTI".into(), "+OK\r\n"),
+            ("EXEC".into(), "*-1\r\n"),
+            // Keys of another slot than the watched ones: CROSSSLOT at EXEC.
+            (format!("WATCH {key}"), "+OK\r\n"),
+            ("MULTI".into(), "+OK\r\n"),
+        ];
+        for (line, want) in &calls {
+            assert_eq!(raw.call(line).await, *want, "{line}");
+        }
+        let r = raw.call("SET {other}k 1").await;
+        if r == "+QUEUED\r\n" {
+            let want = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+            assert_eq!(raw.call("EXEC").await, want);
+        } else {
+            assert!(r.starts_with("-MOVED "), "{r}");
+            assert!(raw.call("EXEC").await.starts_with("-EXECABORT"));
+        }
+        // RESP3's null.
+        raw.call("HELLO 3").await;
+        for (line, want) in [
+            (format!("WATCH {key}"), "+OK\r\n"),
+            (format!("DEL {key}"), ":1\r\n"),
+            ("MULTI".into(), "+OK\r\n"),
+            ("EXEC".into(), "_\r\n"),
+        ] {
+            assert_eq!(raw.call(&line).await, want, "{line}");
+        }
+    }
+    proxy.stop();
+    c.stop().await;
+}
