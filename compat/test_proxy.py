@@ -49,6 +49,26 @@ except redis.ResponseError as e:
     ok = "same slot" in str(e) and r.exists("tx:one", "tx:two") == 0
     check(ok, f"a transaction over two slots is refused, nothing applied: {e}")
 
+# WATCH: redis-py's transaction() helper retries until EXEC runs; a watched key written
+# by another client makes EXEC abort (WatchError).
+def add_one(pipe):
+    v = int(pipe.get("{acct}:n") or 0)
+    pipe.multi()
+    pipe.set("{acct}:n", v + 1)
+for _ in range(5):
+    r.transaction(add_one, "{acct}:n")
+check(r.get("{acct}:n") == b"5", "WATCH: redis-py's transaction() helper")
+p = r.pipeline()
+p.watch("{acct}:n")
+r.set("{acct}:n", "theirs")
+p.multi()
+p.set("{acct}:n", "mine")
+try:
+    p.execute()
+    check(False, "WATCH: a changed key aborts EXEC")
+except redis.WatchError:
+    check(r.get("{acct}:n") == b"theirs", "WATCH: transaction() and a changed key aborting EXEC")
+
 # Binary keys and values, NUL bytes included.
 blob = bytes(range(256)) * 40
 r.set(b"bin\x00key\xff", blob)
