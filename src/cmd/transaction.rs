@@ -166,11 +166,15 @@ pub fn step(
     cluster_mode: bool,
     refusal: impl Fn(u16) -> Option<Reply>,
 ) -> Step {
+    // The names this looks at, lower case; anything else is "" (no allocation: this runs
+    // for every request).
+    const NAMES: [&[u8]; 7] = [
+        b"multi", b"exec", b"discard", b"watch", b"unwatch", b"quit", b"reset",
+    ];
     let name = argv
         .first()
-        .map(|n| n.to_ascii_lowercase())
+        .and_then(|a| NAMES.into_iter().find(|n| a.eq_ignore_ascii_case(n)))
         .unwrap_or_default();
-    let name = name.as_slice();
     let Some(queue) = tx.queue.as_mut() else {
         return match name {
             b"multi" | b"exec" | b"discard" | b"watch" | b"unwatch" => match resolve(argv) {
