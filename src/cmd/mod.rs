@@ -94,6 +94,8 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("dump", keyspace::dump::parse),
     ("restore", keyspace::restore::parse),
     ("restore-asking", keyspace::restore::parse),
+    // Talks to another server: run by the connection (`keyspace::migrate`).
+    ("migrate", session),
     ("move", keyspace::move_::parse),
     ("swapdb", keyspace::swapdb::parse),
     ("dbsize", keyspace::dbsize::parse),
@@ -334,7 +336,14 @@ pub fn command_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
         return transaction::txn_slot(argv);
     }
     let mut slot = None;
-    for i in key_indices(spec, argv.len()) {
+    // MIGRATE's keys are where its options say; the rest by the table.
+    let migrate = (spec.name == "migrate").then(|| table::migrate_keys(argv).unwrap_or_default());
+    let by_table = migrate.is_none().then(|| key_indices(spec, argv.len()));
+    for i in migrate
+        .into_iter()
+        .flatten()
+        .chain(by_table.into_iter().flatten())
+    {
         let s = redraft_proxy::wire::key_slot(&argv[i]);
         match slot {
             None => slot = Some(s),

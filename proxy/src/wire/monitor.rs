@@ -91,27 +91,36 @@ fn line(at: SystemTime, addr: &str, argv: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Which arguments Redis redacts: AUTH's, HELLO's after its AUTH, and ACL SETUSER's (the
-/// user name and every rule, passwords among them).
+/// Which arguments Redis redacts: AUTH's, HELLO's after its AUTH, ACL SETUSER's (the user
+/// name and every rule, passwords among them), and MIGRATE's AUTH or AUTH2 credentials.
 pub(crate) fn secrets(argv: &[Bytes]) -> impl Fn(usize) -> bool {
     let is = |i: usize, word: &[u8]| argv.get(i).is_some_and(|a| a.eq_ignore_ascii_case(word));
-    // (first redacted argument, whether all after it are too, or only it and the next)
+    // (first redacted argument, how many from it)
     let redacted = if is(0, b"auth") {
-        Some((1, true))
+        Some((1, usize::MAX))
     } else if is(0, b"acl") && is(1, b"setuser") {
-        Some((2, true))
+        Some((2, usize::MAX))
     } else if is(0, b"hello") {
         argv.iter()
             .position(|a| a.eq_ignore_ascii_case(b"auth"))
-            .map(|i| (i + 1, false))
+            .map(|i| (i + 1, 2))
+    } else if is(0, b"migrate") {
+        // Its options as MIGRATE reads them, up to KEYS.
+        let mut j = 6;
+        let mut found = None;
+        while j < argv.len() && !is(j, b"keys") {
+            if is(j, b"auth") || is(j, b"auth2") {
+                let n = if is(j, b"auth") { 1 } else { 2 };
+                found = Some((j + 1, n));
+                j += n;
+            }
+            j += 1;
+        }
+        found
     } else {
         None
     };
-    move |i| match redacted {
-        Some((from, true)) => i >= from,
-        Some((from, false)) => i == from || i == from + 1,
-        None => false,
-    }
+    move |i| redacted.is_some_and(|(from, n)| i >= from && i - from < n)
 }
 
 /// Redis's sdscatrepr: quoted, with C escapes and `\xHH` for what is not printable.
@@ -264,6 +273,9 @@ mod tests {
         assert_eq!(redacted("ACL SETUSER bob on >pw ~*"), [2, 3, 4, 5]);
         assert_eq!(redacted("ACL GETUSER bob"), [] as [usize; 0]);
         assert_eq!(redacted("SET auth x"), [] as [usize; 0]);
+        assert_eq!(redacted("MIGRATE h 1 k 0 5 COPY AUTH pw"), [8]);
+        assert_eq!(redacted("MIGRATE h 1 k 0 5 AUTH2 u pw REPLACE"), [7, 8]);
+        assert_eq!(redacted("MIGRATE h 1 x 0 5 KEYS auth x"), [] as [usize; 0]);
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct KeySpec {
     pub limit: i32,
     /// Redis's note on the flags, if it has one (COMMAND INFO shows it first).
     pub notes: &'static str,
+    /// Begin the search at this keyword, looking from `index` (negative: from the end,
+    /// backwards) instead of at `index` itself; empty for an index search.
+    pub keyword: &'static str,
 }
 
 /// One command (or a container's subcommand) as COMMAND describes it.
@@ -187,45 +190,50 @@ const BASE: CommandSpec = CommandSpec {
 
 /// One key at argv[1], the common case.
 #[rustfmt::skip]
-const KEY1_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_RW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_RW_INSERT: &[KeySpec] = &[KeySpec { flags: &["RW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RW_INSERT: &[KeySpec] = &[KeySpec { flags: &["RW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_OW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_OW_UPDATE: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_OW_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_OW_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_RW_UPDATE_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RW_UPDATE_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RW", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEY1_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY1_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEYS_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
+const KEYS_RO: &[KeySpec] = &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEYS_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
+const KEYS_RO_NOACCESS: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEYS_RM: &[KeySpec] = &[KeySpec { flags: &["RM", "delete"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "" }];
+const KEYS_RM: &[KeySpec] = &[KeySpec { flags: &["RM", "delete"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEYS_OW_PAIRS: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "" }];
+const KEYS_OW_PAIRS: &[KeySpec] = &[KeySpec { flags: &["OW", "update"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "", keyword: "" }];
 #[rustfmt::skip]
-const KEYS_OW_PAIRS_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "" }];
+const KEYS_OW_PAIRS_INSERT: &[KeySpec] = &[KeySpec { flags: &["OW", "insert"], index: 1, lastkey: -1, keystep: 2, limit: 0, notes: "", keyword: "" }];
+#[rustfmt::skip]
+const KEYS_MIGRATE: &[KeySpec] = &[
+    KeySpec { flags: &["RW", "access", "delete"], index: 3, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+    KeySpec { flags: &["RW", "access", "delete", "incomplete"], index: -2, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "KEYS" },
+];
 #[rustfmt::skip]
 const KEYS_MOVE: &[KeySpec] = &[
-    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
-    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
 ];
 #[rustfmt::skip]
 const KEYS_MOVE_NX: &[KeySpec] = &[
-    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
-    KeySpec { flags: &["OW", "insert"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["RW", "access", "delete"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+    KeySpec { flags: &["OW", "insert"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
 ];
 #[rustfmt::skip]
 const KEYS_COPY: &[KeySpec] = &[
-    KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "" },
-    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" },
+    KeySpec { flags: &["RO", "access"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+    KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
 ];
 
 /// A read-only string command on one key.
@@ -339,19 +347,19 @@ const COMMAND_SUB: CommandSpec = CommandSpec { flags: &["loading", "stale"], acl
 pub static COMMANDS: &[CommandSpec] = &[
     // ---- string ----
     CommandSpec { name: "get", arity: 2, summary: "Get the value of a key", since: "1.0.0", ..STR_RO },
-    CommandSpec { name: "set", arity: -3, flags: &["write", "denyoom"], key_specs: &[KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and ACCESS due to the optional `GET` argument" }], summary: "Set the string value of a key", since: "1.0.0", ..STR_RW },
+    CommandSpec { name: "set", arity: -3, flags: &["write", "denyoom"], key_specs: &[KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and ACCESS due to the optional `GET` argument", keyword: "" }], summary: "Set the string value of a key", since: "1.0.0", ..STR_RW },
     CommandSpec { name: "setnx", arity: 3, key_specs: KEY1_OW_INSERT, summary: "Set the value of a key, only if the key does not exist", since: "1.0.0", ..STR_RW },
     CommandSpec { name: "setex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration of a key", since: "2.0.0", ..STR_RW },
     CommandSpec { name: "psetex", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_OW_UPDATE, summary: "Set the value and expiration in milliseconds of a key", since: "2.6.0", ..STR_RW },
     CommandSpec { name: "getset", arity: 3, summary: "Set the string value of a key and return its old value", since: "1.0.0", doc_flags: &["deprecated"], deprecated_since: Some("6.2.0"), replaced_by: Some("`SET` with the `!GET` argument"), ..STR_RW },
     CommandSpec { name: "getdel", arity: 2, flags: &["write", "fast"], key_specs: KEY1_RW_ACCESS_DELETE, summary: "Get the value of a key and delete the key", since: "6.2.0", ..STR_RW },
-    CommandSpec { name: "getex", arity: -2, flags: &["write", "fast"], key_specs: &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and UPDATE because it changes the TTL" }], summary: "Get the value of a key and optionally set its expiration", since: "6.2.0", ..STR_RW },
+    CommandSpec { name: "getex", arity: -2, flags: &["write", "fast"], key_specs: &[KeySpec { flags: &["RW", "access", "update"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "RW and UPDATE because it changes the TTL", keyword: "" }], summary: "Get the value of a key and optionally set its expiration", since: "6.2.0", ..STR_RW },
     CommandSpec { name: "mget", arity: -2, last_key: -1, key_specs: KEYS_RO, tips: &["request_policy:multi_shard"], summary: "Get the values of all the given keys", since: "1.0.0", complexity: "O(N) where N is the number of keys to retrieve.", ..STR_RO },
     CommandSpec { name: "mset", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS, tips: &["request_policy:multi_shard", "response_policy:all_succeeded"], summary: "Set multiple keys to multiple values", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
     CommandSpec { name: "msetnx", arity: -3, flags: &["write", "denyoom"], last_key: -1, step: 2, key_specs: KEYS_OW_PAIRS_INSERT, tips: &["request_policy:multi_shard", "response_policy:agg_min"], summary: "Set multiple keys to multiple values, only if none of the keys exist", since: "1.0.1", complexity: "O(N) where N is the number of keys to set.", ..STR_RW },
     CommandSpec { name: "append", arity: 3, key_specs: KEY1_RW_INSERT, summary: "Append a value to a key", since: "2.0.0", complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.", ..STR_RW },
     CommandSpec { name: "strlen", arity: 2, key_specs: KEY1_RO_NOACCESS, summary: "Get the length of the value stored in a key", since: "2.2.0", ..STR_RO },
-    CommandSpec { name: "lcs", arity: -3, flags: &["readonly"], last_key: 2, key_specs: &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 1, keystep: 1, limit: 0, notes: "" }], summary: "Find longest common substring", since: "7.0.0", complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively", ..STR_RO },
+    CommandSpec { name: "lcs", arity: -3, flags: &["readonly"], last_key: 2, key_specs: &[KeySpec { flags: &["RO", "access"], index: 1, lastkey: 1, keystep: 1, limit: 0, notes: "", keyword: "" }], summary: "Find longest common substring", since: "7.0.0", complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively", ..STR_RO },
     CommandSpec { name: "substr", arity: 4, flags: &["readonly"], summary: "Get a substring of the string stored at a key", since: "1.0.0", complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", doc_flags: &["deprecated"], deprecated_since: Some("2.0.0"), replaced_by: Some("`GETRANGE`"), ..STR_RO },
     CommandSpec { name: "getrange", arity: 4, flags: &["readonly"], summary: "Get a substring of the string stored at a key", since: "2.4.0", complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.", ..STR_RO },
     CommandSpec { name: "setrange", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_RW_UPDATE_NOACCESS, summary: "Overwrite part of a string at key starting at the specified offset", since: "2.2.0", complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.", ..STR_RW },
@@ -381,6 +389,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "rename", arity: 3, flags: &["write"], last_key: 2, key_specs: KEYS_MOVE, summary: "Rename a key", since: "1.0.0", ..KS1 },
     CommandSpec { name: "renamenx", arity: 3, flags: &["write", "fast"], last_key: 2, key_specs: KEYS_MOVE_NX, summary: "Rename a key, only if the new key does not exist", since: "1.0.0", ..KS1 },
     CommandSpec { name: "copy", arity: -3, flags: &["write", "denyoom"], last_key: 2, key_specs: KEYS_COPY, summary: "Copy a key", since: "6.2.0", complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", ..KS1 },
+    CommandSpec { name: "migrate", arity: -6, flags: &["write", "movablekeys"], acl: &["keyspace", "dangerous"], first_key: 3, last_key: 3, step: 1, key_specs: KEYS_MIGRATE, tips: &["nondeterministic_output"], summary: "Atomically transfer a key from a Redis instance to another one.", since: "2.6.0", complexity: "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.", ..KS1 },
     CommandSpec { name: "dump", arity: 2, flags: &["readonly"], key_specs: KEY1_RO, tips: &["nondeterministic_output"], summary: "Return a serialized version of the value stored at the specified key.", since: "2.6.0", complexity: "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).", ..KS1 },
     CommandSpec { name: "restore", arity: -4, flags: &["write", "denyoom"], acl: &["keyspace", "dangerous"], key_specs: KEY1_OW_UPDATE, summary: "Create a key using the provided serialized value, previously obtained using DUMP.", since: "2.6.0", complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", ..KS1 },
     CommandSpec { name: "restore-asking", arity: -4, flags: &["write", "denyoom", "asking"], acl: &["keyspace", "dangerous"], key_specs: KEY1_OW_UPDATE, group: "server", summary: "An internal command for migrating keys in a cluster", since: "3.0.0", complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", doc_flags: &["syscmd"], ..KS1 },
@@ -583,7 +592,7 @@ const CLUSTER_ADMIN: CommandSpec = CommandSpec { flags: &["admin", "stale", "no_
 
 /// The key is MEMORY USAGE's second argument.
 #[rustfmt::skip]
-const KEY2_RO: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "" }];
+const KEY2_RO: &[KeySpec] = &[KeySpec { flags: &["RO"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" }];
 
 /// OBJECT's subcommands that take a key, its second argument.
 #[rustfmt::skip]
@@ -673,6 +682,25 @@ pub fn key_indices(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usiz
         last.min(argc - 1)
     };
     (first..=end).step_by(step as usize).map(|i| i as usize)
+}
+
+/// MIGRATE's keys: argv[3], or the arguments after its KEYS option (Redis's
+/// migrateGetKeys: AUTH and AUTH2 take their arguments along). None for KEYS after a
+/// key that is not empty, which MIGRATE refuses.
+pub fn migrate_keys(argv: &[Bytes]) -> Option<std::ops::Range<usize>> {
+    let mut i = 6;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a.eq_ignore_ascii_case(b"keys") {
+            return argv[3].is_empty().then_some(i + 1..argv.len());
+        }
+        i += match () {
+            _ if a.eq_ignore_ascii_case(b"auth") => 2,
+            _ if a.eq_ignore_ascii_case(b"auth2") => 3,
+            _ => 1,
+        };
+    }
+    (argv.len() > 3).then_some(3..4)
 }
 
 /// processCommand's lookup and arity check: the spec that will run, or the error.

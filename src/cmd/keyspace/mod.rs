@@ -9,6 +9,7 @@ pub mod expire;
 pub mod flush;
 pub mod keys;
 pub mod memory;
+pub mod migrate;
 pub mod move_;
 pub mod object;
 pub mod persist;

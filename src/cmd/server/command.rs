@@ -110,7 +110,18 @@ fn getkeys(argv: &[Bytes], with_flags: bool) -> ParseResult<Reply> {
         ));
     }
     let mut keys = Vec::new();
-    for k in spec.key_specs {
+    if spec.name == "migrate" {
+        // Its keys are where its options say (Redis's migrateGetKeys).
+        let flags = statuses(spec.key_specs[0].flags);
+        for i in redraft_proxy::wire::table::migrate_keys(argv).unwrap_or_default() {
+            let key = Reply::Bulk(argv[i].clone());
+            keys.push(match with_flags {
+                true => Reply::Array(vec![key, flags.clone()]),
+                false => key,
+            });
+        }
+    }
+    for k in spec.key_specs.iter().filter(|_| spec.name != "migrate") {
         let first = k.index;
         let last = match k.lastkey {
             l if l >= 0 => first + l,
@@ -195,10 +206,22 @@ fn key_spec(k: &KeySpec) -> Reply {
             ("flags", statuses(k.flags)),
             (
                 "begin_search",
-                map(vec![
-                    ("type", Reply::bulk_str("index")),
-                    ("spec", map(vec![("index", Reply::Int(k.index.into()))])),
-                ]),
+                match k.keyword {
+                    "" => map(vec![
+                        ("type", Reply::bulk_str("index")),
+                        ("spec", map(vec![("index", Reply::Int(k.index.into()))])),
+                    ]),
+                    keyword => map(vec![
+                        ("type", Reply::bulk_str("keyword")),
+                        (
+                            "spec",
+                            map(vec![
+                                ("keyword", Reply::bulk_str(keyword)),
+                                ("startfrom", Reply::Int(k.index.into())),
+                            ]),
+                        ),
+                    ]),
+                },
             ),
             (
                 "find_keys",

@@ -72,6 +72,7 @@ pub async fn execute(argv: Vec<Bytes>, session: &mut Session, node: &Arc<NodeSha
         b"lastsave" => save::lastsave(node),
         b"cluster" => cluster::execute(&argv, node).await,
         b"wait" => return wait::execute(&argv, node, &session.hangup),
+        b"migrate" => crate::cmd::keyspace::migrate::execute(&argv, node).await,
         _ => Reply::err(format!(
             "ERR unknown command '{}'",
             String::from_utf8_lossy(&argv[0])
