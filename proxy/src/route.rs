@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::forward::{encode, Call, Retry, Target};
 use crate::session::Session;
-use crate::wire::table::{key_indices, resolve, CommandSpec};
+use crate::wire::table::{key_indices, migrate_keys, resolve, CommandSpec};
 use crate::wire::{key_slot, slowlog, Reply};
 use crate::Shared;
 
@@ -95,6 +95,13 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
             split(sh, s, spec, argv.to_vec())
         }
+        // Run by the keys' leader, which talks to the target.
+        "migrate" => match slot_of(Some(spec), argv) {
+            Ok(Some(slot)) => alone(sh, s, slot, argv),
+            // No key (an option error, or KEYS with none): any node answers it.
+            Ok(None) => forward(sh, s, Target::Any, encode(argv), Retry::Unsafe),
+            Err(e) => Ready(e),
+        },
         "once" => match slot_of(spec_of(&argv[3..]), &argv[3..]) {
             Ok(Some(slot)) => forward(sh, s, Target::Slot(slot), encode(argv), Retry::Unsafe),
             Ok(None) => Ready(Reply::err("ERR ONCE only wraps data commands")),
@@ -147,7 +154,14 @@ pub(crate) fn slot_of(
 ) -> Result<Option<u16>, Reply> {
     let Some(spec) = spec else { return Ok(None) };
     let mut slot = None;
-    for i in key_indices(spec, argv.len()) {
+    // MIGRATE's keys are where its options say; the rest by the table.
+    let migrate = (spec.name == "migrate").then(|| migrate_keys(argv).unwrap_or_default());
+    let by_table = migrate.is_none().then(|| key_indices(spec, argv.len()));
+    for i in migrate
+        .into_iter()
+        .flatten()
+        .chain(by_table.into_iter().flatten())
+    {
         let k = key_slot(&argv[i]);
         match slot {
             None => slot = Some(k),
@@ -167,6 +181,50 @@ pub fn forward(
     retry: Retry,
 ) -> Dispatched {
     pending(sh, sh.backends.start(target, req, s.proto, s.lane, retry))
+}
+
+/// MIGRATE goes to its slot's leader on a connection of its own: the node runs it as
+/// Redis does, holding its connection until the target has answered, and on a pooled
+/// connection every other client's replies would wait behind it. Not stamped (it is not
+/// one logged write), and never sent again once it may have run; a MOVED, TRYAGAIN or
+/// CLUSTERDOWN, answered before it ran, sends it again within the retry window.
+fn alone(sh: &Arc<Shared>, s: &Session, slot: u16, argv: &[Bytes]) -> Dispatched {
+    let (sh, proto, req) = (sh.clone(), s.proto, encode(argv));
+    Dispatched::Pending(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + sh.backends.retry_window;
+        let mut backoff = std::time::Duration::from_millis(5);
+        loop {
+            let reply = match sh.backends.topo.addr(slot) {
+                Some(addr) => {
+                    let conn = crate::backend::Backend::connect(addr, proto);
+                    match conn.send(req.clone()).await {
+                        Ok(Ok(r)) => r,
+                        _ => {
+                            return Reply::err(
+                                "ERR connection to the slot's leader lost during MIGRATE: its outcome is unknown",
+                            )
+                        }
+                    }
+                }
+                None => Reply::err("CLUSTERDOWN Hash slot not served"),
+            };
+            let refused = match &reply {
+                Reply::Error(e) if e.starts_with("MOVED ") => {
+                    if let Some(to) = e.split(' ').nth(2) {
+                        sh.backends.topo.moved(slot, to);
+                    }
+                    true
+                }
+                Reply::Error(e) => e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN"),
+                _ => false,
+            };
+            if !refused || tokio::time::Instant::now() >= deadline {
+                return reply;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_millis(200));
+        }
+    }))
 }
 
 /// CONFIG SET: the node it goes to answers, and the slow log parameters set there are set

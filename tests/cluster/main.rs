@@ -13,6 +13,7 @@ mod disk_failure;
 mod expiry;
 mod failover;
 mod limits;
+mod migrate;
 mod nemesis;
 mod partition;
 mod processes;

@@ -1,0 +1,139 @@
+//! MIGRATE from redraft to another server (here a standalone redraft group): keys, TTLs,
+//! COPY, REPLACE, the target's errors, through the proxy and at the owning node; and the
+//! write that lands while MIGRATE is on the wire, which must stay here.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::fixture::{wait_until, TestCluster};
+use crate::proxy::{client, start};
+use crate::raw::Raw;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_keys_to_another_server_and_never_loses_a_write() {
+    let (c, proxy) = start().await;
+    let target = TestCluster::start(1).await;
+    let tid = target.leader().await;
+    let taddr = target.peers[&tid].client_addr();
+    let (host, port) = taddr.rsplit_once(':').unwrap();
+    let mut con = client(&proxy).await;
+    let mut t = target.client(tid).await;
+    let migrate = |extra: &[&str], keys: &[&str]| {
+        let mut cmd = redis::cmd("MIGRATE");
+        cmd.arg(host).arg(port);
+        if keys.len() == 1 {
+            cmd.arg(keys[0]).arg(0).arg(5000).arg(extra);
+        } else {
+            cmd.arg("")
+                .arg(0)
+                .arg(5000)
+                .arg(extra)
+                .arg("KEYS")
+                .arg(keys);
+        }
+        cmd
+    };
+
+    let _: () = con.set("{mg}a", "va").await.unwrap();
+    let _: () = con.pset_ex("{mg}b", "vb", 100_000).await.unwrap();
+    let r: String = migrate(&[], &["{mg}a", "{mg}b", "{mg}none"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(r, "OK");
+    let n: i64 = con.exists(&["{mg}a", "{mg}b"]).await.unwrap();
+    assert_eq!(n, 0, "moved keys are gone here");
+    let got: Vec<Option<String>> = t.mget(&["{mg}a", "{mg}b"]).await.unwrap();
+    assert_eq!(got, [Some("va".into()), Some("vb".into())]);
+    let pttl: i64 = t.pttl("{mg}b").await.unwrap();
+    assert!(
+        pttl > 90_000 && pttl <= 100_000,
+        "the TTL went along: {pttl}"
+    );
+
+    // COPY keeps the key; without REPLACE the target refuses an existing key.
+    let _: () = con.set("{mg}a", "again").await.unwrap();
+    let e = migrate(&["COPY"], &["{mg}a"])
+        .query_async::<String>(&mut con)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Target instance replied with error: BUSYKEY"),
+        "{e}"
+    );
+    let r: String = migrate(&["COPY", "REPLACE"], &["{mg}a"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(r, "OK");
+    let here: String = con.get("{mg}a").await.unwrap();
+    let there: String = t.get("{mg}a").await.unwrap();
+    assert_eq!((here.as_str(), there.as_str()), ("again", "again"));
+    let r: String = migrate(&[], &["{mg}none"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(r, "NOKEY");
+
+    // At a node that does not own the slot: MOVED, as every keyed command.
+    let mut moved = 0;
+    for id in c.data_gids().into_iter().map(|g| c.members(g)[0]) {
+        let mut raw = Raw::connect(&c.peers[&id].client_addr()).await;
+        let r = raw
+            .call(&format!(
+                "MIGRATE {host} {port} {{mg}}a 0 5000 COPY REPLACE"
+            ))
+            .await;
+        assert!(r == "+OK\r\n" || r.starts_with("-MOVED "), "{r}");
+        moved += usize::from(r.starts_with("-MOVED "));
+    }
+    assert!(moved >= 1);
+
+    // A write that lands while the keys are on their way stays here: the target holds its
+    // writes while paused, so MIGRATE has read the key and waits for RESTORE's reply.
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "10000", "WRITE"])
+        .query_async(&mut t)
+        .await
+        .unwrap();
+    let clients_before = client_count(&mut t).await;
+    let mut mcon = client(&proxy).await;
+    let cmd = migrate(&["REPLACE"], &["{mg}a"]);
+    let pending = tokio::spawn(async move { cmd.query_async::<String>(&mut mcon).await });
+    wait_until(
+        Duration::from_secs(10),
+        "MIGRATE connected to the target",
+        || {
+            let mut t = t.clone();
+            async move { (client_count(&mut t).await > clients_before).then_some(()) }
+        },
+    )
+    .await;
+    let _: () = con.set("{mg}a", "newer").await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut t)
+        .await
+        .unwrap();
+    let e = pending.await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("written here meanwhile"), "{e}");
+    let here: String = con.get("{mg}a").await.unwrap();
+    assert_eq!(here, "newer", "the write made during MIGRATE is kept");
+    let there: String = t.get("{mg}a").await.unwrap();
+    assert_eq!(there, "again", "the target got the value MIGRATE read");
+
+    proxy.stop();
+    c.stop().await;
+    target.stop().await;
+}
+
+async fn client_count(t: &mut redis::aio::MultiplexedConnection) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(t)
+        .await
+        .unwrap();
+    list.lines().count()
+}
