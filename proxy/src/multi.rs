@@ -122,7 +122,10 @@ pub fn intercept(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Option<Di
         name => match slot_of(Some(spec), argv) {
             Err(e) => return Some(fail(s, e)),
             Ok(None) if !KEYLESS.contains(&name) => return Some(fail(s, Reply::err(NOT_ALLOWED))),
-            Ok(_) if name == "once" => return Some(fail(s, Reply::err(NOT_ALLOWED))),
+            // Not a data command a node can run inside a log entry.
+            Ok(_) if matches!(name, "once" | "migrate" | "txnwatch") => {
+                return Some(fail(s, Reply::err(NOT_ALLOWED)))
+            }
             Ok(slot) => {
                 if let Some(slot) = slot {
                     queue.crossslot |= queue.slot.is_some_and(|q| q != slot);

@@ -294,9 +294,9 @@ pub fn build(
     now_ms: u64,
     one_slot: bool,
 ) -> Result<(Command, Option<u16>), Reply> {
-    let watched: Vec<Bytes> = watch.iter().map(|(k, _)| k.clone()).collect();
     let mut slot = common_slot(&argvs, one_slot)?;
-    if let Some(w) = watched.first().map(|k| redraft_proxy::wire::key_slot(k)) {
+    // Watched keys share one slot (WATCH and TXN's slot check see to it).
+    if let Some(w) = watch.first().map(|(k, _)| redraft_proxy::wire::key_slot(k)) {
         if one_slot && slot.is_some_and(|s| s != w) {
             return Err(Reply::err(CROSSSLOT));
         }
