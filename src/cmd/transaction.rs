@@ -390,14 +390,13 @@ pub fn split_txn(argv: &[Bytes]) -> Result<(Vec<(Bytes, Bytes)>, Vec<Vec<Bytes>>
 
 /// TXN's slot: the one of all its commands' keys.
 pub fn txn_slot(argv: &[Bytes]) -> Result<Option<u16>, Reply> {
-    let (watch, mut all) = split_txn(argv)?;
+    let (watch, argvs) = split_txn(argv)?;
     // A watched key counts as a key of the transaction.
-    all.extend(
-        watch
-            .into_iter()
-            .map(|(k, _)| vec![Bytes::from_static(b"EXISTS"), k]),
-    );
-    common_slot(&all, true)
+    let mut watched = watch.iter().map(|(k, _)| redraft_proxy::wire::key_slot(k));
+    watched.try_fold(common_slot(&argvs, true)?, |slot, w| match slot {
+        Some(s) if s != w => Err(Reply::err(CROSSSLOT)),
+        _ => Ok(Some(w)),
+    })
 }
 
 #[cfg(test)]
@@ -603,58 +602,58 @@ mod tests {
         assert_eq!(db.key_count(), 0);
     }
 
+    /// `TXN WATCH 1 <key> <fp> <command>` parsed and applied at `now` (the fingerprint is
+    /// binary: the argv is built by hand).
+    fn watching(db: &mut Keyspace, key: &str, fp: Bytes, cmd: &[&str], now: u64) -> Reply {
+        let mut a = argv(&["TXN", "WATCH", "1", key]);
+        a.push(fp);
+        a.push(Bytes::from(cmd.len().to_string()));
+        a.extend(argv(cmd));
+        match parse(&a, now) {
+            Command::Write(w) => w.apply(db, now),
+            other => panic!("a watching TXN is a write: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_watched_key_that_changed_aborts_with_a_null_array() {
         let mut db = db_with(&[("k", "v")]);
         let fp = |db: &Keyspace| fingerprint(db.get(b"k", NOW).as_ref());
         let watched = fp(&db);
         assert_eq!(watched.len(), 16);
-        // The fingerprint is binary: build the argv by hand.
-        let run_txn = |db: &mut Keyspace, fp: &Bytes| {
-            let mut a = argv(&["TXN", "WATCH", "1", "k"]);
-            a.push(fp.clone());
-            a.extend(argv(&["3", "SET", "k", "mine"]));
-            match parse(&a, NOW) {
-                Command::Write(w) => w.apply(db, NOW),
-                other => panic!("{other:?}"),
-            }
-        };
+        let set_mine = ["SET", "k", "mine"];
         // Unchanged (rewritten with the same value counts as unchanged): it runs.
         run(&mut db, &["SET", "k", "v"]);
-        assert_eq!(run_txn(&mut db, &watched), Reply::Array(vec![Reply::ok()]));
+        let got = watching(&mut db, "k", watched, &set_mine, NOW);
+        assert_eq!(got, Reply::Array(vec![Reply::ok()]));
         // Changed since: nothing runs.
         let watched = fp(&db);
         run(&mut db, &["APPEND", "k", "!"]);
-        assert_eq!(run_txn(&mut db, &watched), Reply::NullArray);
+        assert_eq!(
+            watching(&mut db, "k", watched, &set_mine, NOW),
+            Reply::NullArray
+        );
         assert_eq!(run(&mut db, &["GET", "k"]), bulk("mine!"));
         // A new expiry is a change; so is expiring.
         let watched = fp(&db);
         run(&mut db, &["PEXPIRE", "k", "100"]);
-        assert_eq!(run_txn(&mut db, &watched), Reply::NullArray);
+        assert_eq!(
+            watching(&mut db, "k", watched, &set_mine, NOW),
+            Reply::NullArray
+        );
         let watched = fp(&db);
-        assert_eq!(run_txn(&mut db, &watched), Reply::Array(vec![Reply::ok()]));
+        let got = watching(&mut db, "k", watched, &set_mine, NOW);
+        assert_eq!(got, Reply::Array(vec![Reply::ok()]));
         run(&mut db, &["PEXPIRE", "k", "100"]);
         let watched = fp(&db);
         let later = NOW + 200;
-        let mut a = argv(&["TXN", "WATCH", "1", "k"]);
-        a.push(watched);
-        a.extend(argv(&["1", "PING"]));
-        let Command::Write(w) = parse(&a, later) else {
-            panic!("a watching TXN is a write")
-        };
-        assert_eq!(w.apply(&mut db, later), Reply::NullArray);
-        // A missing key watched stays missing: it runs.
-        let watched = fingerprint(None);
-        let mut a = argv(&["TXN", "WATCH", "1", "nokey"]);
-        a.push(watched);
-        a.extend(argv(&["1", "PING"]));
-        let Command::Write(w) = parse(&a, NOW) else {
-            panic!("a watching TXN is a write")
-        };
         assert_eq!(
-            w.apply(&mut db, NOW),
-            Reply::Array(vec![Reply::status("PONG")])
+            watching(&mut db, "k", watched, &["PING"], later),
+            Reply::NullArray
         );
+        // A missing key watched stays missing: it runs.
+        let got = watching(&mut db, "nokey", fingerprint(None), &["PING"], NOW);
+        assert_eq!(got, Reply::Array(vec![Reply::status("PONG")]));
     }
 
     #[test]
