@@ -77,6 +77,23 @@ async fn migrate_moves_keys_to_another_server_and_never_loses_a_write() {
         .unwrap();
     assert_eq!(r, "NOKEY");
 
+    // A target that is not there: Redis's IOERR, and the key stays.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone_port = gone.local_addr().unwrap().port();
+    drop(gone);
+    let e = redis::cmd("MIGRATE")
+        .arg(&["127.0.0.1", &gone_port.to_string(), "{mg}a", "0", "1000"])
+        .query_async::<String>(&mut con)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("error or timeout writing to target instance"),
+        "{e}"
+    );
+    let here: String = con.get("{mg}a").await.unwrap();
+    assert_eq!(here, "again", "nothing moved, nothing deleted");
+
     // At a node that does not own the slot: MOVED, as every keyed command.
     let mut moved = 0;
     for id in c.data_gids().into_iter().map(|g| c.members(g)[0]) {
