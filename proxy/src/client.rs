@@ -291,7 +291,7 @@ pub async fn serve(mut stream: TcpStream, sh: Arc<Shared>, guard: ClientGuard) {
                     session.reply_mode.begin();
                     if sh.clients.pause.is_active() {
                         // CLIENT PAUSE: this client waits, as a paused Redis client does.
-                        let write = crate::wire::pause::holds_under_write(&argv);
+                        let write = crate::multi::held_by_write_pause(&session, &argv);
                         tokio::select! {
                             _ = sh.clients.pause.wait(write) => {}
                             _ = kill.killed() => return,

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::forward::{encode, Retry, Target};
 use crate::route::{forward, slot_of, start_read, start_write, Dispatched};
 use crate::session::Session;
+use crate::wire::pause::holds_under_write;
 use crate::wire::table::resolve;
 use crate::wire::Reply;
 use crate::Shared;
@@ -61,6 +62,18 @@ pub fn waits_for_watch(s: &Session, argv: &[Bytes]) -> bool {
     argv.first()
         .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"))
         && Watched::lock(&s.watched).pending > 0
+}
+
+/// Whether a CLIENT PAUSE WRITE holds `argv`: a write, or, as in Redis, an EXEC whose
+/// queue holds one.
+pub fn held_by_write_pause(s: &Session, argv: &[Bytes]) -> bool {
+    holds_under_write(argv)
+        || (argv
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"))
+            && s.multi
+                .as_ref()
+                .is_some_and(|q| q.argvs.iter().any(|a| holds_under_write(a))))
 }
 
 const NOT_ALLOWED: &str = "ERR Command not allowed inside a transaction";

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{args, command_slot, parse, Command, WriteCmd};
 use crate::db::{DbRead, DbWrite, Value};
+use redraft_proxy::wire::pause::holds_under_write;
 use redraft_proxy::wire::table::resolve;
 use redraft_proxy::wire::Reply;
 
@@ -128,6 +129,19 @@ impl Tx {
     /// Records a watched key's fingerprint (WATCH, once its read ran).
     pub fn watch(&mut self, key: Bytes, fingerprint: Bytes) {
         self.watched.push((key, fingerprint));
+    }
+
+    /// Whether a CLIENT PAUSE WRITE holds `argv`: a write, or, as in Redis, an EXEC whose
+    /// queue holds one.
+    pub fn held_by_write_pause(&self, argv: &[Bytes]) -> bool {
+        holds_under_write(argv)
+            || (argv
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"))
+                && self
+                    .queue
+                    .as_ref()
+                    .is_some_and(|q| q.argvs.iter().any(|a| holds_under_write(a))))
     }
 }
 
@@ -432,6 +446,23 @@ mod tests {
 
     fn queued() -> Reply {
         Reply::status("QUEUED")
+    }
+
+    #[test]
+    fn a_write_pause_holds_exec_only_when_it_queued_a_write() {
+        let held = |lines: &[&str], cmd: &str| {
+            let mut tx = Tx::default();
+            steps(&mut tx, false, lines);
+            tx.held_by_write_pause(&argv(&cmd.split(' ').collect::<Vec<_>>()))
+        };
+        assert!(held(&[], "SET k v"));
+        assert!(!held(&[], "GET k"));
+        assert!(!held(&[], "EXEC"));
+        assert!(!held(&["MULTI", "GET k", "PING"], "EXEC"));
+        assert!(held(&["MULTI", "GET k", "INCR n"], "EXEC"));
+        assert!(held(&["MULTI", "GET k", "INCR n"], "exec"));
+        assert!(!held(&["MULTI", "INCR n"], "DISCARD"));
+        assert!(!held(&["MULTI", "INCR n", "EXEC"], "EXEC"));
     }
 
     #[test]

@@ -36,7 +36,6 @@ use redraft_proxy::wire::clients::full_name;
 use redraft_proxy::wire::clients::ClientState;
 use redraft_proxy::wire::command_stats::{stat_name, Samples};
 use redraft_proxy::wire::monitor;
-use redraft_proxy::wire::pause;
 use redraft_proxy::wire::{key_slot, Limits, Protocol, Reply, RequestParser};
 
 /// Requests run as one batch at most; more wait for the next round.
@@ -338,7 +337,7 @@ async fn run_batch(
         if node.clients.pause.is_active() {
             // CLIENT PAUSE: the connection waits here, as a paused Redis client does (the
             // replies before this command in its batch wait with it).
-            let write = pause::holds_under_write(argv);
+            let write = session.tx.held_by_write_pause(argv);
             node.clients.pause.wait(write).await;
         }
         if node.monitors.active() {

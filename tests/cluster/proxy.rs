@@ -655,14 +655,27 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             me.call("CONFIG SET slowlog-log-slower-than 10000").await,
             "+OK\r\n"
         );
-        // CLIENT PAUSE WRITE holds every client's writes, not its reads, until UNPAUSE.
+        // CLIENT PAUSE WRITE holds every client's writes, not its reads, until UNPAUSE;
+        // as in Redis, that includes an EXEC whose queue holds a write, queued before.
+        let (mut tx_write, mut tx_read) = (Raw::connect(&addr).await, Raw::connect(&addr).await);
+        for (tx, cmd) in [(&mut tx_write, "SET {rk}t in-tx"), (&mut tx_read, "GET rk")] {
+            assert_eq!(tx.call("MULTI").await, "+OK\r\n");
+            assert_eq!(tx.call("GET rk").await, "+QUEUED\r\n");
+            assert_eq!(tx.call(cmd).await, "+QUEUED\r\n");
+        }
         assert_eq!(me.call("CLIENT PAUSE 60000 WRITE").await, "+OK\r\n");
         let mut writer = Raw::connect(&addr).await;
         let mut paused = tokio::spawn(async move { writer.call("SET rk paused").await });
+        let paused_exec = tokio::spawn(async move { tx_write.call("EXEC").await });
         assert_eq!(
             me.call("GET rk").await,
             "$1\r\n1\r\n",
             "{addr}: reads go on"
+        );
+        assert_eq!(
+            tx_read.call("EXEC").await,
+            "*2\r\n$1\r\n1\r\n$1\r\n1\r\n",
+            "{addr}: a transaction of reads goes on"
         );
         assert!(
             tokio::time::timeout(Duration::from_millis(300), &mut paused)
@@ -670,9 +683,20 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
                 .is_err(),
             "{addr}: the write waits"
         );
+        assert!(
+            !paused_exec.is_finished(),
+            "{addr}: the transaction with a write waits"
+        );
+        assert_eq!(me.call("GET {rk}t").await, "$-1\r\n", "{addr}: nothing ran");
         assert_eq!(me.call("CLIENT UNPAUSE").await, "+OK\r\n");
         assert_eq!(paused.await.unwrap(), "+OK\r\n");
+        let exec = paused_exec.await.unwrap();
+        assert!(
+            exec.ends_with("+OK\r\n") && exec.starts_with("*2\r\n$"),
+            "{addr}: {exec}"
+        );
         assert_eq!(me.call("GET rk").await, "$6\r\npaused\r\n");
+        assert_eq!(me.call("DEL {rk}t").await, ":1\r\n");
         // An unknown name is named first, wherever it is.
         assert_eq!(
             me.call("CONFIG SET appendonly yes nosuch 1").await,
