@@ -9,6 +9,7 @@ use redis::AsyncCommands;
 use crate::fixture::{wait_until, TestCluster};
 use crate::proxy::{client, start};
 use crate::raw::Raw;
+use crate::transactions::owner_id;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_moves_keys_to_another_server_and_never_loses_a_write() {
@@ -140,6 +141,66 @@ async fn migrate_moves_keys_to_another_server_and_never_loses_a_write() {
     assert_eq!(here, "newer", "the write made during MIGRATE is kept");
     let there: String = t.get("{mg}a").await.unwrap();
     assert_eq!(there, "again", "the target got the value MIGRATE read");
+
+    proxy.stop();
+    c.stop().await;
+    target.stop().await;
+}
+
+/// The source's leader dies while MIGRATE waits for the target: the client hears that the
+/// outcome is unknown, the proxy does not send MIGRATE again (to the new leader, which would
+/// delete the key), and the key is still here, whatever the target did with its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_whose_source_leader_dies_keeps_the_key() {
+    let (mut c, proxy) = start().await;
+    let target = TestCluster::start(1).await;
+    let tid = target.leader().await;
+    let taddr = target.peers[&tid].client_addr();
+    let (host, port) = taddr.rsplit_once(':').unwrap();
+    let mut con = client(&proxy).await;
+    let mut t = target.client(tid).await;
+    let _: () = con.set("{mk}a", "va").await.unwrap();
+
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "20000", "WRITE"])
+        .query_async(&mut t)
+        .await
+        .unwrap();
+    let clients_before = client_count(&mut t).await;
+    let mut mcon = client(&proxy).await;
+    let cmd = redis::cmd("MIGRATE")
+        .arg(&[host, port, "{mk}a", "0", "10000"])
+        .clone();
+    let pending = tokio::spawn(async move { cmd.query_async::<String>(&mut mcon).await });
+    wait_until(
+        Duration::from_secs(10),
+        "MIGRATE connected to the target",
+        || {
+            let mut t = t.clone();
+            async move { (client_count(&mut t).await > clients_before).then_some(()) }
+        },
+    )
+    .await;
+    let victim = owner_id(&c, "{mk}a").await;
+    c.kill(victim).await;
+    let e = pending.await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("outcome is unknown"), "{e}");
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut t)
+        .await
+        .unwrap();
+
+    let here: String = con.get("{mk}a").await.unwrap();
+    assert_eq!(here, "va", "the key is still here, under the new leader");
+    let there: Option<String> = t.get("{mk}a").await.unwrap();
+    assert!(
+        there.is_none() || there.as_deref() == Some("va"),
+        "the target has MIGRATE's copy or nothing: {there:?}"
+    );
+    c.restart(victim).await;
+    let here: String = con.get("{mk}a").await.unwrap();
+    assert_eq!(here, "va");
 
     proxy.stop();
     c.stop().await;

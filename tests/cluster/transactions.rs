@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+use redraft::raft::NodeId;
+
 use crate::fixture::TestCluster;
 use crate::proxy::{client, start};
 use crate::raw::Raw;
 
 /// The leader of the group that owns `key`'s slot (a MOVED from any node names it).
-async fn owner_of(c: &TestCluster, key: &str) -> Raw {
+pub(crate) async fn owner_of(c: &TestCluster, key: &str) -> Raw {
     let first = c.leader_of(c.data_gids()[0]).await;
     let mut addr = c.peers[&first].client_addr();
     loop {
@@ -24,6 +26,16 @@ async fn owner_of(c: &TestCluster, key: &str) -> Raw {
             None => return raw,
         }
     }
+}
+
+/// The node that leads `key`'s group.
+pub(crate) async fn owner_id(c: &TestCluster, key: &str) -> NodeId {
+    let port = owner_of(c, key).await.stream.peer_addr().unwrap().port();
+    *c.peers
+        .iter()
+        .find(|(_, a)| a.client_port == port)
+        .expect("a node at that port")
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,15 +196,7 @@ async fn a_transaction_retried_across_a_leader_kill_applies_once() {
         async move { (p.await > 40).then_some(()) }
     })
     .await;
-    let victim = {
-        let owner = owner_of(&c, "{w0}:1").await;
-        let port = owner.stream.peer_addr().unwrap().port();
-        *c.peers
-            .iter()
-            .find(|(_, a)| a.client_port == port)
-            .expect("a node at that port")
-            .0
-    };
+    let victim = owner_id(&c, "{w0}:1").await;
     let before = progress(&mut con).await;
     c.kill(victim).await;
     crate::fixture::wait_until(Duration::from_secs(20), "writers past the kill", || {
