@@ -7,6 +7,7 @@
 //! depends only on the keyspace and the `now_ms` stamped into the entry.
 
 pub mod args;
+pub mod bitmap;
 pub mod keyspace;
 pub mod server;
 pub mod string;
@@ -70,6 +71,14 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("incrby", string::incr::parse_incrby),
     ("decrby", string::incr::parse_decrby),
     ("incrbyfloat", string::incrbyfloat::parse),
+    // bitmap
+    ("getbit", bitmap::getbit::parse),
+    ("setbit", bitmap::setbit::parse),
+    ("bitcount", bitmap::bitcount::parse),
+    ("bitpos", bitmap::bitpos::parse),
+    ("bitop", bitmap::bitop::parse),
+    ("bitfield", bitmap::bitfield::parse),
+    ("bitfield_ro", bitmap::bitfield::parse_ro),
     // keyspace
     ("del", keyspace::del::parse),
     ("unlink", keyspace::del::parse),
@@ -392,6 +401,10 @@ pub enum ReadCmd {
     Object(keyspace::object::Object),
     Dump(keyspace::dump::Dump),
     TxnWatch(transaction::TxnWatch),
+    GetBit(bitmap::getbit::GetBit),
+    BitCount(bitmap::bitcount::BitCount),
+    BitPos(bitmap::bitpos::BitPos),
+    BitFieldRo(bitmap::bitfield::BitField),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -421,6 +434,10 @@ impl ReadCmd {
             ReadCmd::Object(c) => c.execute(db, now_ms),
             ReadCmd::Dump(c) => c.execute(db, now_ms),
             ReadCmd::TxnWatch(c) => c.execute(db, now_ms),
+            ReadCmd::GetBit(c) => c.execute(db, now_ms),
+            ReadCmd::BitCount(c) => c.execute(db, now_ms),
+            ReadCmd::BitPos(c) => c.execute(db, now_ms),
+            ReadCmd::BitFieldRo(c) => c.execute(db, now_ms),
         }
     }
 
@@ -439,6 +456,10 @@ impl ReadCmd {
             ReadCmd::Object(c) => Some(&c.key),
             ReadCmd::Dump(c) => Some(&c.key),
             ReadCmd::TxnWatch(c) => c.keys.first().map(|k| &k[..]),
+            ReadCmd::GetBit(c) => Some(&c.key),
+            ReadCmd::BitCount(c) => Some(&c.key),
+            ReadCmd::BitPos(c) => Some(&c.key),
+            ReadCmd::BitFieldRo(c) => Some(&c.key),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }
@@ -493,6 +514,9 @@ pub enum WriteCmd {
     Restore(keyspace::restore::Restore),
     /// MULTI … EXEC (or the proxy's TXN): its commands applied together.
     Exec(transaction::Exec),
+    SetBit(bitmap::setbit::SetBit),
+    BitOp(bitmap::bitop::BitOp),
+    BitField(bitmap::bitfield::BitField),
 }
 
 impl WriteCmd {
@@ -513,6 +537,9 @@ impl WriteCmd {
             WriteCmd::Copy(c) => c.apply(db, now_ms),
             WriteCmd::Restore(c) => c.apply(db, now_ms),
             WriteCmd::Exec(c) => c.apply(db, now_ms),
+            WriteCmd::SetBit(c) => c.apply(db, now_ms),
+            WriteCmd::BitOp(c) => c.apply(db, now_ms),
+            WriteCmd::BitField(c) => c.apply(db, now_ms),
             WriteCmd::Flush(c) => c.apply(db, now_ms),
             WriteCmd::DeleteExpired(keys) => {
                 let mut n = 0;
@@ -560,6 +587,9 @@ impl WriteCmd {
             WriteCmd::Rename(c) => Some(&c.src),
             WriteCmd::Copy(c) => Some(&c.src),
             WriteCmd::Restore(c) => Some(&c.key),
+            WriteCmd::SetBit(c) => Some(&c.key),
+            WriteCmd::BitOp(c) => Some(&c.dest),
+            WriteCmd::BitField(c) => Some(&c.key),
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
             WriteCmd::Once { cmd, .. } => cmd.first_key(),

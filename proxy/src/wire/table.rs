@@ -262,6 +262,14 @@ const STR_RW: CommandSpec = CommandSpec {
     ..BASE
 };
 
+/// A read-only bitmap command on one key.
+#[rustfmt::skip]
+const BITMAP_RO: CommandSpec = CommandSpec {
+    acl: &["bitmap"],
+    group: "bitmap",
+    ..STR_RO
+};
+
 /// A keyspace command on one key.
 #[rustfmt::skip]
 const KS1: CommandSpec = CommandSpec {
@@ -368,6 +376,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "incrby", arity: 3, summary: "Increment the integer value of a key by the given amount", since: "1.0.0", ..STR_RW },
     CommandSpec { name: "decrby", arity: 3, summary: "Decrement the integer value of a key by the given number", since: "1.0.0", ..STR_RW },
     CommandSpec { name: "incrbyfloat", arity: 3, summary: "Increment the float value of a key by the given amount", since: "2.6.0", ..STR_RW },
+    // ---- bitmap ----
+    CommandSpec { name: "getbit", arity: 3, summary: "Returns the bit value at offset in the string value stored at key", since: "2.2.0", ..BITMAP_RO },
+    CommandSpec { name: "setbit", arity: 4, flags: &["write", "denyoom"], key_specs: KEY1_RW_UPDATE, summary: "Sets or clears the bit at offset in the string value stored at key", since: "2.2.0", ..BITMAP_RO },
+    CommandSpec { name: "bitcount", arity: -2, flags: &["readonly"], summary: "Count set bits in a string", since: "2.6.0", complexity: "O(N)", ..BITMAP_RO },
+    CommandSpec { name: "bitpos", arity: -3, flags: &["readonly"], summary: "Find first bit set or clear in a string", since: "2.8.7", complexity: "O(N)", ..BITMAP_RO },
+    CommandSpec { name: "bitop", arity: -4, flags: &["write", "denyoom"], first_key: 2, last_key: -1, key_specs: &[
+        KeySpec { flags: &["OW", "update"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+        KeySpec { flags: &["RO", "access"], index: 3, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "" },
+    ], summary: "Perform bitwise operations between strings", since: "2.6.0", complexity: "O(N)", ..BITMAP_RO },
+    CommandSpec { name: "bitfield", arity: -2, flags: &["write", "denyoom"], key_specs: &[
+        KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "This command allows both access and modification of the key", keyword: "" },
+    ], summary: "Perform arbitrary bitfield integer operations on strings", since: "3.2.0", complexity: "O(1) for each subcommand specified", ..BITMAP_RO },
+    CommandSpec { name: "bitfield_ro", arity: -2, summary: "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD", since: "6.0.0", complexity: "O(1) for each subcommand specified", ..BITMAP_RO },
     // ---- generic (keyspace) ----
     CommandSpec { name: "del", arity: -2, flags: &["write"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key", since: "1.0.0", complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", ..KS1 },
     CommandSpec { name: "unlink", arity: -2, flags: &["write", "fast"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", ..KS1 },
