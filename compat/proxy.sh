@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Plain clients through the proxy of a release `redraft dev` (three groups): a scripted
-# redis-cli session, redis-benchmark with zero errors, and redis-py (compat/test_proxy.py).
-# Needs redis-tools and redis-py (installed by .ci/run).
+# redis-cli session, redis-benchmark with zero errors, redis-py (compat/test_proxy.py), and
+# random commands compared with a redis-server's replies (compat/test_differential.py).
+# Needs redis-tools, redis-server and redis-py (installed by .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -9,7 +10,8 @@ work=$(mktemp -d)
 port=7599
 "${CARGO_TARGET_DIR:-target}/release/redraft" dev --port $port --dir "$work/data" --base-port 7501 >"$work/dev.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+ref=7598
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; redis-cli -p $ref shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 # Ready when the proxy has printed its address (it waits until it knows every slot).
 for _ in $(seq 1 600); do
@@ -81,6 +83,10 @@ if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-be
 
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
+# The same random bitmap commands to a redis-server and through the proxy.
+redis-server --port $ref --save '' --appendonly no --daemonize yes --dir "$work" --logfile "$work/redis.log"
+for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep 0.05; done
+if python3 compat/test_differential.py $ref $port 1 3000; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: differential against redis-server"; fi
 # SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.
 got=$(redis-cli -p $port shutdown 2>&1) || true
 for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done

@@ -126,6 +126,19 @@ command = entries[0].get("command") if entries else None
 check(command in (b"SET slow x", "SET slow x"), f"SLOWLOG GET: {entries}")
 r.config_set("slowlog-log-slower-than", 10000)
 
+# Bitmaps: redis-py's bit commands, and its BITFIELD builder.
+r.delete("bits")
+for day in (0, 3, 3, 9):
+    r.setbit("bits", day, 1)
+ok = r.bitcount("bits") == 3 and r.getbit("bits", 9) == 1 and r.bitpos("bits", 0) == 1
+check(ok and r.get("bits") == b"\x90\x40", "SETBIT/GETBIT/BITCOUNT/BITPOS")
+r.mset({"{bit}a": b"\xf0", "{bit}b": b"\x3c"})
+ok = r.bitop("XOR", "{bit}x", "{bit}a", "{bit}b") == 1 and r.get("{bit}x") == b"\xcc"
+check(ok, "BITOP within a slot")
+out = r.bitfield("bf").overflow("SAT").incrby("u4", 0, 20).set("i4", 4, -3).get("u8", 0).execute()
+check(out == [15, 0, 253], f"BITFIELD: {out}")
+check(r.bitfield_ro("bf", "i4", 4) == [-3], "BITFIELD_RO")
+
 # RESP3 through the proxy.
 r3 = redis.Redis(host="127.0.0.1", port=port, protocol=3)
 r3.set("r3", "v")

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The same random commands to a redis-server and to redraft, replies compared byte for byte.
+
+    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count]
+
+Covers the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO]) with
+their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
+mode, bad types, offsets and values. Each side starts from an empty database; the keys
+share one hash tag, so redraft's port may be the proxy's or the owning node's.
+"""
+
+import random
+import socket
+import sys
+
+
+class Conn:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def more(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.more()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self):
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"$" and int(rest) >= 0:
+            n = int(rest)
+            while len(self.buf) < n + 2:
+                self.more()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return line + b"|" + data
+        if kind == b"*" and int(rest) >= 0:
+            return [line] + [self.read() for _ in range(int(rest))]
+        return line
+
+    def call(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self.read()
+
+
+KEYS = ["{bd}a", "{bd}b", "{bd}c"]
+
+
+def junk():
+    return random.choice(["x", "", "1.5", "99999999999999999999", "-0", "+1", " 1", "#2", "#-1"])
+
+
+def offset():
+    r = random.random()
+    if r < 0.05:
+        return junk()
+    if r < 0.15:
+        return "#%d" % random.randint(0, 20)
+    if r < 0.18:
+        # Out of range: past 2^32 bits, negative, or a field number past it.
+        return random.choice(["4294967296", "-1", "#4294967296", "#-1"])
+    return str(random.randint(0, 100))
+
+
+def bf_type():
+    if random.random() < 0.05:
+        return random.choice(["I8", "u64", "i0", "i65", "u", "x8", "i", "u-1", "i08"])
+    return random.choice("iu") + str(random.choice([1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 31, 32, 33, 63, 64]))
+
+
+def value():
+    r = random.random()
+    if r < 0.05:
+        return junk()
+    if r < 0.2:
+        return random.choice(["9223372036854775807", "-9223372036854775808", "18446744073709551615", "-1", "0"])
+    return str(random.randint(-300, 300))
+
+
+def range_args(n):
+    args = [str(random.randint(-30, 30)) if random.random() > 0.05 else junk() for _ in range(min(n, 2))]
+    if n >= 3:
+        args.append(random.choice(["BIT", "BYTE", "bit", "byte", "BITS"]))
+    if n >= 4:
+        args.append("x")
+    return args
+
+
+def command():
+    k = random.choice(KEYS)
+    r = random.random()
+    if r < 0.12:
+        off = offset() if random.random() < 0.2 else str(random.randint(0, 90))
+        return ["SETBIT", k, off, random.choice(["0", "1", "1", "0", "2", "x", "-1"])]
+    if r < 0.22:
+        return ["GETBIT", k, random.choice([offset(), "4294967295"])]
+    if r < 0.34:
+        return ["BITCOUNT", k] + range_args(random.choice([0, 1, 2, 2, 3, 3, 4]))
+    if r < 0.5:
+        bit = random.choice(["0", "1", "1", "0", "2", "x"])
+        return ["BITPOS", k, bit] + range_args(random.choice([0, 1, 2, 3, 3, 4]))
+    if r < 0.62:
+        op = random.choice(["AND", "OR", "XOR", "NOT", "not", "nand"])
+        srcs = random.sample(KEYS + ["{bd}none"], random.choice([1, 1, 2, 3]))
+        return ["BITOP", op, random.choice(KEYS)] + srcs
+    if r < 0.66:
+        return ["SET", k, bytes(random.randint(0, 255) for _ in range(random.randint(0, 12)))]
+    if r < 0.68:
+        return ["SET", k, "x", "EX", "100"]
+    if r < 0.70:
+        return ["TTL", k]
+    if r < 0.72:
+        return ["DEL", k]
+    args = ["BITFIELD_RO" if random.random() < 0.2 else "BITFIELD", k]
+    for _ in range(random.choice([0, 1, 2, 3, 4])):
+        s = random.random()
+        if s < 0.35:
+            args += ["GET", bf_type(), offset()]
+        elif s < 0.6:
+            args += ["SET", bf_type(), offset(), value()]
+        elif s < 0.85:
+            args += ["INCRBY", bf_type(), offset(), value()]
+        elif s < 0.97:
+            args += ["OVERFLOW", random.choice(["WRAP", "SAT", "FAIL", "fail", "sat", "nope"])]
+        else:
+            args += [random.choice(["GET", "SET", "INCRBY", "OVERFLOW", "FOO"])]
+    return args
+
+
+def main():
+    redis_port, redraft_port = int(sys.argv[1]), int(sys.argv[2])
+    random.seed(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    count = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
+    ref, us = Conn(redis_port), Conn(redraft_port)
+    for c in (ref, us):
+        c.call("DEL", *KEYS)
+    differences = 0
+    for _ in range(count):
+        cmd = command()
+        want, got = ref.call(*cmd), us.call(*cmd)
+        if random.random() < 0.05:
+            cmd = cmd + ["(then GET)"]
+            want, got = [want] + [ref.call("GET", k) for k in KEYS], [got] + [us.call("GET", k) for k in KEYS]
+        if want != got:
+            differences += 1
+            if differences <= 10:
+                print(f"DIFF {cmd}: redis {want}, redraft {got}")
+    print(f"differential (bitmaps): {count} commands, {differences} differences")
+    sys.exit(1 if differences else 0)
+
+
+main()
