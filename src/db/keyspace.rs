@@ -212,6 +212,18 @@ impl Row {
         }
     }
 
+    /// Runs `f` on the value in place if the row is this map's alone; false otherwise.
+    fn modify(&mut self, f: &mut dyn FnMut(&mut [u8])) -> bool {
+        let klen = self.klen();
+        self.0.with_arc_mut(|row| match Arc::get_mut(row) {
+            Some(row) => {
+                f(&mut row.slice_mut()[klen..]);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Replaces the value and expiry in place if the row is this map's alone and the new
     /// value has the old one's length; false (nothing changed) otherwise.
     fn overwrite(&mut self, value: &[u8], expire_at: Option<u64>) -> bool {
@@ -702,6 +714,15 @@ impl DbWrite for Keyspace {
     fn clear(&mut self) {
         *self = Keyspace::default();
     }
+
+    fn modify_in_place(&mut self, key: &[u8], f: &mut dyn FnMut(&mut [u8])) -> bool {
+        let k = KeyRef::of(key);
+        self.rows.slots[k.slot()]
+            .update(k.hash, |rows| {
+                rows.find_mut(k.key).is_some_and(|row| row.modify(f))
+            })
+            .unwrap_or(false)
+    }
 }
 
 #[cfg(test)]
@@ -786,6 +807,33 @@ mod tests {
         }
         assert_eq!(ks.key_count(), 0);
         assert_eq!(ks.expires_count(), 0);
+    }
+
+    #[test]
+    fn a_value_modified_in_place_is_never_seen_changing() {
+        let mut ks = Keyspace::new();
+        let get = |ks: &Keyspace| ks.get_raw(b"k").map(|v| v.data);
+        let first = |c: u8| move |v: &mut [u8]| v[0] = c;
+        ks.put(b"k", v("abc", Some(5)));
+        assert!(ks.modify_in_place(b"k", &mut first(b'x')));
+        assert_eq!(get(&ks), Some(Data::Str(Bytes::from("xbc"))));
+        assert_eq!(ks.get_raw(b"k").unwrap().expire_at, Some(5));
+        let held = get(&ks);
+        assert!(
+            !ks.modify_in_place(b"k", &mut first(b'y')),
+            "a reply in flight"
+        );
+        assert_eq!(held, Some(Data::Str(Bytes::from("xbc"))));
+        drop(held);
+        let snapshot = ks.clone();
+        assert!(!ks.modify_in_place(b"k", &mut first(b'y')), "a snapshot");
+        // What the caller writes instead leaves the snapshot as it was.
+        ks.put(b"k", v("ybc", Some(5)));
+        assert_eq!(get(&snapshot), Some(Data::Str(Bytes::from("xbc"))));
+        drop(snapshot);
+        assert!(ks.modify_in_place(b"k", &mut first(b'z')));
+        assert_eq!(get(&ks), Some(Data::Str(Bytes::from("zbc"))));
+        assert!(!ks.modify_in_place(b"none", &mut first(b'z')));
     }
 
     #[test]

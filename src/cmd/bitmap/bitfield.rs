@@ -297,6 +297,18 @@ impl BitField {
             })
             .max()
             .unwrap_or(0);
+        // Every field within the string: written in place when nothing else holds it.
+        if let Ok(Some((b, _))) = get_string(db, &self.key, now_ms) {
+            if (farthest >> 3) < b.len() as u64 {
+                drop(b);
+                let mut replies = Vec::new();
+                let ops = &self.ops;
+                let mut run = |v: &mut [u8]| replies = ops.iter().map(|op| write(v, op)).collect();
+                if db.modify_in_place(&self.key, &mut run) {
+                    return Reply::Array(replies);
+                }
+            }
+        }
         let (mut b, ttl, _) = match string_for_bits(db, &self.key, farthest, now_ms) {
             Ok(s) => s,
             Err(e) => return e,

@@ -5,13 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{bit_at, parse_offset, string_for_bits};
 use crate::cmd::args::ParseResult;
-use crate::cmd::{str_value, Command, WriteCmd};
+use crate::cmd::{get_string, str_value, Command, WriteCmd};
 use crate::db::DbWrite;
 use redraft_proxy::wire::request::string2ll;
 use redraft_proxy::wire::Reply;
 
 /// `SETBIT key offset 0|1`: replies the bit's old value. The string grows, zero-padded, to
-/// hold the bit; a missing key is created even when the bit written is 0, as in Redis.
+/// hold the bit; a missing key is created even when the bit written is 0, as in Redis. A
+/// bit within the string is written in place (O(1), as in Redis) unless a snapshot or a
+/// reply shares the value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetBit {
     pub key: Bytes,
@@ -33,21 +35,37 @@ pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     })))
 }
 
+/// Sets or clears bit `offset` of `b`, which holds it.
+fn put_bit(b: &mut [u8], offset: u64, on: bool) {
+    let mask = 0x80 >> (offset & 7);
+    let byte = &mut b[(offset >> 3) as usize];
+    if on {
+        *byte |= mask;
+    } else {
+        *byte &= !mask;
+    }
+}
+
 impl SetBit {
     pub fn apply(&self, db: &mut dyn DbWrite, now_ms: u64) -> Reply {
+        // Within the string: flip the bit in place when nothing else holds the value.
+        if let Ok(Some((b, _))) = get_string(db, &self.key, now_ms) {
+            if (self.offset >> 3) < b.len() as u64 {
+                let old = bit_at(&b, self.offset);
+                drop(b);
+                let (offset, on) = (self.offset, self.on);
+                if old == on || db.modify_in_place(&self.key, &mut |v| put_bit(v, offset, on)) {
+                    return Reply::Int(old.into());
+                }
+            }
+        }
         let (mut b, ttl, changed) = match string_for_bits(db, &self.key, self.offset, now_ms) {
             Ok(s) => s,
             Err(e) => return e,
         };
         let old = bit_at(&b, self.offset);
         if changed || old != self.on {
-            let mask = 0x80 >> (self.offset & 7);
-            let byte = &mut b[(self.offset >> 3) as usize];
-            if self.on {
-                *byte |= mask;
-            } else {
-                *byte &= !mask;
-            }
+            put_bit(&mut b, self.offset, self.on);
             db.put(&self.key, str_value(b.freeze(), ttl));
         }
         Reply::Int(old.into())

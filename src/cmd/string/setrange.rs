@@ -31,6 +31,9 @@ pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
 
 impl SetRange {
     pub fn apply(&self, db: &mut dyn DbWrite, now_ms: u64) -> Reply {
+        if let Some(len) = self.in_place(db, now_ms) {
+            return Reply::Int(len);
+        }
         let (old, ttl) = match get_string(db, &self.key, now_ms) {
             Ok(Some((b, ttl))) => (Some(b), ttl),
             Ok(None) => (None, None),
@@ -54,6 +57,24 @@ impl SetRange {
         let len = b.len() as i64;
         db.put(&self.key, str_value(b.freeze(), ttl));
         Reply::Int(len)
+    }
+}
+
+impl SetRange {
+    /// A value within the live string, written in place when nothing else holds the
+    /// string (no copy of a long one); its length, or None to build a new value.
+    fn in_place(&self, db: &mut dyn DbWrite, now_ms: u64) -> Option<i64> {
+        let len = match get_string(db, &self.key, now_ms) {
+            Ok(Some((b, _))) => b.len(),
+            _ => return None,
+        };
+        let end = self.offset.checked_add(self.value.len() as u64)?;
+        if self.value.is_empty() || end > len as u64 {
+            return None;
+        }
+        let (offset, end, value) = (self.offset as usize, end as usize, &self.value);
+        db.modify_in_place(&self.key, &mut |v| v[offset..end].copy_from_slice(value))
+            .then_some(len as i64)
     }
 }
 
