@@ -83,10 +83,12 @@ if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-be
 
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
-# The same random bitmap commands to a redis-server and through the proxy.
+# The same random bitmap and string commands to a redis-server and through the proxy.
 redis-server --port $ref --save '' --appendonly no --daemonize yes --dir "$work" --logfile "$work/redis.log"
 for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep 0.05; done
-if python3 compat/test_differential.py $ref $port 1 3000; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: differential against redis-server"; fi
+for family in bitmaps strings; do
+  if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
+done
 # SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.
 got=$(redis-cli -p $port shutdown 2>&1) || true
 for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
