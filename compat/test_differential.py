@@ -7,7 +7,10 @@
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
 mode, bad types, offsets and values. `strings` covers the string and expiry commands whose
 replies do not depend on the clock (SET's options, GETEX, APPEND, SETRANGE, GETRANGE, the
-INCRs, INCRBYFLOAT, MSETNX, EXPIRE's conditions, LCS), with numeric-looking values. Each side starts from an empty database; the keys
+INCRs, INCRBYFLOAT, MSETNX, EXPIRE's conditions, LCS), with numeric-looking values. `keyspace`
+covers DEL/EXISTS/TOUCH, TYPE, RENAME[NX], COPY, the EXPIRE family and EXPIRETIME with
+absolute times, PERSIST, DUMP/RESTORE, OBJECT ENCODING, MOVE and GETEX EXAT; compare it
+with a redis-server started with `--databases 1`, as redraft has one database. Each side starts from an empty database; the keys
 share one hash tag, so redraft's port may be the proxy's or the owning node's.
 """
 
@@ -192,6 +195,49 @@ def string_command():
     return ["SETNX", k, string_value()]
 
 
+def keyspace_command():
+    """Keyspace commands, with absolute expiry times so that no reply depends on the clock."""
+    k, k2 = random.choice(KEYS), random.choice(KEYS)
+    at = random.choice(["4102444800", "4102444900", "1", "0", "-5", "x"])
+    r = random.random()
+    if r < 0.12:
+        # At most 20 bytes: Redis's DUMP LZF-compresses longer strings, and redraft's
+        # encoder picks other matches (README), so their payloads differ.
+        return ["SET", k, random.choice(NUMS[:6] + ["hello", "a" * 20])]
+    if r < 0.18:
+        return ["SET", k, "v", "EXAT", random.choice(["4102444800", "4102444950"])]
+    if r < 0.26:
+        return [random.choice(["DEL", "UNLINK", "EXISTS", "TOUCH"])] + random.sample(KEYS, random.randint(1, 3)) * random.choice([1, 1, 2])
+    if r < 0.3:
+        return ["TYPE", k]
+    if r < 0.38:
+        return [random.choice(["RENAME", "RENAMENX"]), k, k2]
+    if r < 0.46:
+        return ["COPY", k, k2] + random.choice([[], ["REPLACE"], ["DB", "0"], ["DB", "1"], ["DB", "x"], ["REPLACE", "REPLACE"], ["FOO"]])
+    if r < 0.58:
+        name = random.choice(["EXPIREAT", "PEXPIREAT", "EXPIRE", "PEXPIRE"])
+        if name.endswith("AT"):
+            arg = at if name == "EXPIREAT" else (at + "000" if at.lstrip("-").isdigit() else at)
+        else:
+            arg = random.choice(["0", "-1", "x", "9223372036854775807", "-9223372036854775808"])
+        return [name, k, arg] + random.choice([[], [], ["NX"], ["XX"], ["GT"], ["LT"], ["GT", "LT"], ["NX", "GT"]])
+    if r < 0.66:
+        return [random.choice(["EXPIRETIME", "PEXPIRETIME"]), k]
+    if r < 0.7:
+        return ["PERSIST", k]
+    if r < 0.76:
+        return ["DUMP", k]
+    if r < 0.8:
+        return ["OBJECT", "ENCODING", k]
+    if r < 0.84:
+        return ["MOVE", k, random.choice(["0", "1", "x"])]
+    if r < 0.88:
+        return ["RESTORE", k, "0", random.choice([b"\x00\x01a\n\x00\xbf\xfe\xef\x9b\x8f6}\xb4", b"\x00\x01a\n\x00\xbf\xfe\xef\x9b\x8f6}\xb5", b"bad"])] + random.choice([[], ["REPLACE"]])
+    if r < 0.92:
+        return ["GETEX", k, "EXAT", at]
+    return ["GET", k]
+
+
 def huge(reply):
     """Redis's INCRBYFLOAT reply is a number of 39 digits or more."""
     body = reply.split(b"|", 1)[-1] if isinstance(reply, bytes) else b""
@@ -208,7 +254,7 @@ def main():
         c.call("DEL", *KEYS)
     differences = deviations = 0
     for _ in range(count):
-        cmd = command() if family == "bitmaps" else string_command()
+        cmd = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command}[family]()
         want, got = ref.call(*cmd), us.call(*cmd)
         if random.random() < 0.05:
             cmd = cmd + ["(then GET)"]
