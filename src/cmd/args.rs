@@ -80,9 +80,10 @@ pub struct Decimal {
 const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
 /// Keep accumulating digits while below this, so `mant * 10 + 9` still fits.
 const MANT_LIMIT: u128 = 10u128.pow(37);
-/// Decimal exponents (of the leading digit) outside ±this overflow or underflow an x87
-/// long double (about 1.19e4932 and 3.4e-4932): strtold's ERANGE.
-const LD_EXP_LIMIT: i64 = 4931;
+/// Decimal exponents (of the leading digit) outside these surely overflow or underflow an
+/// x87 long double (about 1.19e4932, and 3.6e-4951 subnormal): strtold's ERANGE. Within
+/// them, INCRBYFLOAT's conversion to binary finds the exact bounds.
+const LD_EXP_RANGE: std::ops::RangeInclusive<i64> = -4952..=4932;
 
 /// Redis's string2ld: strtold over the whole string. Accepts `+1.5`, `1e3`, `.5`, hex
 /// (`0x10`, `0x1.8p3`); rejects leading space, trailing bytes, empty input, inf/nan,
@@ -185,7 +186,7 @@ fn parse_dec(b: &[u8]) -> Option<Decimal> {
         });
     }
     let lead = e + mant.ilog10() as i64;
-    if !(-LD_EXP_LIMIT..=LD_EXP_LIMIT).contains(&lead) {
+    if !LD_EXP_RANGE.contains(&lead) {
         return None;
     }
     Some(Decimal {

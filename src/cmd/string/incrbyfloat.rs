@@ -1,17 +1,19 @@
 //! INCRBYFLOAT, with Redis's long double arithmetic and `%.17Lf` formatting reproduced.
 //!
-//! Redis adds two x87 long doubles (64-bit mantissa) and prints `%.17Lf` with trailing
-//! zeros trimmed; f64 would print `0.30000000000000004` for 0.1 + 0.2. We do what the x87
-//! does, in integers: each operand (kept as an exact decimal by the parser) is rounded to a
-//! 64-bit mantissa, the two are added exactly and rounded again, half to even, and the
-//! binary result is printed exactly to 17 fractional digits. Operands and sums beyond
-//! about ±1e38 fall back to f64 (digits differ there, and past ±1.8e308 we report
-//! NaN/Infinity where a long double would still be finite).
+//! Redis adds two x87 long doubles (64-bit mantissa, values below 2^16384) and prints
+//! `%.17Lf` with trailing zeros trimmed; f64 would print `0.30000000000000004` for 0.1 +
+//! 0.2. We do what the x87 does, in integers: each operand (kept as an exact decimal by the
+//! parser) is rounded to a 64-bit mantissa, the two are added exactly and rounded again,
+//! half to even, and the binary result is printed exactly to 17 fractional digits. Past
+//! 2^128 the operands and the digits printed are big integers, so `1e4000` prints the
+//! same 4001 digits as Redis; an operand a long double cannot hold is not a float, as
+//! strtold's ERANGE makes it for Redis, and a sum past its range is the NaN/Infinity error.
 
 use bytes::Bytes;
+use num_bigint::BigUint;
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::args::{parse_long_double, Decimal, ParseResult};
+use crate::cmd::args::{parse_long_double, ParseResult};
 use crate::cmd::{get_string, str_value, Command, WriteCmd};
 use crate::db::DbWrite;
 use redraft_proxy::wire::Reply;
@@ -41,24 +43,18 @@ impl IncrByFloat {
             Ok(None) => (None, None),
             Err(e) => return e,
         };
-        let zero = Decimal {
-            neg: false,
-            mant: 0,
-            exp10: 0,
-        };
         let value = match old {
             Some(b) => operand(&b),
-            None => Some(Some(zero)),
+            None => Some(Operand::Finite((false, 0, 0))),
         };
         let (Some(value), Some(incr)) = (value, operand(&self.incr)) else {
             return Reply::not_float();
         };
-        let nan_or_inf = || Reply::err("ERR increment would produce NaN or Infinity");
-        let (Some(value), Some(incr)) = (value, incr) else {
-            return nan_or_inf();
+        let (Operand::Finite(a), Operand::Finite(b)) = (value, incr) else {
+            return Reply::err("ERR increment would produce NaN or Infinity");
         };
-        let Some(text) = add_and_format(value, incr) else {
-            return nan_or_inf();
+        let Some(text) = add_and_format(a, b) else {
+            return Reply::err("ERR increment would produce NaN or Infinity");
         };
         let text = Bytes::from(text);
         db.put(&self.key, str_value(text.clone(), ttl));
@@ -66,26 +62,35 @@ impl IncrByFloat {
     }
 }
 
-/// An operand as strtold reads it: Some(None) for an infinity (`inf`, `-Infinity`, …),
-/// which Redis accepts and then refuses as the sum's NaN/Infinity; None if not a float.
-fn operand(b: &[u8]) -> Option<Option<Decimal>> {
-    if let Some(d) = parse_long_double(b) {
-        return Some(Some(d));
-    }
-    let body = b.strip_prefix(b"-").or(b.strip_prefix(b"+")).unwrap_or(b);
-    (body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity")).then_some(None)
+/// A float as strtold reads it.
+enum Operand {
+    Finite(Bin),
+    /// `inf`, `-Infinity`, …: Redis accepts it, then refuses the sum as NaN/Infinity.
+    Infinite,
 }
 
-/// `a + b` as Redis prints it; None for a NaN or infinite result.
-pub fn add_and_format(a: Decimal, b: Decimal) -> Option<String> {
-    let exact = || {
-        let x = to_binary(a.mant, a.exp10)?;
-        let y = to_binary(b.mant, b.exp10)?;
-        let (neg, m, e) = add_binary((a.neg, x.0, x.1), (b.neg, y.0, y.1));
-        format_ld(neg, m, e)
-    };
-    exact().or_else(|| add_f64(a, b))
+/// None if not a float to Redis: not one at all, or past a long double's range.
+fn operand(b: &[u8]) -> Option<Operand> {
+    if let Some(d) = parse_long_double(b) {
+        let (m, e) = to_binary(d.mant, d.exp10)?;
+        return Some(Operand::Finite((d.neg, m, e)));
+    }
+    let body = b.strip_prefix(b"-").or(b.strip_prefix(b"+")).unwrap_or(b);
+    (body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity"))
+        .then_some(Operand::Infinite)
 }
+
+/// `a + b` as Redis prints it; None when the sum is past a long double's range.
+fn add_and_format(a: Bin, b: Bin) -> Option<String> {
+    let (neg, m, e) = add_binary(a, b);
+    if m != 0 && 64 - m.leading_zeros() as i32 + e > LD_MAX_EXP2 {
+        return None;
+    }
+    Some(format_ld(neg, m, e))
+}
+
+/// Long doubles are below 2^16384.
+const LD_MAX_EXP2: i32 = 16384;
 
 const POW10_MAX: u32 = 38;
 
@@ -145,9 +150,22 @@ fn to_binary(m: u128, e: i32) -> Option<(u64, i32)> {
     if m == 0 {
         return Some((0, 0));
     }
+    let digits = m.ilog10() as i32 + 1;
     if e >= 0 {
-        let n = m.checked_mul(10u128.checked_pow(e as u32)?)?;
-        return Some(round_int(n, false));
+        // 10^4933 is past the range whatever the mantissa.
+        if e > 4933 {
+            return None;
+        }
+        let (q, e2) = match 10u128.checked_pow(e as u32).and_then(|p| m.checked_mul(p)) {
+            Some(n) => round_int(n, false),
+            None => round_big(BigUint::from(m) * BigUint::from(10u32).pow(e as u32)),
+        };
+        return (64 - q.leading_zeros() as i32 + e2 <= LD_MAX_EXP2).then_some((q, e2));
+    }
+    // Below 1e-4951 (under half the least subnormal, ~3.6e-4951), strtold underflows to
+    // zero: ERANGE, and not a float to Redis.
+    if digits + e <= -4951 {
+        return None;
     }
     let (mut m, mut k) = (m, (-e) as u32);
     if k > POW10_MAX {
@@ -219,14 +237,34 @@ fn round_int(n: u128, sticky: bool) -> (u64, i32) {
     (q as u64, exp2)
 }
 
+/// A big integer rounded to 64 significant bits, half to even.
+fn round_big(n: BigUint) -> (u64, i32) {
+    let bits = n.bits();
+    if let Ok(small) = u128::try_from(&n) {
+        return round_int(small, false);
+    }
+    let shift = bits - 64;
+    let q = &n >> shift;
+    let rem = &n - (&q << shift);
+    let half = BigUint::from(1u32) << (shift - 1);
+    let mut q = q.iter_u64_digits().next().unwrap_or(0) as u128;
+    if rem > half || (rem == half && q & 1 == 1) {
+        q += 1;
+    }
+    let mut exp2 = shift as i32;
+    if q >> 64 != 0 {
+        q >>= 1;
+        exp2 += 1;
+    }
+    (q as u64, exp2)
+}
+
 /// `%.17Lf` of `±m × 2^e2`, then Redis's trimming: trailing zeros, a trailing point, `-0`.
-/// None when the integer does not fit in u128.
-fn format_ld(neg: bool, m: u64, e2: i32) -> Option<String> {
+fn format_ld(neg: bool, m: u64, e2: i32) -> String {
     const SCALE: u128 = 100_000_000_000_000_000; // 10^17
-    let text = if e2 >= 0 {
-        if e2 > 64 {
-            return None;
-        }
+    let text = if e2 > 64 {
+        (BigUint::from(m) << e2 as u32).to_string()
+    } else if e2 >= 0 {
         (u128::from(m) << e2).to_string()
     } else {
         let k = (-e2) as u32;
@@ -245,11 +283,11 @@ fn format_ld(neg: bool, m: u64, e2: i32) -> Option<String> {
         };
         trim(format!("{}.{:017}", x / SCALE, x % SCALE))
     };
-    Some(if neg && text != "0" {
+    if neg && text != "0" {
         format!("-{text}")
     } else {
         text
-    })
+    }
 }
 
 fn trim(s: String) -> String {
@@ -257,39 +295,16 @@ fn trim(s: String) -> String {
     t.to_string()
 }
 
-/// Fallback for magnitudes beyond the exact path. None when the f64 sum is not finite
-/// (Redis's long double would still be finite up to ~1e4932: a documented deviation).
-fn add_f64(a: Decimal, b: Decimal) -> Option<String> {
-    let f = |d: Decimal| -> f64 {
-        let v: f64 = format!("{}e{}", d.mant, d.exp10)
-            .parse()
-            .unwrap_or(f64::INFINITY);
-        if d.neg {
-            -v
-        } else {
-            v
-        }
-    };
-    let sum = f(a) + f(b);
-    if !sum.is_finite() {
-        return None;
-    }
-    let text = trim(format!("{:.17}", sum.abs()));
-    Some(if sum < 0.0 && text != "0" {
-        format!("-{text}")
-    } else {
-        text
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::args::parse_long_double;
     use crate::cmd::testutil::*;
 
     fn add(a: &str, b: &str) -> Option<String> {
-        let p = |s: &str| parse_long_double(s.as_bytes()).expect(s);
+        let p = |s: &str| match operand(s.as_bytes()) {
+            Some(Operand::Finite(x)) => x,
+            _ => panic!("{s} is not a finite float"),
+        };
         add_and_format(p(a), p(b))
     }
 
@@ -336,9 +351,32 @@ mod tests {
     }
 
     #[test]
-    fn huge_values_use_f64() {
+    fn huge_values_are_long_doubles_too() {
+        // Each as redis-server 7.0.15 printed it (x87 long double, glibc's %.17Lf).
+        let r308 = "99999999999999999996685879655845645660560099847415567207797047994921734868838061872100126921888539320446747225054013223152134749593960583597420814430196418767959100019603190778663109604507106667939153395788938914560543563061268364901618630217086589253444881623791300855757318142424510452728255046343928578048";
+        assert_eq!(add("1e308", "0").as_deref(), Some(r308));
+        assert_eq!(
+            add("1e38", "0").as_deref(),
+            Some("99999999999999999999312600448599326720")
+        );
+        assert_eq!(
+            add("1e39", "0").as_deref(),
+            Some("999999999999999999993126004485993267200")
+        );
+        let neg = add("-2.5e100", "0").unwrap();
+        assert!(neg.starts_with("-24999999999999999999173383830518356548746747549571240198178"));
+        assert_eq!(neg.len(), 102);
+        let max = add("1.18973149535723176502e4932", "0").unwrap();
+        assert!(max.starts_with("118973149535723176502126385303097020516906332229462420044032"));
+        assert_eq!(max.len(), 4933);
+        assert_eq!(add("1e4000", "-1e4000").as_deref(), Some("0"));
         assert_eq!(add("1e300", "1e300").map(|s| s.len()), Some(301));
-        assert_eq!(add("1e308", "1e308"), None);
+        // Past the range: the operand is no float, a sum is NaN/Infinity.
+        for s in ["1e5000", "-1e5000", "1e-5000", "1.2e4932", "0x1p16384"] {
+            assert!(operand(s.as_bytes()).is_none(), "{s}");
+        }
+        assert!(matches!(operand(b"1e-4940"), Some(Operand::Finite(_))));
+        assert_eq!(add("1.1e4932", "1.1e4932"), None);
     }
 
     #[test]
@@ -396,12 +434,26 @@ mod tests {
                     &["INCRBYFLOAT", "k", ""],
                     err("ERR value is not a valid float"),
                 ),
-                (&["SET", "h", "1e308"], ok()),
+                (&["SET", "h", "1.1e4932"], ok()),
                 (
-                    &["INCRBYFLOAT", "h", "1e308"],
+                    &["INCRBYFLOAT", "h", "1.1e4932"],
                     err("ERR increment would produce NaN or Infinity"),
                 ),
-                (&["GET", "h"], bulk("1e308")),
+                (&["GET", "h"], bulk("1.1e4932")),
+                (
+                    &["INCRBYFLOAT", "h", "1e5000"],
+                    err("ERR value is not a valid float"),
+                ),
+                // The stored value is read first: past the range, it is no float.
+                (&["SET", "o", "1e5000"], ok()),
+                (
+                    &["INCRBYFLOAT", "o", "inf"],
+                    err("ERR value is not a valid float"),
+                ),
+                (
+                    &["INCRBYFLOAT", "i", "1e5000"],
+                    err("ERR value is not a valid float"),
+                ),
                 (
                     &["INCRBYFLOAT", "k"],
                     err("ERR wrong number of arguments for 'incrbyfloat' command"),
