@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use redraft_proxy::Proxy;
 
 use crate::fixture::{wait_until, TestCluster};
 use crate::proxy::{client, start};
@@ -111,30 +112,9 @@ async fn migrate_moves_keys_to_another_server_and_never_loses_a_write() {
 
     // A write that lands while the keys are on their way stays here: the target holds its
     // writes while paused, so MIGRATE has read the key and waits for RESTORE's reply.
-    let _: () = redis::cmd("CLIENT")
-        .arg(&["PAUSE", "10000", "WRITE"])
-        .query_async(&mut t)
-        .await
-        .unwrap();
-    let clients_before = client_count(&mut t).await;
-    let mut mcon = client(&proxy).await;
-    let cmd = migrate(&["REPLACE"], &["{mg}a"]);
-    let pending = tokio::spawn(async move { cmd.query_async::<String>(&mut mcon).await });
-    wait_until(
-        Duration::from_secs(10),
-        "MIGRATE connected to the target",
-        || {
-            let mut t = t.clone();
-            async move { (client_count(&mut t).await > clients_before).then_some(()) }
-        },
-    )
-    .await;
+    let pending = held_at_target(&proxy, &mut t, migrate(&["REPLACE"], &["{mg}a"])).await;
     let _: () = con.set("{mg}a", "newer").await.unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("UNPAUSE")
-        .query_async(&mut t)
-        .await
-        .unwrap();
+    unpause(&mut t).await;
     let e = pending.await.unwrap().unwrap_err();
     assert!(e.to_string().contains("written here meanwhile"), "{e}");
     let here: String = con.get("{mg}a").await.unwrap();
@@ -161,35 +141,15 @@ async fn migrate_whose_source_leader_dies_keeps_the_key() {
     let mut t = target.client(tid).await;
     let _: () = con.set("{mk}a", "va").await.unwrap();
 
-    let _: () = redis::cmd("CLIENT")
-        .arg(&["PAUSE", "20000", "WRITE"])
-        .query_async(&mut t)
-        .await
-        .unwrap();
-    let clients_before = client_count(&mut t).await;
-    let mut mcon = client(&proxy).await;
     let cmd = redis::cmd("MIGRATE")
         .arg(&[host, port, "{mk}a", "0", "10000"])
         .clone();
-    let pending = tokio::spawn(async move { cmd.query_async::<String>(&mut mcon).await });
-    wait_until(
-        Duration::from_secs(10),
-        "MIGRATE connected to the target",
-        || {
-            let mut t = t.clone();
-            async move { (client_count(&mut t).await > clients_before).then_some(()) }
-        },
-    )
-    .await;
+    let pending = held_at_target(&proxy, &mut t, cmd).await;
     let victim = owner_id(&c, "{mk}a").await;
     c.kill(victim).await;
     let e = pending.await.unwrap().unwrap_err();
     assert!(e.to_string().contains("outcome is unknown"), "{e}");
-    let _: () = redis::cmd("CLIENT")
-        .arg("UNPAUSE")
-        .query_async(&mut t)
-        .await
-        .unwrap();
+    unpause(&mut t).await;
 
     let here: String = con.get("{mk}a").await.unwrap();
     assert_eq!(here, "va", "the key is still here, under the new leader");
@@ -205,6 +165,42 @@ async fn migrate_whose_source_leader_dies_keeps_the_key() {
     proxy.stop();
     c.stop().await;
     target.stop().await;
+}
+
+/// Sends `migrate` through the proxy once the target holds its writes (CLIENT PAUSE
+/// WRITE), and returns when MIGRATE has connected there: it has read the keys and waits
+/// for its RESTORE's reply until [`unpause`].
+async fn held_at_target(
+    proxy: &Proxy,
+    t: &mut redis::aio::MultiplexedConnection,
+    migrate: redis::Cmd,
+) -> tokio::task::JoinHandle<redis::RedisResult<String>> {
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "20000", "WRITE"])
+        .query_async(t)
+        .await
+        .unwrap();
+    let clients_before = client_count(t).await;
+    let mut mcon = client(proxy).await;
+    let pending = tokio::spawn(async move { migrate.query_async::<String>(&mut mcon).await });
+    wait_until(
+        Duration::from_secs(10),
+        "MIGRATE connected to the target",
+        || {
+            let mut t = t.clone();
+            async move { (client_count(&mut t).await > clients_before).then_some(()) }
+        },
+    )
+    .await;
+    pending
+}
+
+async fn unpause(t: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(t)
+        .await
+        .unwrap();
 }
 
 async fn client_count(t: &mut redis::aio::MultiplexedConnection) -> usize {
