@@ -7,7 +7,7 @@
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
 mode, bad types, offsets and values. `strings` covers the string and expiry commands whose
 replies do not depend on the clock (SET's options, GETEX, APPEND, SETRANGE, GETRANGE, the
-INCRs, INCRBYFLOAT, MSETNX, EXPIRE's conditions, LCS), with numeric-looking values. `keyspace`
+INCRs, INCRBYFLOAT, MSETNX, EXPIRE and EXPIREAT's conditions, LCS), with numeric-looking values. `keyspace`
 covers DEL/EXISTS/TOUCH, TYPE, RENAME[NX], COPY, the EXPIRE family and EXPIRETIME with
 absolute times, PERSIST, DUMP/RESTORE, OBJECT ENCODING, MOVE and GETEX EXAT; compare it
 with a redis-server started with `--databases 1`, as redraft has one database. Each side starts from an empty database; the keys
@@ -184,7 +184,12 @@ def string_command():
     if r < 0.78:
         return ["MSETNX"] + [x for key in random.sample(KEYS, random.randint(1, 3)) for x in (key, string_value())]
     if r < 0.84:
-        return ["EXPIRE", k, random.choice(["100", "200", "0", "-1", "x"])] + random.choice([[], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"], ["FOO"]])
+        # GT and LT only with absolute times: two relative expiries compare by the
+        # milliseconds between the commands, which differ between the two servers.
+        if random.random() < 0.5:
+            return ["EXPIRE", k, random.choice(["0", "-1", "x"])] + random.choice([[], ["NX"], ["XX"], ["NX", "XX"], ["FOO"]])
+        at = random.choice(["4102444800", "4102444900", "1", "x"])
+        return ["EXPIREAT", k, at] + random.choice([[], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"], ["FOO"]])
     if r < 0.88:
         return ["PERSIST", k]
     if r < 0.92:
