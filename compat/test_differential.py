@@ -121,9 +121,10 @@ def command():
     if r < 0.66:
         return ["SET", k, bytes(random.randint(0, 255) for _ in range(random.randint(0, 12)))]
     if r < 0.68:
-        return ["SET", k, "x", "EX", "100"]
+        # Absolute expiry, read back as such: a TTL's seconds depend on the clock.
+        return ["SET", k, "x", "EXAT", "4102444800"]
     if r < 0.70:
-        return ["TTL", k]
+        return ["EXPIRETIME", k]
     if r < 0.72:
         return ["DEL", k]
     args = ["BITFIELD_RO" if random.random() < 0.2 else "BITFIELD", k]
