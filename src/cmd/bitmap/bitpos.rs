@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{bit_at, bit_range, parse_unit};
+use super::{bit_range, parse_unit};
 use crate::cmd::args::{parse_i64, ParseResult};
 use crate::cmd::{get_string, Command, ReadCmd};
 use crate::db::DbRead;
@@ -34,6 +34,37 @@ pub fn parse(argv: &[Bytes], _now_ms: u64) -> ParseResult<Command> {
     })))
 }
 
+/// The first bit equal to `bit` from bit `first` to bit `last` of `b` (both within it),
+/// skipping whole bytes that cannot hold it (a scan of a long bitmap is a slice search,
+/// not a test per bit).
+fn first_bit(b: &[u8], first: u64, last: u64, bit: bool) -> Option<u64> {
+    let (fb, lb) = ((first >> 3) as usize, (last >> 3) as usize);
+    // The byte's bits equal to `bit` as ones, those outside the range cleared.
+    let wanted = |i: usize| {
+        let mut x = if bit { b[i] } else { !b[i] };
+        if i == fb {
+            x &= 0xff >> (first & 7);
+        }
+        if i == lb {
+            x &= 0xff << (7 - (last & 7));
+        }
+        x
+    };
+    let skip = if bit { 0x00 } else { 0xff };
+    let hit = if wanted(fb) != 0 {
+        Some(fb)
+    } else if lb > fb {
+        b[fb + 1..lb]
+            .iter()
+            .position(|&x| x != skip)
+            .map(|p| fb + 1 + p)
+            .or((wanted(lb) != 0).then_some(lb))
+    } else {
+        None
+    };
+    hit.map(|i| (i as u64) << 3 | u64::from(wanted(i).leading_zeros()))
+}
+
 impl BitPos {
     pub fn execute(&self, db: &dyn DbRead, now_ms: u64) -> Reply {
         let b = match get_string(db, &self.key, now_ms) {
@@ -60,7 +91,7 @@ impl BitPos {
         let Some((first, last)) = bit_range(b.len(), start, end.unwrap_or(-1), in_bits) else {
             return Reply::Int(-1);
         };
-        match (first..=last).find(|&i| bit_at(&b, i) == self.bit) {
+        match first_bit(&b, first, last, self.bit) {
             Some(i) => Reply::Int(i as i64),
             // No clear bit in the range: with no end given, the string is zero-padded, so
             // the first clear bit is the one after the range's last byte.
