@@ -139,6 +139,20 @@ out = r.bitfield("bf").overflow("SAT").incrby("u4", 0, 20).set("i4", 4, -3).get(
 check(out == [15, 0, 253], f"BITFIELD: {out}")
 check(r.bitfield_ro("bf", "i4", 4) == [-3], "BITFIELD_RO")
 
+# HyperLogLog: a sketch of 10k elements goes dense and counts within Redis's error; the
+# same elements in a redis-server would give the very same count (compat/test_differential.py).
+r.delete("{hll}a", "{hll}b")
+pipe = r.pipeline(transaction=False)
+for i in range(0, 10000, 500):
+    pipe.pfadd("{hll}a", *("user:%d" % j for j in range(i, i + 500)))
+pipe.execute()
+n = r.pfcount("{hll}a")
+check(abs(n - 10000) < 10000 * 0.02 and r.execute_command("PFDEBUG", "ENCODING", "{hll}a") == b"dense", f"PFADD/PFCOUNT of 10k: {n}")
+r.pfadd("{hll}b", *("user:%d" % j for j in range(5000, 15000)))
+r.pfmerge("{hll}u", "{hll}a", "{hll}b")
+n = r.pfcount("{hll}u")
+check(abs(n - 15000) < 15000 * 0.02 and r.pfcount("{hll}a", "{hll}b") == n, f"PFMERGE: {n}")
+
 # RESP3 through the proxy.
 r3 = redis.Redis(host="127.0.0.1", port=port, protocol=3)
 r3.set("r3", "v")

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod bitmap;
+pub mod hyperloglog;
 pub mod keyspace;
 pub mod server;
 pub mod string;
@@ -79,6 +80,11 @@ pub const PARSERS: &[(&str, ParseFn)] = &[
     ("bitop", bitmap::bitop::parse),
     ("bitfield", bitmap::bitfield::parse),
     ("bitfield_ro", bitmap::bitfield::parse_ro),
+    // hyperloglog
+    ("pfadd", hyperloglog::pfadd::parse),
+    ("pfcount", hyperloglog::pfcount::parse),
+    ("pfmerge", hyperloglog::pfmerge::parse),
+    ("pfdebug", hyperloglog::pfdebug::parse),
     // keyspace
     ("del", keyspace::del::parse),
     ("unlink", keyspace::del::parse),
@@ -405,6 +411,7 @@ pub enum ReadCmd {
     BitCount(bitmap::bitcount::BitCount),
     BitPos(bitmap::bitpos::BitPos),
     BitFieldRo(bitmap::bitfield::BitField),
+    PfCount(hyperloglog::pfcount::PfCount),
     /// A read that must see the client's write `after` (`ONCE client 0:0:after read`):
     /// the connection checks that before it runs `read`.
     After {
@@ -438,6 +445,7 @@ impl ReadCmd {
             ReadCmd::BitCount(c) => c.execute(db, now_ms),
             ReadCmd::BitPos(c) => c.execute(db, now_ms),
             ReadCmd::BitFieldRo(c) => c.execute(db, now_ms),
+            ReadCmd::PfCount(c) => c.execute(db, now_ms),
         }
     }
 
@@ -460,6 +468,7 @@ impl ReadCmd {
             ReadCmd::BitCount(c) => Some(&c.key),
             ReadCmd::BitPos(c) => Some(&c.key),
             ReadCmd::BitFieldRo(c) => Some(&c.key),
+            ReadCmd::PfCount(c) => c.keys.first().map(|k| &k[..]),
             ReadCmd::Keys(_) | ReadCmd::Scan(_) | ReadCmd::RandomKey(_) | ReadCmd::DbSize(_) => {
                 None
             }
@@ -517,6 +526,9 @@ pub enum WriteCmd {
     SetBit(bitmap::setbit::SetBit),
     BitOp(bitmap::bitop::BitOp),
     BitField(bitmap::bitfield::BitField),
+    PfAdd(hyperloglog::pfadd::PfAdd),
+    PfMerge(hyperloglog::pfmerge::PfMerge),
+    PfDebug(hyperloglog::pfdebug::PfDebug),
 }
 
 impl WriteCmd {
@@ -540,6 +552,9 @@ impl WriteCmd {
             WriteCmd::SetBit(c) => c.apply(db, now_ms),
             WriteCmd::BitOp(c) => c.apply(db, now_ms),
             WriteCmd::BitField(c) => c.apply(db, now_ms),
+            WriteCmd::PfAdd(c) => c.apply(db, now_ms),
+            WriteCmd::PfMerge(c) => c.apply(db, now_ms),
+            WriteCmd::PfDebug(c) => c.apply(db, now_ms),
             WriteCmd::Flush(c) => c.apply(db, now_ms),
             WriteCmd::DeleteExpired(keys) => {
                 let mut n = 0;
@@ -590,6 +605,9 @@ impl WriteCmd {
             WriteCmd::SetBit(c) => Some(&c.key),
             WriteCmd::BitOp(c) => Some(&c.dest),
             WriteCmd::BitField(c) => Some(&c.key),
+            WriteCmd::PfAdd(c) => Some(&c.key),
+            WriteCmd::PfMerge(c) => Some(&c.dest),
+            WriteCmd::PfDebug(c) => Some(&c.key),
             WriteCmd::Flush(_) => None,
             WriteCmd::DeleteExpired(keys) => keys.first().map(|k| &k[..]),
             WriteCmd::Once { cmd, .. } => cmd.first_key(),

@@ -276,6 +276,21 @@ async fn every_command_family_through_the_proxy() {
         .await
         .unwrap();
     assert_eq!(ro, [-1]);
+    // HyperLogLog: sketches in strings; a union needs its keys in one slot.
+    assert!(con
+        .pfadd::<_, _, bool>("{h}a", &["x", "y", "z"])
+        .await
+        .unwrap());
+    assert!(!con.pfadd::<_, _, bool>("{h}a", "x").await.unwrap());
+    assert!(con.pfadd::<_, _, bool>("{h}b", &["z", "w"]).await.unwrap());
+    assert_eq!(con.pfcount::<_, i64>("{h}a").await.unwrap(), 3);
+    assert_eq!(con.pfcount::<_, i64>(&["{h}a", "{h}b"]).await.unwrap(), 4);
+    let _: () = con.pfmerge("{h}u", &["{h}a", "{h}b"]).await.unwrap();
+    assert_eq!(con.pfcount::<_, i64>("{h}u").await.unwrap(), 4);
+    let cross = con.pfcount::<_, i64>(&["{h}a", "s"]).await;
+    assert_eq!(cross.unwrap_err().code(), Some("CROSSSLOT"));
+    let not_hll = con.pfadd::<_, _, bool>("s", "x").await.unwrap_err();
+    assert_eq!(not_hll.code(), Some("WRONGTYPE"));
 
     assert_eq!(con.incr::<_, _, i64>("n", 5).await.unwrap(), 5);
     assert_eq!(con.decr::<_, _, i64>("n", 2).await.unwrap(), 3);

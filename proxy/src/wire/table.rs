@@ -270,6 +270,17 @@ const BITMAP_RO: CommandSpec = CommandSpec {
     ..STR_RO
 };
 
+/// A HyperLogLog command.
+#[rustfmt::skip]
+const HLL: CommandSpec = CommandSpec {
+    acl: &["hyperloglog"],
+    first_key: 1,
+    last_key: 1,
+    step: 1,
+    group: "hyperloglog",
+    ..BASE
+};
+
 /// A keyspace command on one key.
 #[rustfmt::skip]
 const KS1: CommandSpec = CommandSpec {
@@ -389,6 +400,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         KeySpec { flags: &["RW", "access", "update", "variable_flags"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "This command allows both access and modification of the key", keyword: "" },
     ], summary: "Perform arbitrary bitfield integer operations on strings", since: "3.2.0", complexity: "O(1) for each subcommand specified", ..BITMAP_RO },
     CommandSpec { name: "bitfield_ro", arity: -2, summary: "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD", since: "6.0.0", complexity: "O(1) for each subcommand specified", ..BITMAP_RO },
+    // ---- hyperloglog ----
+    CommandSpec { name: "pfadd", arity: -2, flags: &["write", "denyoom", "fast"], key_specs: KEY1_RW_INSERT, summary: "Adds the specified elements to the specified HyperLogLog.", since: "2.8.9", complexity: "O(1) to add every element.", ..HLL },
+    CommandSpec { name: "pfcount", arity: -2, flags: &["readonly"], last_key: -1, key_specs: &[
+        KeySpec { flags: &["RW", "access"], index: 1, lastkey: -1, keystep: 1, limit: 0, notes: "RW because it may change the internal representation of the key, and propagate to replicas", keyword: "" },
+    ], summary: "Return the approximated cardinality of the set(s) observed by the HyperLogLog at key(s).", since: "2.8.9", complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.", ..HLL },
+    CommandSpec { name: "pfmerge", arity: -2, flags: &["write", "denyoom"], last_key: -1, key_specs: &[
+        KeySpec { flags: &["RW", "access", "insert"], index: 1, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+        KeySpec { flags: &["RO", "access"], index: 2, lastkey: -1, keystep: 1, limit: 0, notes: "", keyword: "" },
+    ], summary: "Merge N different HyperLogLogs into a single one.", since: "2.8.9", complexity: "O(N) to merge N HyperLogLogs, but with high constant times.", ..HLL },
+    CommandSpec { name: "pfdebug", arity: 3, flags: &["write", "denyoom", "admin"], first_key: 2, last_key: 2, key_specs: &[
+        KeySpec { flags: &["RW", "access"], index: 2, lastkey: 0, keystep: 1, limit: 0, notes: "", keyword: "" },
+    ], summary: "Internal commands for debugging HyperLogLog values", since: "2.8.9", complexity: "N/A", doc_flags: &["syscmd"], ..HLL },
     // ---- generic (keyspace) ----
     CommandSpec { name: "del", arity: -2, flags: &["write"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key", since: "1.0.0", complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).", ..KS1 },
     CommandSpec { name: "unlink", arity: -2, flags: &["write", "fast"], last_key: -1, key_specs: KEYS_RM, tips: &["request_policy:multi_shard", "response_policy:agg_sum"], summary: "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.", since: "4.0.0", complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.", ..KS1 },
