@@ -83,11 +83,11 @@ if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-be
 
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
-# The same random bitmap, string, keyspace and HyperLogLog commands to a redis-server (one database, as
+# The same random bitmap, string, keyspace, HyperLogLog and transaction commands to a redis-server (one database, as
 # redraft has) and through the proxy.
 redis-server --port $ref --save '' --appendonly no --databases 1 --daemonize yes --dir "$work" --logfile "$work/redis.log"
 for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep 0.05; done
-for family in bitmaps strings keyspace hll; do
+for family in bitmaps strings keyspace hll transactions; do
   if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
 done
 # SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The same random commands to a redis-server and to redraft, replies compared byte for byte.
 
-    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll]
+    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions]
 
 `bitmaps` covers the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO]) with
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
@@ -13,7 +13,10 @@ absolute times, PERSIST, DUMP/RESTORE, OBJECT ENCODING, MOVE and GETEX EXAT; com
 with a redis-server started with `--databases 1`, as redraft has one database. `hll` covers
 PFADD, PFCOUNT, PFMERGE and PFDEBUG over sparse, dense and corrupt sketches; GET replies of
 sketches are compared with their 8 cache bytes blanked (redraft's PFCOUNT does not store
-its count back, see README). Each side starts from an empty database; the keys
+its count back, see README). `transactions` covers MULTI/EXEC/DISCARD/WATCH/UNWATCH with
+commands refused when queued (EXECABORT), failing when run, nested MULTI and WATCH inside
+MULTI; every write stores a new value, as redraft's WATCH compares fingerprints where Redis
+counts a rewrite of the same value as a change. Each side starts from an empty database; the keys
 share one hash tag, so redraft's port may be the proxy's or the owning node's.
 """
 
@@ -246,6 +249,73 @@ def keyspace_command():
     return ["GET", k]
 
 
+class Txn:
+    """The transactions family's state: whether MULTI is open (only to bias the draw) and a
+    counter that makes every written value new, so each write changes its key (redraft's
+    WATCH compares fingerprints; Redis counts a rewrite of the same value as a change)."""
+    open = False
+    n = 0
+
+
+def txn_write(k):
+    Txn.n += 1
+    v = "v%d" % Txn.n
+    return random.choice([
+        ["SET", k, v],
+        ["SET", k, str(Txn.n)],
+        ["INCR", k],
+        ["INCRBY", k, "7"],
+        ["APPEND", k, v],
+        ["DEL", k],
+        ["MSET", k, v, random.choice(KEYS), v + "m"],
+        ["SET", k, v, "NX"],
+        ["SET", k, v, "XX", "GET"],
+        ["GETDEL", k],
+    ])
+
+
+def txn_command():
+    """MULTI/EXEC/DISCARD/WATCH/UNWATCH around reads and writes, with commands refused when
+    queued (unknown, wrong arity) and ones that fail when run (a syntax error, INCR of a
+    string), MULTI nested, EXEC and DISCARD without MULTI, WATCH inside MULTI."""
+    k = random.choice(KEYS)
+    r = random.random()
+    if not Txn.open:
+        if r < 0.25:
+            Txn.open = True
+            return ["MULTI"]
+        if r < 0.40:
+            return ["WATCH"] + random.sample(KEYS, random.randint(1, 3))
+        if r < 0.45:
+            return ["UNWATCH"]
+        if r < 0.48:
+            return [random.choice(["EXEC", "DISCARD", "exec"])]
+        if r < 0.85:
+            return txn_write(k)
+        return random.choice([["GET", k], ["MGET"] + KEYS, ["EXISTS", k]])
+    if r < 0.12:
+        Txn.open = False
+        return ["EXEC"]
+    if r < 0.16:
+        Txn.open = False
+        return ["DISCARD"]
+    if r < 0.19:
+        return ["MULTI"]
+    if r < 0.22:
+        return ["WATCH", k]
+    if r < 0.23:
+        return ["UNWATCH"]
+    if r < 0.26:
+        return random.choice([["GET"], ["NOSUCHCMD", k], ["SET", k], ["INCR"]])
+    if r < 0.30:
+        return random.choice([["SET", k, "x", "EX", "0"], ["SET", k, "x", "BAD"], ["INCRBY", k, "x"], ["SET", k, "x", "NX", "XX"]])
+    if r < 0.36:
+        return random.choice([["PING"], ["ECHO", "hi"], ["PING", "x"]])
+    if r < 0.75:
+        return txn_write(k)
+    return random.choice([["GET", k], ["MGET"] + KEYS, ["EXISTS"] + KEYS, ["STRLEN", k], ["GETRANGE", k, "0", "2"]])
+
+
 def hll_value():
     """A sketch in Redis's format, valid or not, to SET."""
     hdr = b"HYLL"
@@ -316,9 +386,9 @@ def main():
         c.call("DEL", *KEYS)
     differences = 0
     for _ in range(count):
-        cmd = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command, "hll": hll_command}[family]()
+        cmd = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command, "hll": hll_command, "transactions": txn_command}[family]()
         want, got = ref.call(*cmd), us.call(*cmd)
-        if random.random() < 0.05:
+        if random.random() < 0.05 and not Txn.open:
             cmd = cmd + ["(then GET)"]
             want, got = [want] + [ref.call("GET", k) for k in KEYS], [got] + [us.call("GET", k) for k in KEYS]
         if family == "hll":
