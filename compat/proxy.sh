@@ -11,7 +11,8 @@ port=7599
 "${CARGO_TARGET_DIR:-target}/release/redraft" dev --port $port --dir "$work/data" --base-port 7501 >"$work/dev.log" 2>&1 &
 pid=$!
 ref=7598
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; redis-cli -p $ref shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+refc=7597
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; redis-cli -p $ref shutdown nosave >/dev/null 2>&1 || true; redis-cli -p $refc shutdown nosave >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 # Ready when the proxy has printed its address (it waits until it knows every slot).
 for _ in $(seq 1 600); do
@@ -90,6 +91,14 @@ for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep
 for family in bitmaps strings keyspace hll transactions; do
   if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
 done
+# Random arguments to every string, bitmap, HyperLogLog and keyspace command: any argument
+# may be a key, so the reference is a redis-server in cluster mode serving every slot
+# (CROSSSLOT as the proxy answers it).
+redis-server --port $refc --cluster-enabled yes --cluster-config-file "$work/nodes-$refc.conf" --save '' --appendonly no --daemonize yes --dir "$work" --logfile "$work/redis-cluster.log"
+for _ in $(seq 1 100); do redis-cli -p $refc ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis-cli -p $refc cluster addslotsrange 0 16383 >/dev/null
+for _ in $(seq 1 100); do redis-cli -p $refc cluster info | grep -q cluster_state:ok && break; sleep 0.05; done
+if python3 compat/test_differential.py $refc $port 1 3000 fuzz; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: fuzz differential against redis-server"; fi
 # SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.
 got=$(redis-cli -p $port shutdown 2>&1) || true
 for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::args::{err_text, is_kw, parse_i64, ParseResult};
+use crate::cmd::args::{cut, err_text, is_kw, parse_i64, ParseResult};
 use crate::cmd::{Command, WriteCmd};
 use crate::db::{DbWrite, Value};
 use redraft_proxy::wire::Reply;
@@ -53,7 +53,7 @@ pub fn parse(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
         } else {
             return Err(Reply::err(format!(
                 "ERR Unsupported option {}",
-                err_text(opt)
+                err_text(cut(opt, usize::MAX))
             )));
         }
     }
@@ -203,6 +203,11 @@ mod tests {
                 (
                     &["EXPIRE", "k", "abc", "foo"],
                     err("ERR Unsupported option foo"),
+                ),
+                // Printed as Redis's %s prints it: up to the first NUL.
+                (
+                    &["EXPIRE", "k", "10", "fo\0o"],
+                    err("ERR Unsupported option fo"),
                 ),
                 (&["EXPIRE", "k", "10", "NX", "XX"], err(nx)),
                 (&["EXPIRE", "k", "10", "GT", "NX"], err(nx)),

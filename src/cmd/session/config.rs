@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::cmd::args::{cut, err_text};
 use crate::node::NodeShared;
 use redraft_proxy::wire::glob::glob_match;
 use redraft_proxy::wire::slowlog;
@@ -140,21 +141,21 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
     }
     // An unknown name is reported before any other failure, wherever it is.
     if let Some(unknown) = args.chunks(2).find(|pair| {
-        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+        let name = err_text(cut(&pair[0], usize::MAX)).to_lowercase();
         !PARAMS.contains(&name.as_str())
     }) {
         return Reply::err(format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(&unknown[0])
+            err_text(cut(&unknown[0], usize::MAX))
         ));
     }
     let mut changes = Vec::new();
     for pair in args.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+        let name = err_text(cut(&pair[0], usize::MAX)).to_lowercase();
         let fail = |why: &str| {
             Reply::err(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
-                String::from_utf8_lossy(&pair[0])
+                err_text(cut(&pair[0], usize::MAX))
             ))
         };
         let canonical = PARAMS
