@@ -204,11 +204,10 @@ fn ops(v: &[u8]) -> impl Iterator<Item = Op> + '_ {
     })
 }
 
-/// The dense form of a sparse sketch, header (and cache) kept.
-pub fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
-    let mut d = vec![0u8; DENSE_SIZE];
-    d[..HDR].copy_from_slice(&v[..HDR]);
-    d[4] = DENSE;
+/// Calls `f(first, n, value)` for each VAL run of a sparse sketch, checking, as Redis does
+/// before trusting one, that the runs cover exactly the 16384 registers and that no VAL
+/// run passes the last.
+fn for_each_val(v: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Corrupt> {
     let mut idx = 0;
     for op in ops(v) {
         match op {
@@ -217,9 +216,7 @@ pub fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
                 if idx + n > REGISTERS {
                     return Err(Corrupt);
                 }
-                for i in idx..idx + n {
-                    dense_put(&mut d[HDR..], i, val);
-                }
+                f(idx, n, val);
                 idx += n;
             }
         }
@@ -227,6 +224,19 @@ pub fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
     if idx != REGISTERS {
         return Err(Corrupt);
     }
+    Ok(())
+}
+
+/// The dense form of a sparse sketch, header (and cache) kept.
+pub fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
+    let mut d = vec![0u8; DENSE_SIZE];
+    d[..HDR].copy_from_slice(&v[..HDR]);
+    d[4] = DENSE;
+    for_each_val(v, |first, n, val| {
+        for i in first..first + n {
+            dense_put(&mut d[HDR..], i, val);
+        }
+    })?;
     Ok(d)
 }
 
@@ -346,25 +356,11 @@ pub fn merge_into(max: &mut [u8], v: &[u8]) -> Result<(), Corrupt> {
         }
         return Ok(());
     }
-    let mut idx = 0;
-    for op in ops(v) {
-        match op {
-            Op::Zero(n) | Op::XZero(n) => idx += n,
-            Op::Val(val, n) => {
-                if idx + n > REGISTERS {
-                    return Err(Corrupt);
-                }
-                for m in &mut max[idx..idx + n] {
-                    *m = (*m).max(val);
-                }
-                idx += n;
-            }
+    for_each_val(v, |first, n, val| {
+        for m in &mut max[first..first + n] {
+            *m = (*m).max(val);
         }
-    }
-    if idx != REGISTERS {
-        return Err(Corrupt);
-    }
-    Ok(())
+    })
 }
 
 /// The estimated cardinality of one sketch (not its cache).
