@@ -338,9 +338,14 @@ def fuzz_command():
     order in which each command checks its arguments. Left out: EX/PX/EXPIRE with relative
     times (replies would depend on the clock), DUMP (another LZF encoder), PFCOUNT (which
     stores its count in the value at Redis) and OBJECT IDLETIME (not kept here); see
-    README."""
+    README. One in ten draws asks COMMAND GETKEYS[ANDFLAGS] of a random command line
+    instead."""
     name = random.choice(FUZZ_COMMANDS)
     args = [random.choice(FUZZ_ARGS) for _ in range(random.choice([0, 1, 1, 2, 2, 3, 3, 4, 5]))]
+    if random.random() < 0.1:
+        # Where the command table says the keys are; nothing runs, so any command goes.
+        name = random.choice(FUZZ_COMMANDS + ["PFCOUNT", "DUMP", "EXPIRE", "PEXPIRE", "TTL", "MIGRATE", "SETEX", "MEMORY", "WATCH", "NOSUCH"])
+        return ["COMMAND", random.choice(["GETKEYS", "GETKEYSANDFLAGS"]), name] + args + random.choice([[], ["KEYS", "{bd}a", "{bd}b"]])
     if name in ("MGET", "MSET", "DEL", "UNLINK", "EXISTS", "TOUCH"):
         # The proxy splits these across slots, where Redis Cluster answers CROSSSLOT.
         args = ["{bd}" + a for a in args]

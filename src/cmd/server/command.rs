@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::cmd::args::{is_kw, ParseResult};
+use crate::cmd::args::{cut, is_kw, ParseResult};
 use crate::cmd::table::{CommandSpec, DocArg, KeySpec, COMMANDS};
 use crate::cmd::{lookup, lookup_sub, Command};
 use redraft_proxy::wire::glob::glob_match;
@@ -121,15 +121,31 @@ fn getkeys(argv: &[Bytes], with_flags: bool) -> ParseResult<Reply> {
             });
         }
     }
-    for k in spec.key_specs.iter().filter(|_| spec.name != "migrate") {
+    if let Some(flags) = resolved_flags(spec.name, argv) {
+        // Its flags depend on its arguments: Redis asks its getkeys callback, which finds
+        // the one key at argv[1].
+        let key = Reply::Bulk(argv[1].clone());
+        keys.push(match with_flags {
+            true => Reply::Array(vec![key, statuses(flags)]),
+            false => key,
+        });
+    }
+    let by_specs = !matches!(spec.name, "migrate" | "set" | "bitfield");
+    for k in spec.key_specs.iter().filter(|_| by_specs) {
         let first = k.index;
         let last = match k.lastkey {
             l if l >= 0 => first + l,
             l if k.limit == 0 => argc + l,
             l => first + ((argc - first) / k.limit + l),
         };
+        if last >= argc || last < first || first >= argc {
+            // A range outside the arguments makes the whole search invalid, as in Redis
+            // (`PFMERGE dest` has no source): no keys.
+            keys.clear();
+            break;
+        }
         let step = k.keystep.max(1) as usize;
-        for i in (first..=last.min(argc - 1)).step_by(step) {
+        for i in (first..=last).step_by(step) {
             let key = Reply::Bulk(argv[i as usize].clone());
             keys.push(match with_flags {
                 true => Reply::Array(vec![key, statuses(k.flags)]),
@@ -141,6 +157,38 @@ fn getkeys(argv: &[Bytes], with_flags: bool) -> ParseResult<Reply> {
         return Err(Reply::err("ERR Invalid arguments specified for command"));
     }
     Ok(Reply::Array(keys))
+}
+
+/// The key flags of a command whose spec says `variable_flags`, as its Redis getkeys
+/// callback resolves them: SET is a plain overwrite unless it has GET; BITFIELD is a read
+/// while it only has well-formed GET and OVERFLOW operations.
+fn resolved_flags(name: &str, argv: &[Bytes]) -> Option<&'static [&'static str]> {
+    // Redis compares these as C strings: up to the first NUL.
+    let is = |a: &Bytes, kw: &str| cut(a, usize::MAX).eq_ignore_ascii_case(kw.as_bytes());
+    const RW: &[&str] = &["RW", "access", "update"];
+    match name {
+        "set" => Some(match argv[3..].iter().any(|a| is(a, "get")) {
+            true => RW,
+            false => &["OW", "update"],
+        }),
+        "bitfield" => {
+            let mut i = 2;
+            while i < argv.len() {
+                let rest = argv.len() - i - 1;
+                let a = &argv[i];
+                if is(a, "get") && rest >= 2 {
+                    i += 3;
+                } else if is(a, "overflow") && rest >= 1 {
+                    i += 2;
+                } else {
+                    // SET, INCRBY or a syntax error: not read-only.
+                    return Some(RW);
+                }
+            }
+            Some(&["RO", "access"])
+        }
+        _ => None,
+    }
 }
 
 /// Every command, subcommands after their container.
@@ -446,6 +494,48 @@ mod tests {
                         Reply::Array(vec![bulk("a"), flags(&["RW", "access", "delete"])]),
                         Reply::Array(vec![bulk("b"), flags(&["OW", "update"])]),
                     ]),
+                ),
+                // Flags that depend on the arguments, as redis-server 7.0.15 resolves them.
+                (
+                    &["COMMAND", "GETKEYSANDFLAGS", "set", "a", "b", "NX"],
+                    Reply::Array(vec![Reply::Array(vec![
+                        bulk("a"),
+                        flags(&["OW", "update"]),
+                    ])]),
+                ),
+                (
+                    &["COMMAND", "GETKEYSANDFLAGS", "set", "a", "b", "get"],
+                    Reply::Array(vec![Reply::Array(vec![
+                        bulk("a"),
+                        flags(&["RW", "access", "update"]),
+                    ])]),
+                ),
+                (
+                    &[
+                        "COMMAND",
+                        "GETKEYSANDFLAGS",
+                        "bitfield",
+                        "a",
+                        "GET",
+                        "u8",
+                        "0",
+                    ],
+                    Reply::Array(vec![Reply::Array(vec![
+                        bulk("a"),
+                        flags(&["RO", "access"]),
+                    ])]),
+                ),
+                (
+                    &["COMMAND", "GETKEYSANDFLAGS", "bitfield", "a", "GET", "u8"],
+                    Reply::Array(vec![Reply::Array(vec![
+                        bulk("a"),
+                        flags(&["RW", "access", "update"]),
+                    ])]),
+                ),
+                // A key spec past the arguments: Redis finds no keys at all.
+                (
+                    &["COMMAND", "GETKEYS", "pfmerge", "d"],
+                    err("ERR Invalid arguments specified for command"),
                 ),
                 (
                     &["COMMAND", "GETKEYS", "nosuch", "a"],
