@@ -84,11 +84,12 @@ if grep -qi "error" <<<"$out"; then failed=$((failed + 1)); echo "FAIL: redis-be
 
 echo "redis-benchmark done ($SECONDS s)"
 if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: redis-py through the proxy"; fi
-# The same random bitmap, string, keyspace, HyperLogLog and transaction commands to a redis-server (one database, as
+# COMMAND INFO and DOCS of every command, and the same random bitmap, string, keyspace,
+# HyperLogLog and transaction commands to a redis-server (one database, as
 # redraft has) and through the proxy.
 redis-server --port $ref --save '' --appendonly no --databases 1 --daemonize yes --dir "$work" --logfile "$work/redis.log"
 for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep 0.05; done
-for family in bitmaps strings keyspace hll transactions; do
+for family in bitmaps strings keyspace hll transactions commands; do
   if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
 done
 # Random arguments to every string, bitmap, HyperLogLog and keyspace command: any argument

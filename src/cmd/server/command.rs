@@ -350,8 +350,11 @@ pub fn docs(c: &CommandSpec) -> Reply {
         ("summary", Reply::bulk_str(c.summary)),
         ("since", Reply::bulk_str(c.since)),
         ("group", Reply::bulk_str(c.group)),
-        ("complexity", Reply::bulk_str(c.complexity)),
     ];
+    // Redis leaves it out where its command file has none (MONITOR).
+    if !c.complexity.is_empty() {
+        m.push(("complexity", Reply::bulk_str(c.complexity)));
+    }
     if !c.doc_flags.is_empty() {
         m.push(("doc_flags", statuses(c.doc_flags)));
     }
