@@ -92,6 +92,10 @@ for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep
 for family in bitmaps strings keyspace hll transactions commands; do
   if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
 done
+# Again in RESP3, in pipelines of up to 20 commands.
+for family in bitmaps strings keyspace hll transactions; do
+  if python3 compat/test_differential.py $ref $port 2 3000 $family resp3 pipeline=20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential (RESP3, pipelined) against redis-server"; fi
+done
 # Random arguments to every string, bitmap, HyperLogLog and keyspace command: any argument
 # may be a key, so the reference is a redis-server in cluster mode serving every slot
 # (CROSSSLOT as the proxy answers it).
@@ -100,6 +104,7 @@ for _ in $(seq 1 100); do redis-cli -p $refc ping >/dev/null 2>&1 && break; slee
 redis-cli -p $refc cluster addslotsrange 0 16383 >/dev/null
 for _ in $(seq 1 100); do redis-cli -p $refc cluster info | grep -q cluster_state:ok && break; sleep 0.05; done
 if python3 compat/test_differential.py $refc $port 1 3000 fuzz; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: fuzz differential against redis-server"; fi
+if python3 compat/test_differential.py $refc $port 2 3000 fuzz resp3 pipeline=20; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: fuzz differential (RESP3, pipelined) against redis-server"; fi
 # SHUTDOWN through the proxy stops `redraft dev` as Ctrl-C does, and it exits 0.
 got=$(redis-cli -p $port shutdown 2>&1) || true
 for _ in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done

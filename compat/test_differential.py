@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The same random commands to a redis-server and to redraft, replies compared byte for byte.
 
-    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|commands]
+    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|commands] [resp3] [pipeline=N]
 
 `bitmaps` covers the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO]) with
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
@@ -51,17 +51,34 @@ class Conn:
                 self.more()
             data, self.buf = self.buf[:n], self.buf[n + 2:]
             return line + b"|" + data
-        if kind == b"*" and int(rest) >= 0:
+        if kind in (b"=", b"!"):  # RESP3 verbatim string, blob error
+            n = int(rest)
+            while len(self.buf) < n + 2:
+                self.more()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return line + b"|" + data
+        if kind in (b"*", b"~", b">") and int(rest) >= 0:
             return [line] + [self.read() for _ in range(int(rest))]
+        if kind == b"%":  # RESP3 map
+            return [line] + [self.read() for _ in range(2 * int(rest))]
         return line
 
-    def call(self, *args):
+    @staticmethod
+    def encode(args):
         out = b"*%d\r\n" % len(args)
         for a in args:
             a = a.encode() if isinstance(a, str) else a
             out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
+        return out
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
         return self.read()
+
+    def pipeline(self, cmds):
+        """Sends every command in one write, then reads their replies in order."""
+        self.sock.sendall(b"".join(self.encode(c) for c in cmds))
+        return [self.read() for _ in cmds]
 
 
 KEYS = ["{bd}a", "{bd}b", "{bd}c"]
@@ -437,37 +454,48 @@ def compare_command_tables(ref, us):
 
 
 def main():
+    """Options after the family: `resp3` (both connections after HELLO 3), `pipeline=N`
+    (commands sent in batches of 1 to N, replies read after each batch)."""
     redis_port, redraft_port = int(sys.argv[1]), int(sys.argv[2])
     random.seed(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
     family = sys.argv[5] if len(sys.argv) > 5 else "bitmaps"
+    opts = sys.argv[6:]
+    depth = next((int(o.split("=")[1]) for o in opts if o.startswith("pipeline=")), 1)
     ref, us = Conn(redis_port), Conn(redraft_port)
     if family == "commands":
         compare_command_tables(ref, us)
     for c in (ref, us):
+        if "resp3" in opts:
+            c.call("HELLO", "3")  # the server's own map: not compared
         if family == "fuzz":
             got = c.call("FLUSHALL")
             assert got == b"+OK", f"FLUSHALL: {got}"
         else:
             c.call("DEL", *KEYS)
-    differences = 0
-    for _ in range(count):
-        cmd = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command, "hll": hll_command, "transactions": txn_command, "fuzz": fuzz_command}[family]()
-        want, got = ref.call(*cmd), us.call(*cmd)
-        if random.random() < 0.05 and not Txn.open:
-            cmd = cmd + ["(then GET)"]
-            want, got = [want] + [ref.call("GET", k) for k in KEYS], [got] + [us.call("GET", k) for k in KEYS]
-        if family == "fuzz" and cmd[0] == "OBJECT":
-            # A string built by APPEND, SETRANGE, PFADD … is `raw` at Redis whatever its
-            # length; redraft keeps no such history (README).
-            want, got = [x.replace(b"$6|embstr", b"$3|raw") if isinstance(x, bytes) else x for x in (want, got)]
-        if family == "hll":
-            want, got = [hll_masked(x) for x in ([want] if not isinstance(want, list) else want)], [hll_masked(x) for x in ([got] if not isinstance(got, list) else got)]
-        if want != got:
-            differences += 1
-            if differences <= 10:
-                print(f"DIFF {cmd}: redis {want}, redraft {got}"[:600])
-    print(f"differential ({family}): {count} commands, {differences} differences")
+    draw = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command,
+            "hll": hll_command, "transactions": txn_command, "fuzz": fuzz_command}[family]
+    differences = done = 0
+    while done < count:
+        batch = []
+        for _ in range(min(random.randint(1, depth), count - done)):
+            batch.append(draw())
+            done += 1
+            if random.random() < 0.05 and not Txn.open:
+                batch += [["GET", k] for k in KEYS]
+        for cmd, want, got in zip(batch, ref.pipeline(batch), us.pipeline(batch)):
+            if family == "fuzz" and cmd[0] == "OBJECT":
+                # A string built by APPEND, SETRANGE, PFADD … is `raw` at Redis whatever
+                # its length; redraft keeps no such history (README).
+                want, got = [x.replace(b"$6|embstr", b"$3|raw") if isinstance(x, bytes) else x for x in (want, got)]
+            if family == "hll":
+                want, got = [hll_masked(x) for x in ([want] if not isinstance(want, list) else want)], [hll_masked(x) for x in ([got] if not isinstance(got, list) else got)]
+            if want != got:
+                differences += 1
+                if differences <= 10:
+                    print(f"DIFF {cmd}: redis {want}, redraft {got}"[:600])
+    mode = " ".join(opts)
+    print(f"differential ({family}{' ' + mode if mode else ''}): {count} commands, {differences} differences")
     sys.exit(1 if differences else 0)
 
 
