@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The same random commands to a redis-server and to redraft, replies compared byte for byte.
 
-    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|commands] [resp3] [pipeline=N]
+    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|commands] [resp3] [pipeline=N] [crossslot]
 
 `bitmaps` covers the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO]) with
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
@@ -397,15 +397,22 @@ def hll_elements():
     return [random.choice(["e%d" % random.randrange(top), str(random.randrange(top)), ""]) for _ in range(n)]
 
 
+# Keys in other slots than KEYS' (option `crossslot`, through the proxy only).
+KEYS_X = []
+
+
 def hll_command():
-    """HyperLogLog commands, over sparse and dense sketches and broken ones."""
-    k = random.choice(KEYS)
+    """HyperLogLog commands, over sparse and dense sketches and broken ones. With
+    `crossslot`, PFCOUNT also counts unions of keys in several slots, which the proxy
+    counts itself (PFMERGE keeps to one slot: a write needs one)."""
+    k = random.choice(KEYS + KEYS_X)
     r = random.random()
     if r < 0.40:
         return ["PFADD", k] + hll_elements()
     if r < 0.55:
-        return ["PFCOUNT"] + random.sample(KEYS, random.randint(1, 3))
+        return ["PFCOUNT"] + random.sample(KEYS + KEYS_X, random.randint(1, 3))
     if r < 0.63:
+        k = random.choice(KEYS)
         return ["PFMERGE", k] + random.sample(KEYS, random.randint(0, 3))
     if r < 0.75:
         return ["PFDEBUG", random.choice(["ENCODING", "DECODE", "GETREG", "TODENSE", "encoding", "nope"]), k]
@@ -455,13 +462,16 @@ def compare_command_tables(ref, us):
 
 def main():
     """Options after the family: `resp3` (both connections after HELLO 3), `pipeline=N`
-    (commands sent in batches of 1 to N, replies read after each batch)."""
+    (commands sent in batches of 1 to N, replies read after each batch), `crossslot`
+    (the hll family's PFCOUNT of keys in several slots)."""
     redis_port, redraft_port = int(sys.argv[1]), int(sys.argv[2])
     random.seed(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
     family = sys.argv[5] if len(sys.argv) > 5 else "bitmaps"
     opts = sys.argv[6:]
     depth = next((int(o.split("=")[1]) for o in opts if o.startswith("pipeline=")), 1)
+    if "crossslot" in opts:
+        KEYS_X.extend(["hx:1", "hx:2", "hx:3"])
     ref, us = Conn(redis_port), Conn(redraft_port)
     if family == "commands":
         compare_command_tables(ref, us)
@@ -472,7 +482,8 @@ def main():
             got = c.call("FLUSHALL")
             assert got == b"+OK", f"FLUSHALL: {got}"
         else:
-            c.call("DEL", *KEYS)
+            for k in KEYS + KEYS_X:
+                c.call("DEL", k)
     draw = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command,
             "hll": hll_command, "transactions": txn_command, "fuzz": fuzz_command}[family]
     differences = done = 0

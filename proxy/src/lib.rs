@@ -11,6 +11,7 @@ pub mod backend;
 pub mod client;
 pub mod fanout;
 pub mod forward;
+pub mod hll;
 pub mod multi;
 pub mod requeue;
 pub mod route;

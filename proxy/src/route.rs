@@ -95,6 +95,7 @@ pub fn dispatch(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched
         "mget" | "mset" | "del" | "unlink" | "exists" | "touch" => {
             split(sh, s, spec, argv.to_vec())
         }
+        "pfcount" if argv.len() > 2 => pfcount_union(sh, s, argv),
         // Run by the keys' leader, which talks to the target.
         "migrate" => match slot_of(Some(spec), argv) {
             Ok(Some(slot)) => alone(sh, s, slot, argv),
@@ -344,6 +345,39 @@ fn split(
         }
         merge(name, keys, &parts, replies)
     }))
+}
+
+/// PFCOUNT of keys in several slots counts a union that no one node holds: the sketches
+/// are read per slot with MGET (each a linearizable read, together not atomic, as a split
+/// MGET) and their union counted here. Keys of one slot go to their node as they are.
+fn pfcount_union(sh: &Arc<Shared>, s: &mut Session, argv: &[Bytes]) -> Dispatched {
+    let slot = key_slot(&argv[1]);
+    if argv[2..].iter().all(|k| key_slot(k) == slot) {
+        return Dispatched::Sent(start_read(sh, s, slot, argv));
+    }
+    let mut mget = argv.to_vec();
+    mget[0] = Bytes::from_static(b"MGET");
+    let Some(spec) = crate::wire::table::lookup(b"mget") else {
+        return Dispatched::Ready(Reply::err("ERR unknown command 'mget'"));
+    };
+    let count = |r: Reply| match r {
+        Reply::Array(values) => {
+            let values = values.iter().map(|v| match v {
+                Reply::Bulk(b) => Some(&b[..]),
+                _ => None,
+            });
+            match crate::hll::union_count(values) {
+                Ok(n) => Reply::Int(n as i64),
+                Err(e) => Reply::err(e),
+            }
+        }
+        other => other,
+    };
+    match split(sh, s, spec, mget) {
+        Dispatched::Pending(f) => Dispatched::Pending(Box::pin(async move { count(f.await) })),
+        Dispatched::Ready(r) => Dispatched::Ready(count(r)),
+        sent => sent,
+    }
 }
 
 /// One reply from the parts' replies, as the unsplit command would have answered.

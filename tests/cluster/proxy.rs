@@ -287,7 +287,15 @@ async fn every_command_family_through_the_proxy() {
     assert_eq!(con.pfcount::<_, i64>(&["{h}a", "{h}b"]).await.unwrap(), 4);
     let _: () = con.pfmerge("{h}u", &["{h}a", "{h}b"]).await.unwrap();
     assert_eq!(con.pfcount::<_, i64>("{h}u").await.unwrap(), 4);
-    let cross = con.pfcount::<_, i64>(&["{h}a", "s"]).await;
+    // A union of keys in several slots is counted by the proxy; PFMERGE, a write, needs
+    // one slot.
+    assert!(con.pfadd::<_, _, bool>("hx", &["z", "v"]).await.unwrap());
+    assert_ne!(key_slot(b"hx"), key_slot(b"{h}a"));
+    let union = con.pfcount::<_, i64>(&["{h}a", "hx", "missing"]).await;
+    assert_eq!(union.unwrap(), 4);
+    let not_hll = con.pfcount::<_, i64>(&["{h}a", "s"]).await.unwrap_err();
+    assert_eq!(not_hll.code(), Some("WRONGTYPE"));
+    let cross = con.pfmerge::<_, _, ()>("{h}a", "hx").await;
     assert_eq!(cross.unwrap_err().code(), Some("CROSSSLOT"));
     let not_hll = con.pfadd::<_, _, bool>("s", "x").await.unwrap_err();
     assert_eq!(not_hll.code(), Some("WRONGTYPE"));

@@ -5,7 +5,8 @@ pub mod pfadd;
 pub mod pfcount;
 pub mod pfdebug;
 pub mod pfmerge;
-pub mod sketch;
+
+pub use redraft_proxy::hll as sketch;
 
 use bytes::Bytes;
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{corrupt, sketch, sketch_at};
 use crate::cmd::args::ParseResult;
+use crate::cmd::get_string;
 use crate::cmd::{Command, ReadCmd};
 use crate::db::DbRead;
 use redraft_proxy::wire::Reply;
@@ -37,18 +38,16 @@ impl PfCount {
                 }
             };
         }
-        let mut max = vec![0u8; sketch::REGISTERS];
+        let mut values = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
-            match sketch_at(db, key, now_ms) {
+            match get_string(db, key, now_ms) {
+                Ok(v) => values.push(v.map(|(b, _)| b)),
                 Err(e) => return e,
-                Ok(None) => {}
-                Ok(Some((v, _))) => {
-                    if sketch::merge_into(&mut max, &v).is_err() {
-                        return corrupt();
-                    }
-                }
             }
         }
-        Reply::Int(sketch::count_registers(&max) as i64)
+        match sketch::union_count(values.iter().map(|v| v.as_deref())) {
+            Ok(n) => Reply::Int(n as i64),
+            Err(e) => Reply::err(e),
+        }
     }
 }

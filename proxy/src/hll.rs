@@ -1,5 +1,6 @@
 //! The HyperLogLog sketch in Redis's string format (hyperloglog.c), byte for byte, so that
-//! values move between redraft and Redis (GET/SET, DUMP/RESTORE) and count alike.
+//! values move between redraft and Redis (GET/SET, DUMP/RESTORE) and count alike. Shared by
+//! the nodes' PF commands and the proxy, which counts unions of keys in several slots.
 //!
 //! A 16-byte header: `HYLL`, the encoding (0 dense, 1 sparse), three unused bytes and the
 //! cached cardinality (little endian; its top bit set means stale). Then the registers:
@@ -481,6 +482,21 @@ pub fn decode(v: &[u8]) -> String {
     parts.join(" ")
 }
 
+/// PFCOUNT's reply for the values of its keys in argument order (None: missing), as Redis
+/// checks them: the first that is not a sketch or is corrupt answers its error.
+pub fn union_count<'a>(
+    values: impl IntoIterator<Item = Option<&'a [u8]>>,
+) -> Result<u64, &'static str> {
+    let mut max = vec![0u8; REGISTERS];
+    for v in values.into_iter().flatten() {
+        if !is_hll(v) {
+            return Err(NOT_HLL);
+        }
+        merge_into(&mut max, v).map_err(|_| CORRUPT)?;
+    }
+    Ok(count_registers(&max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +618,22 @@ mod tests {
             (regs[0], regs[1001], regs[5000], regs[16383]),
             (1, 5, 33, 3)
         );
+    }
+
+    #[test]
+    fn a_union_checks_its_values_in_order() {
+        let mut a = new_sparse();
+        add(&mut a, b"x").unwrap();
+        let mut b = new_sparse();
+        add(&mut b, b"y").unwrap();
+        add(&mut b, b"x").unwrap();
+        let mut corrupt = new_sparse();
+        corrupt.push(0x80);
+        let u = |vs: &[Option<&[u8]>]| union_count(vs.iter().copied());
+        assert_eq!(u(&[Some(&a), None, Some(&b)]), Ok(2));
+        assert_eq!(u(&[]), Ok(0));
+        assert_eq!(u(&[Some(&a), Some(b"plain"), Some(&corrupt)]), Err(NOT_HLL));
+        assert_eq!(u(&[Some(&corrupt), Some(b"plain")]), Err(CORRUPT));
     }
 
     #[test]
