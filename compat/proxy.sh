@@ -89,7 +89,7 @@ if python3 compat/test_proxy.py $port; then passed=$((passed + 1)); else failed=
 # redraft has) and through the proxy.
 redis-server --port $ref --save '' --appendonly no --databases 1 --daemonize yes --dir "$work" --logfile "$work/redis.log"
 for _ in $(seq 1 100); do redis-cli -p $ref ping >/dev/null 2>&1 && break; sleep 0.05; done
-for family in bitmaps strings keyspace hll transactions commands; do
+for family in bitmaps strings keyspace hll transactions glob commands; do
   if python3 compat/test_differential.py $ref $port 1 3000 $family; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $family differential against redis-server"; fi
 done
 # Again in RESP3, in pipelines of up to 20 commands (and the hll family's PFCOUNT over

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The same random commands to a redis-server and to redraft, replies compared byte for byte.
 
-    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|commands] [resp3] [pipeline=N] [crossslot]
+    python3 compat/test_differential.py <redis-server port> <redraft port> [seed] [count] [bitmaps|strings|keyspace|hll|transactions|fuzz|glob|commands] [resp3] [pipeline=N] [crossslot]
 
 `bitmaps` covers the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD[_RO]) with
 their edge cases: negative and crossed ranges, BYTE|BIT, `#n` offsets, every overflow
@@ -16,7 +16,9 @@ sketches are compared with their 8 cache bytes blanked (redraft's PFCOUNT does n
 its count back, see README). `transactions` covers MULTI/EXEC/DISCARD/WATCH/UNWATCH with
 commands refused when queued (EXECABORT), failing when run, nested MULTI and WATCH inside
 MULTI; every write stores a new value, as redraft's WATCH compares fingerprints where Redis
-counts a rewrite of the same value as a change. Each side starts from an empty database; the keys
+counts a rewrite of the same value as a change. `glob` compares KEYS and full SCAN MATCH
+iterations (as sorted lists) for random patterns over keys of glob's special characters.
+`fuzz` and `glob` start from FLUSHALL; compare fuzz with a redis-server in cluster mode. Each side starts from an empty database; the keys
 share one hash tag, so redraft's port may be the proxy's or the owning node's.
 """
 
@@ -343,7 +345,9 @@ FUZZ_ARGS = ["{bd}a", "{bd}b", "{bd}c", "0", "1", "-1", "2", "100", "-100", "x",
              "GT", "LT", "GET", "KEEPTTL", "EXAT", "PXAT", "4102444800", "4102444800000",
              "PERSIST", "BYTE", "BIT", "LEN", "IDX", "MINMATCHLEN", "WITHMATCHLEN", "REPLACE",
              "ABSTTL", "DB", "ENCODING", "REFCOUNT", "HELP", "AND", "OR", "NOT", "u8", "i5", "#1",
-             "OVERFLOW", "SAT", "INCRBY", "FREQ", "\x00\xff", "a\x00b", "EX", "PX"]
+             "OVERFLOW", "SAT", "INCRBY", "FREQ", "\x00\xff", "a\x00b", "EX", "PX",
+             "-0", "+1", " 1", "1e3", "0x10", "3.0", "inf", "-inf", "nan", "1e309", "18446744073709551615",
+             "x" * 600, "WRAP", "FAIL", "i64", "u63", "u64", "i65", "#-1", "-4294967296", "4294967296", "BITS"]
 
 
 def fuzz_command():
@@ -370,6 +374,41 @@ def fuzz_command():
     if "EX" in args or "PX" in args:
         args = [a for a in args if a not in ("EX", "PX")]
     return [name] + args
+
+
+GLOB_CHARS = "ab-^]\\[*?xyz"
+
+
+def glob_command():
+    """KEYS and SCAN MATCH with random glob patterns (classes, ranges, negation, escapes,
+    unterminated classes) over keys of the same odd characters: the results are compared
+    as sorted lists, since the two servers keep keys in different orders."""
+    if random.random() < 0.3:
+        key = "".join(random.choice(GLOB_CHARS) for _ in range(random.randint(0, 5)))
+        return ["SET", key, "v"]
+    pattern = "".join(random.choice(GLOB_CHARS) for _ in range(random.randint(0, 6)))
+    if random.random() < 0.5:
+        return ["KEYS", pattern]
+    return ["SCAN*", pattern]
+
+
+def glob_sorted(reply):
+    """A KEYS reply as a sorted list of keys."""
+    return sorted(reply[1:]) if isinstance(reply, list) else reply
+
+
+def scan_all(conn, pattern):
+    """Every key a full SCAN … MATCH iteration returns, sorted (cursors are the server's
+    own: redraft's walks the groups' slots)."""
+    keys, cursor = [], b"0"
+    while True:
+        reply = conn.call("SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+        if not isinstance(reply, list):
+            return reply
+        cursor = reply[1].split(b"|", 1)[1]
+        keys += reply[2][1:]
+        if cursor == b"0":
+            return sorted(set(keys))
 
 
 def hll_value():
@@ -478,14 +517,15 @@ def main():
     for c in (ref, us):
         if "resp3" in opts:
             c.call("HELLO", "3")  # the server's own map: not compared
-        if family == "fuzz":
+        if family in ("fuzz", "glob"):
             got = c.call("FLUSHALL")
             assert got == b"+OK", f"FLUSHALL: {got}"
         else:
             for k in KEYS + KEYS_X:
                 c.call("DEL", k)
     draw = {"bitmaps": command, "strings": string_command, "keyspace": keyspace_command,
-            "hll": hll_command, "transactions": txn_command, "fuzz": fuzz_command}[family]
+            "hll": hll_command, "transactions": txn_command, "fuzz": fuzz_command,
+            "glob": glob_command}[family]
     differences = done = 0
     while done < count:
         batch = []
@@ -494,11 +534,20 @@ def main():
             done += 1
             if random.random() < 0.05 and not Txn.open:
                 batch += [["GET", k] for k in KEYS]
+        if batch[0][0] == "SCAN*":
+            want, got = scan_all(ref, batch[0][1]), scan_all(us, batch[0][1])
+            if want != got:
+                differences += 1
+                if differences <= 10:
+                    print(f"DIFF SCAN MATCH {batch[0][1]!r}: redis {want}, redraft {got}"[:600])
+            continue
         for cmd, want, got in zip(batch, ref.pipeline(batch), us.pipeline(batch)):
             if family == "fuzz" and cmd[0] == "OBJECT":
                 # A string built by APPEND, SETRANGE, PFADD … is `raw` at Redis whatever
                 # its length; redraft keeps no such history (README).
                 want, got = [x.replace(b"$6|embstr", b"$3|raw") if isinstance(x, bytes) else x for x in (want, got)]
+            if family == "glob":
+                want, got = glob_sorted(want), glob_sorted(got)
             if family == "hll":
                 want, got = [hll_masked(x) for x in ([want] if not isinstance(want, list) else want)], [hll_masked(x) for x in ([got] if not isinstance(got, list) else got)]
             if want != got:
