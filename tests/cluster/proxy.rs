@@ -986,6 +986,44 @@ impl Writers {
     }
 }
 
+/// A client pipelining `SETBIT bits:<n> <i> 1` over fresh bits of keys spread over the
+/// groups: applied once, each answers 0 (the bit was clear); applied twice, the second
+/// would answer 1. Returns the acknowledged (key, bit)s.
+fn start_bit_writer(
+    proxy: &Proxy,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(String, u64)>> {
+    let addr = proxy.addr.to_string();
+    tokio::spawn(async move {
+        let mut raw = Raw::connect(&addr).await;
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 256 {
+            let mut batch = Vec::new();
+            let mut bytes = Vec::new();
+            for _ in 0..16 {
+                let key = format!("bits:{}", i % 6);
+                let bit = i / 6;
+                bytes.extend(encode(&[
+                    b"SETBIT",
+                    key.as_bytes(),
+                    bit.to_string().as_bytes(),
+                    b"1",
+                ]));
+                batch.push((key, bit));
+                i += 1;
+            }
+            raw.send(&bytes).await;
+            for (key, bit) in batch {
+                let r = raw.reply().await;
+                assert_eq!(r, b":0\r\n", "SETBIT {key} {bit}: applied twice or failed");
+                acked.push((key, bit));
+            }
+        }
+        acked
+    })
+}
+
 /// Waits until the writers have made progress (acknowledged appends are visible).
 async fn writers_running(proxy: &Proxy) {
     let mut con = client(proxy).await;
@@ -1008,6 +1046,7 @@ async fn writers_running(proxy: &Proxy) {
 async fn a_leader_kill_under_pipelined_appends_applies_each_once() {
     let (mut c, proxy) = start().await;
     let writers = start_writers(&proxy);
+    let bits = start_bit_writer(&proxy, writers.stop.clone());
     writers_running(&proxy).await;
     let victim = c.leader_of(2).await;
     c.kill(victim).await;
@@ -1016,6 +1055,25 @@ async fn a_leader_kill_under_pipelined_appends_applies_each_once() {
     writers_running(&proxy).await;
     c.restart(victim).await;
     writers.check(&proxy).await;
+    // Every acknowledged bit is set, and no other.
+    let acked = bits.await.unwrap();
+    let mut con = client(&proxy).await;
+    for k in 0..6 {
+        let key = format!("bits:{k}");
+        let n: i64 = redis::cmd("BITCOUNT")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let want = acked.iter().filter(|(a, _)| *a == key).count() as i64;
+        assert_eq!(n, want, "{key}");
+    }
+    for (key, bit) in acked.iter().step_by(97) {
+        assert!(
+            con.getbit::<_, bool>(key, *bit as usize).await.unwrap(),
+            "{key} {bit}"
+        );
+    }
     proxy.stop();
     c.stop().await;
 }
