@@ -773,6 +773,14 @@ async fn client_kill_and_admin_commands_at_the_proxy_and_the_nodes() {
             me.call("CONFIG SET appendonly yes nosuch 1").await,
             "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n"
         );
+        // A name is the whole argument (a NUL in it names no parameter); the error
+        // prints it up to the NUL, as Redis's %s does.
+        me.send(&encode(&[b"CONFIG", b"SET", b"slowlog-max-len\0x", b"100"]))
+            .await;
+        assert_eq!(
+            me.reply().await,
+            b"-ERR Unknown option or number of arguments for CONFIG SET - 'slowlog-max-len'\r\n"
+        );
         // A client that does not read its replies is closed too: its connection waits on
         // the socket, not on a command.
         let big = "x".repeat(64 * 1024);

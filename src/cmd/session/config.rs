@@ -141,7 +141,7 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
     }
     // An unknown name is reported before any other failure, wherever it is.
     if let Some(unknown) = args.chunks(2).find(|pair| {
-        let name = err_text(cut(&pair[0], usize::MAX)).to_lowercase();
+        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         !PARAMS.contains(&name.as_str())
     }) {
         return Reply::err(format!(
@@ -151,7 +151,7 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
     }
     let mut changes = Vec::new();
     for pair in args.chunks(2) {
-        let name = err_text(cut(&pair[0], usize::MAX)).to_lowercase();
+        let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
         let fail = |why: &str| {
             Reply::err(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
