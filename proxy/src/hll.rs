@@ -130,11 +130,11 @@ fn dense_histogram(v: &[u8]) -> [u32; 64] {
         lanes[2][((w >> 12) & 63) as usize] += 1;
         lanes[3][((w >> 18) & 63) as usize] += 1;
     }
-    let mut histo = [0u32; 64];
-    for (i, h) in histo.iter_mut().enumerate() {
-        *h = lanes.iter().map(|l| l[i]).sum();
-    }
-    histo
+    sum_lanes(&lanes)
+}
+
+fn sum_lanes(lanes: &[[u32; 64]; 4]) -> [u32; 64] {
+    std::array::from_fn(|i| lanes.iter().map(|l| l[i]).sum())
 }
 
 /// Raises dense register `i` to `count`; whether it rose.
@@ -322,10 +322,7 @@ pub fn set(v: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, Corrupt> {
             return promote(v, index, count);
         }
         // An XZERO cut short at the end still counts two bytes, as Redis's length does.
-        let tail = v.get(p + op.bytes()..).unwrap_or(&[]).to_vec();
-        v.truncate(p);
-        v.extend_from_slice(&seq);
-        v.extend_from_slice(&tail);
+        v.splice(p..(p + op.bytes()).min(end), seq);
         v.truncate(new_len);
     }
     merge_adjacent(v, prev.unwrap_or(HDR));
@@ -418,11 +415,7 @@ pub fn count_registers(regs: &[u8]) -> u64 {
             lane[usize::from(*r & 63)] += 1;
         }
     }
-    let mut histo = [0u32; 64];
-    for (i, h) in histo.iter_mut().enumerate() {
-        *h = lanes.iter().map(|l| l[i]).sum();
-    }
-    estimate(&histo)
+    estimate(&sum_lanes(&lanes))
 }
 
 /// Ertl's estimator ("New cardinality estimation algorithms for HyperLogLog sketches"),

@@ -63,7 +63,7 @@ pub fn parse_i32(b: &[u8]) -> ParseResult<i32> {
     })
 }
 
-pub use redraft_proxy::wire::table::{cut, err_text};
+pub use redraft_proxy::wire::table::{cut, err_arg, err_text};
 
 /// A float argument as strtold read it, kept as an exact decimal `±mant × 10^exp10` so that
 /// INCRBYFLOAT can add without binary noise (see `string::incrbyfloat`).

@@ -795,6 +795,11 @@ pub fn err_text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).replace(['\r', '\n'], " ")
 }
 
+/// An argument in an error text as Redis's `%s` prints it: up to its first NUL.
+pub fn err_arg(b: &[u8]) -> String {
+    err_text(cut(b, usize::MAX))
+}
+
 /// `b` as `%.Ns` prints it: at most `n` bytes, and nothing from the first NUL on.
 pub fn cut(b: &[u8], n: usize) -> &[u8] {
     let b = &b[..b.len().min(n)];

@@ -31,7 +31,7 @@ impl PfCount {
                 Err(e) => e,
                 Ok(None) => Reply::Int(0),
                 Ok(Some((v, _))) => {
-                    match sketch::cached(&v).ok_or(()).or_else(|_| sketch::count(&v)) {
+                    match sketch::cached(&v).map_or_else(|| sketch::count(&v), Ok) {
                         Ok(n) => Reply::Int(n as i64),
                         Err(_) => corrupt(),
                     }

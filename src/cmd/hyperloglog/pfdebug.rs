@@ -7,7 +7,7 @@ use super::{corrupt, sketch, sketch_at};
 use crate::cmd::args::ParseResult;
 use crate::cmd::{str_value, Command, WriteCmd};
 use crate::db::DbWrite;
-use redraft_proxy::wire::table::{cut, err_text};
+use redraft_proxy::wire::table::err_arg;
 use redraft_proxy::wire::Reply;
 
 /// `PFDEBUG GETREG|DECODE|ENCODING|TODENSE key`, Redis's look inside a sketch. A write, as
@@ -69,10 +69,7 @@ impl PfDebug {
                 "sparse"
             })
         } else {
-            Reply::err(format!(
-                "ERR Unknown PFDEBUG subcommand '{}'",
-                err_text(cut(sub, usize::MAX))
-            ))
+            Reply::err(format!("ERR Unknown PFDEBUG subcommand '{}'", err_arg(sub)))
         }
     }
 }

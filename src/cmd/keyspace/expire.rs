@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::args::{cut, err_text, is_kw, parse_i64, ParseResult};
+use crate::cmd::args::{err_arg, is_kw, parse_i64, ParseResult};
 use crate::cmd::{Command, WriteCmd};
 use crate::db::{DbWrite, Value};
 use redraft_proxy::wire::Reply;
@@ -53,7 +53,7 @@ pub fn parse(argv: &[Bytes], now_ms: u64) -> ParseResult<Command> {
         } else {
             return Err(Reply::err(format!(
                 "ERR Unsupported option {}",
-                err_text(cut(opt, usize::MAX))
+                err_arg(opt)
             )));
         }
     }

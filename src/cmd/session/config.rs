@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cmd::args::{cut, err_text};
+use crate::cmd::args::err_arg;
 use crate::node::NodeShared;
 use redraft_proxy::wire::glob::glob_match;
 use redraft_proxy::wire::slowlog;
@@ -146,7 +146,7 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
     }) {
         return Reply::err(format!(
             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            err_text(cut(&unknown[0], usize::MAX))
+            err_arg(&unknown[0])
         ));
     }
     let mut changes = Vec::new();
@@ -155,7 +155,7 @@ fn set(args: &[Bytes], node: &NodeShared) -> Reply {
         let fail = |why: &str| {
             Reply::err(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - {why}",
-                err_text(cut(&pair[0], usize::MAX))
+                err_arg(&pair[0])
             ))
         };
         let canonical = PARAMS
